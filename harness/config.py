@@ -1,0 +1,387 @@
+"""The one source of truth for a run: typed dataclasses, YAML presets, key=value overrides.
+
+A run is `RunConfig`: one small dataclass per concern (model, data, optim, trainer, tracking).
+Presets in `harness/presets/*.yaml` fill some fields; `key=value` overrides on the command line
+fill more; `validate` then rejects unknown keys, wrong types and impossible combinations with a
+`ConfigError` that names the key. Nothing here touches data, models or MLflow, so a bad config
+fails in milliseconds, before any data is read or any run is created.
+
+Units: learning rate per example-averaged loss; errors everywhere in percent; epochs are passes
+over the training split; `width` multiplies every layer's kernel/unit count (1.0 = the paper).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+PRESET_DIR = Path(__file__).parent / "presets"
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+
+
+class ConfigError(ValueError):
+    """A config problem, named by its key; the CLI turns it into one line and exit code 2."""
+
+
+@dataclass
+class ModelConfig:
+    """The network and the paper's architectural switches."""
+
+    name: Literal["alexnet", "alexnet_cifar", "convnet4"] = "alexnet"
+    num_classes: int = 0  # 0 = take it from the data set
+    activation: Literal["relu", "tanh"] = "relu"
+    lrn: bool = True  # local response normalisation after the activations of conv1 and conv2
+    pool: Literal["overlap", "plain"] = "overlap"  # max-pool 3x3 stride 2, or 2x2 stride 2
+    dropout: float = 0.5  # p on the outputs of fc6 and fc7; 0 = off
+    towers: Literal[1, 2] = 2  # 2 = grouped conv2/conv4/conv5, the paper's two-GPU connectivity
+    one_tower: Literal["half", "full"] = "half"  # towers=1: paper's one-GPU net, or full-width dense
+    depth: Literal["full", "no_conv3", "no_conv4"] = "full"  # the paper's "remove a middle layer"
+    width: float = 1.0  # multiplier on every layer's kernel count (1.0 = the paper's)
+    init: Literal["paper", "pytorch"] = "paper"  # N(0, 0.01) weights + unit biases, or torch default
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and what is done to them."""
+
+    dataset: Literal["cifar10", "imagenet"] = "cifar10"
+    source: str = "cifar10-jpeg.zip"  # zip, folder tree or cifar-10-batches-py; relative to data_dir
+    data_dir: str = ""  # "" = $HARNESS_DATA_DIR, else ./data
+    sha256: str = ""  # expected checksum of a file source; "" = SHA256SUMS beside it, if any
+    cache_dir: str = ""  # "" = $HARNESS_CACHE_DIR, else ~/.cache/harness
+    val_size: int = 5000  # images held out of the training set for learning-rate decisions
+    split_seed: int = 0  # which images are held out (independent of the run's seed)
+    train_subset: int = 0  # train on the first N images of the shuffled train split; 0 = all
+    test_subset: int = 0  # evaluate on the first N test images; 0 = all
+    batch_size: int = 128  # images per SGD step
+    augment: bool = True  # random crops and horizontal mirrors
+    pca_jitter: float = 0.1  # sigma of the paper's PCA colour noise; 0 = off
+    test_crops: Literal[1, 10] = 1  # centre view, or 4 corners + centre and their mirrors
+    normalize: Literal["paper", "standard"] = "paper"  # 0-255 minus channel mean, or z-scored
+    cifar_pad: int = 4  # pixels of zero padding for CIFAR random crops (and 10-crop views)
+    image_size: int = 227  # ImageNet crop side (227 makes conv1's arithmetic exact)
+    resize: int = 256  # ImageNet short side before cropping
+    num_workers: int = 2  # DataLoader workers for ImageNet decoding
+
+
+@dataclass
+class OptimConfig:
+    """The paper's recipe: SGD with momentum, weight decay, learning rate divided by 10 on plateau."""
+
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: Literal["plateau", "step", "constant"] = "plateau"
+    lr_factor: float = 0.1  # multiply the rate by this at each decay
+    plateau_patience: int = 3  # epochs without a better validation error before a decay
+    step_every: int = 30  # epochs between decays for the step schedule
+
+
+@dataclass
+class TrainerConfig:
+    """How Lightning runs the loop."""
+
+    max_epochs: int = 90
+    stop_train_err: float = 0.0  # stop once an epoch's training error (%) is below this; 0 = off
+    accelerator: str = "auto"
+    precision: Literal["32-true", "bf16-mixed"] = "32-true"
+    channels_last: bool = False
+    deterministic: bool = False
+    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    checkpoint_dir: str = "mlruns/checkpoints"  # one sub-folder per MLflow run id
+    progress_bar: bool = True
+
+
+@dataclass
+class TrackingConfig:
+    """Where the run is recorded."""
+
+    uri: str = ""  # "" = $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db
+    artifact_root: str = "mlruns"  # artifacts of experiments this project creates
+    experiment: str = "harness"
+    run_name: str = ""  # "" = derived from the switches and the seed
+    log_checkpoint: bool = False  # also upload the final checkpoint as an artifact
+
+
+@dataclass
+class RunConfig:
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+# The paper's tricks, each one key. Tags, run names and the sweep axes all come from this list.
+SWITCHES = (
+    "model.activation",
+    "model.lrn",
+    "model.pool",
+    "model.dropout",
+    "model.towers",
+    "model.depth",
+    "model.init",
+    "model.width",
+    "data.augment",
+    "data.pca_jitter",
+    "data.test_crops",
+)
+
+
+# ---------------------------------------------------------------------------------- resolution
+
+def data_dir(cfg: DataConfig) -> Path:
+    return Path(cfg.data_dir or os.environ.get("HARNESS_DATA_DIR") or "data")
+
+
+def cache_dir(cfg: DataConfig) -> Path:
+    default = Path.home() / ".cache" / "harness"
+    return Path(cfg.cache_dir or os.environ.get("HARNESS_CACHE_DIR") or default)
+
+
+def source_path(cfg: DataConfig) -> Path:
+    source = Path(cfg.source).expanduser()
+    return source if source.is_absolute() else data_dir(cfg) / source
+
+
+def tracking_uri(cfg: TrackingConfig) -> str:
+    return cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+# ------------------------------------------------------------------------- dict <-> dataclass
+
+def to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def flatten(cfg: RunConfig) -> dict[str, Any]:
+    """{'model.lrn': True, ...}: the form of params, tags and overrides."""
+    flat: dict[str, Any] = {}
+    for key, value in to_dict(cfg).items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
+
+
+def _fields(cls: type) -> dict[str, tuple[Any, dataclasses.Field]]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: (hints[f.name], f) for f in dataclasses.fields(cls)}
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Check one leaf value against its annotation, converting only what is unambiguous."""
+    if typing.get_origin(hint) is Literal:
+        choices = typing.get_args(hint)
+        for choice in choices:
+            if value == choice and type(value) is type(choice):
+                return choice
+            if isinstance(choice, int) and isinstance(value, str) and value == str(choice):
+                return choice
+        raise ConfigError(f"{key}: expected one of {', '.join(map(str, choices))}; got {value!r}")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true or false; got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected an integer; got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads '1e-4' as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}: expected a number; got {value!r}")
+    if hint is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{key}: expected a string; got {value!r}")
+    raise TypeError(f"{key}: unsupported annotation {hint!r}")  # a bug in this file, not input
+
+
+def _build(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping; got {values!r}")
+    fields = _fields(cls)
+    kwargs = {}
+    for key, value in values.items():
+        full = f"{prefix}{key}"
+        if key not in fields:
+            raise ConfigError(f"{full}: unknown key (known: {', '.join(fields)})")
+        hint, _ = fields[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{full}.")
+        else:
+            kwargs[key] = _coerce(full, value, hint)
+    return cls(**kwargs)
+
+
+def from_dict(values: dict[str, Any]) -> RunConfig:
+    cfg = _build(RunConfig, values or {}, "")
+    validate(cfg)
+    return cfg
+
+
+def from_yaml(text: str, where: str) -> RunConfig:
+    """A resolved config as written with every run."""
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not valid YAML ({err})") from None
+    try:
+        return from_dict(values)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """['model.lrn=false', 'seed=3'] -> {'model': {'lrn': False}, 'seed': 3} (values read as YAML)."""
+    nested: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{item!r}: an override is key=value, for example model.lrn=false")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        *parents, leaf = key.strip().split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{key}: conflicts with another override")
+        node[leaf] = value
+    return nested
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        values = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return values or {}
+
+
+def preset_dict(preset: str) -> dict[str, Any]:
+    """A preset by name (harness/presets/NAME.yaml) or by path to a YAML file."""
+    path = Path(preset)
+    if path.suffix in {".yaml", ".yml"}:
+        return read_yaml(path)
+    if preset not in preset_names():
+        raise ConfigError(f"preset {preset!r}: unknown (known: {', '.join(preset_names())})")
+    return read_yaml(PRESET_DIR / f"{preset}.yaml")
+
+
+def load(preset: str | None = None, overrides: list[str] | None = None) -> RunConfig:
+    values = preset_dict(preset) if preset else {}
+    try:
+        return from_dict(_merge(values, parse_overrides(overrides or [])))
+    except ConfigError as err:
+        where = f"preset {preset}: " if preset else ""
+        raise ConfigError(f"{where}{err}") from None
+
+
+# ---------------------------------------------------------------------------------- validation
+
+# The kernel counts before `width`; models/alexnet.py builds from the same table.
+ALEXNET_CONV_KERNELS = {"conv1": 96, "conv2": 256, "conv3": 384, "conv4": 384, "conv5": 256}
+MODEL_DATASET = {"alexnet": "imagenet", "alexnet_cifar": "cifar10", "convnet4": "cifar10"}
+
+
+def scaled(count: int, width: float) -> int:
+    return max(1, round(count * width))
+
+
+def validate(cfg: RunConfig) -> None:
+    """Impossible combinations and out-of-range numbers, each named by its key."""
+    m, d, o, t = cfg.model, cfg.data, cfg.optim, cfg.trainer
+
+    def require(ok: bool, key: str, why: str) -> None:
+        if not ok:
+            raise ConfigError(f"{key}: {why}")
+
+    require(m.width > 0, "model.width", f"must be positive; got {m.width}")
+    require(0 <= m.dropout < 1, "model.dropout", f"must be in [0, 1); got {m.dropout}")
+    require(m.num_classes >= 0, "model.num_classes", "must be >= 0 (0 = from the data)")
+    require(d.pca_jitter >= 0, "data.pca_jitter", f"must be >= 0; got {d.pca_jitter}")
+    require(d.batch_size > 0, "data.batch_size", "must be positive")
+    require(d.val_size >= 0, "data.val_size", "must be >= 0")
+    require(d.train_subset >= 0 and d.test_subset >= 0, "data.train_subset", "must be >= 0")
+    require(d.cifar_pad >= 0, "data.cifar_pad", "must be >= 0")
+    require(d.image_size <= d.resize, "data.image_size", f"{d.image_size} > data.resize {d.resize}")
+    require(o.lr > 0, "optim.lr", f"must be positive; got {o.lr}")
+    require(0 < o.lr_factor < 1, "optim.lr_factor", "must be in (0, 1)")
+    require(t.max_epochs > 0, "trainer.max_epochs", "must be positive")
+    require(0 <= t.stop_train_err < 100, "trainer.stop_train_err", "must be a percent in [0, 100)")
+
+    expected = MODEL_DATASET[m.name]
+    require(
+        d.dataset == expected,
+        "data.dataset",
+        f"model.name={m.name} is built for {expected} images; got data.dataset={d.dataset}",
+    )
+    if m.name == "convnet4":
+        # The Figure 1 net has no hidden FC layer, no grouped layers and no conv3/conv4 to drop.
+        require(m.towers == 1, "model.towers", "convnet4 has one tower; set model.towers=1")
+        require(m.dropout == 0, "model.dropout", "convnet4 has no hidden FC layer; set 0")
+        require(m.depth == "full", "model.depth", "convnet4 has no conv3/conv4 to remove")
+    if m.towers == 2:
+        require(m.one_tower == "half", "model.one_tower", "applies only with model.towers=1")
+        # Any conv layer can feed a grouped one (depth removes conv3 or conv4), so all must split.
+        odd = [n for n, k in ALEXNET_CONV_KERNELS.items() if scaled(k, m.width) % 2]
+        require(
+            not odd,
+            "model.width",
+            f"two towers split every conv layer's kernels in halves; width={m.width} "
+            f"gives odd kernel counts in {', '.join(odd)}",
+        )
+
+
+def run_name(cfg: RunConfig) -> str:
+    """A readable label from the switches and the seed, e.g. 'alexnet_cifar-relu-lrn-ovl-drop0.5-pca-2t-s3'."""
+    m, d = cfg.model, cfg.data
+    parts = [m.name, m.activation, "lrn" if m.lrn else "nolrn", "ovl" if m.pool == "overlap" else "nonovl"]
+    if m.name != "convnet4":
+        parts += [f"drop{m.dropout:g}" if m.dropout else "nodrop"]
+        parts += ["2t" if m.towers == 2 else f"1t{'-full' if m.one_tower == 'full' else ''}"]
+        parts += [m.depth.replace("_", "-")] if m.depth != "full" else []
+    parts += ["pca" if d.pca_jitter else "nopca"] + ([] if d.augment else ["noaug"])
+    parts += [f"w{m.width:g}"] if m.width != 1 else []
+    parts += ["torchinit"] if m.init == "pytorch" else []
+    parts += ["10crop"] if d.test_crops == 10 else []
+    return "-".join(parts + [f"s{cfg.seed}"])

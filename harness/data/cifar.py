@@ -1,0 +1,187 @@
+"""CIFAR-10 as uint8 tensors: read once from any of its published forms, cached by checksum.
+
+Readable sources (`data.source`):
+- the official `cifar-10-batches-py` folder of pickles, or the `cifar-10-python.tar.gz` holding it;
+- an image-folder tree `train/<class>/*`, `test/<class>/*`, or a zip of one (such as
+  `cifar10-jpeg.zip`); class folders sort alphabetically, which is CIFAR-10's label order.
+
+The first read decodes every image and fits the pixel statistics (mean, std, RGB PCA) over the
+50,000 training images; both are saved under the cache folder, named by the source's sha256, and
+later runs load them in a fraction of a second. The validation split (`data.val_size` images,
+chosen by `data.split_seed`) comes out of the training set; the test set is only for reporting.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pickle
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from harness.data.augment import PixelStats, fit_pixel_stats
+from harness.data.sources import DataError, open_zip, split_class_tree
+
+CACHE_VERSION = 1
+BATCH_FILES = [f"data_batch_{i}" for i in range(1, 6)]
+
+
+@dataclass
+class Arrays:
+    train_x: np.ndarray  # N x 3 x 32 x 32 uint8
+    train_y: np.ndarray  # N int64
+    test_x: np.ndarray
+    test_y: np.ndarray
+    classes: list[str]
+
+
+def _decode(data: bytes, where: str) -> np.ndarray:
+    try:
+        image = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+    except Exception as err:  # PIL raises many types for a bad file
+        raise DataError(where, f"not a readable image ({err})") from None
+    if image.shape != (32, 32, 3):
+        raise DataError(where, f"expected a 32x32 image, got {image.shape[1]}x{image.shape[0]}")
+    return image
+
+
+def _from_tree(tree: dict[str, dict[str, list[str]]], read: callable) -> Arrays:
+    """`read(name) -> bytes` for every file named in the tree."""
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    classes = list(tree["train"])
+    for split, by_class in tree.items():
+        images, labels = [], []
+        for label, cls in enumerate(classes):
+            for name in by_class[cls]:
+                images.append(_decode(read(name), name))
+                labels.append(label)
+        out[split] = (np.stack(images).transpose(0, 3, 1, 2), np.asarray(labels, dtype=np.int64))
+    return Arrays(*out["train"], *out["test"], classes)
+
+
+def _read_zip(path: Path) -> Arrays:
+    with open_zip(path) as archive:
+        tree = split_class_tree(archive.namelist(), ("train", "test"), path)
+
+        def read(name: str) -> bytes:
+            try:
+                return archive.read(name)
+            except (zipfile.BadZipFile, OSError, EOFError) as err:
+                raise DataError(path, f"member {name} is unreadable (truncated zip?): {err}") from None
+
+        return _from_tree(tree, read)
+
+
+def _read_folder(path: Path) -> Arrays:
+    names = [str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()]
+    names += [str(p.relative_to(path)) + "/" for p in path.rglob("*") if p.is_dir()]
+    tree = split_class_tree(names, ("train", "test"), path)
+    return _from_tree(tree, lambda name: (path / name).read_bytes())
+
+
+def _unpickle(data: bytes, where: str) -> dict:
+    try:
+        return pickle.loads(data, encoding="bytes")
+    except Exception as err:
+        raise DataError(where, f"not a CIFAR-10 pickle ({err})") from None
+
+
+def _from_pickles(read: callable, where: Path) -> Arrays:
+    """`read(file_name) -> bytes` for data_batch_1..5, test_batch and batches.meta."""
+    def batch(name: str) -> tuple[np.ndarray, np.ndarray]:
+        d = _unpickle(read(name), f"{where}/{name}")
+        try:
+            x = np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+            return x, np.asarray(d[b"labels"], dtype=np.int64)
+        except (KeyError, ValueError) as err:
+            raise DataError(f"{where}/{name}", f"expected b'data' (N x 3072) and b'labels': {err}") from None
+
+    parts = [batch(n) for n in BATCH_FILES]
+    test_x, test_y = batch("test_batch")
+    meta = _unpickle(read("batches.meta"), f"{where}/batches.meta")
+    classes = [c.decode() for c in meta[b"label_names"]]
+    return Arrays(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+                  test_x, test_y, classes)
+
+
+def _read_pickle_dir(path: Path) -> Arrays:
+    def read(name: str) -> bytes:
+        file = path / name
+        if not file.is_file():
+            raise DataError(path, f"missing {name} (expected the cifar-10-batches-py files)")
+        return file.read_bytes()
+
+    return _from_pickles(read, path)
+
+
+def _read_tarball(path: Path) -> Arrays:
+    try:
+        with tarfile.open(path) as tar:
+            members = {Path(m.name).name: m for m in tar.getmembers() if m.isfile()}
+
+            def read(name: str) -> bytes:
+                if name not in members:
+                    raise DataError(path, f"missing {name} (expected the cifar-10-batches-py files)")
+                return tar.extractfile(members[name]).read()
+
+            return _from_pickles(read, path)
+    except (tarfile.TarError, EOFError, OSError) as err:
+        raise DataError(path, f"not a readable tar archive (truncated or corrupt?): {err}") from None
+
+
+def read_source(path: Path) -> Arrays:
+    if path.is_dir():
+        if (path / "cifar-10-batches-py").is_dir():
+            path = path / "cifar-10-batches-py"
+        if (path / "data_batch_1").exists() or (path / "test_batch").exists():
+            return _read_pickle_dir(path)
+        return _read_folder(path)
+    if path.suffix == ".zip":
+        return _read_zip(path)
+    if path.name.endswith((".tar.gz", ".tgz", ".tar")):
+        return _read_tarball(path)
+    raise DataError(path, "expected a .zip, a .tar.gz, a cifar-10-batches-py folder or a train/ test/ tree")
+
+
+def _check(arrays: Arrays, path: Path) -> None:
+    if len(arrays.classes) != 10:
+        raise DataError(path, f"expected CIFAR-10's 10 classes, found {len(arrays.classes)}")
+
+
+def load_cached(path: Path, checksum: str, cache_root: Path) -> tuple[Arrays, PixelStats]:
+    """Decoded arrays and pixel statistics, from the cache if this checksum was read before."""
+    folder = cache_root / f"cifar10-v{CACHE_VERSION}-{checksum[:16]}"
+    names = ("train_x", "train_y", "test_x", "test_y")
+    if not (folder / "meta.json").is_file():
+        started = time.time()
+        print(f"harness: decoding {path} once; caching under {folder}", file=sys.stderr)
+        arrays = read_source(path)
+        _check(arrays, path)
+        stats = fit_pixel_stats(torch.from_numpy(arrays.train_x))
+        cache_root.mkdir(parents=True, exist_ok=True)
+        # Write beside the target and rename, so concurrent workers never read half a cache.
+        staging = Path(tempfile.mkdtemp(dir=cache_root, prefix=".staging-"))
+        for name in names:
+            np.save(staging / f"{name}.npy", getattr(arrays, name))
+        meta = {"source": str(path), "sha256": checksum, "classes": arrays.classes, "stats": stats.to_json()}
+        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+        try:
+            os.rename(staging, folder)
+        except OSError:  # another process finished first; theirs is identical
+            shutil.rmtree(staging, ignore_errors=True)
+        print(f"harness: decoded {len(arrays.train_x) + len(arrays.test_x):,} images in "
+              f"{time.time() - started:.0f} s", file=sys.stderr)
+    meta = json.loads((folder / "meta.json").read_text())
+    arrays = Arrays(*(np.load(folder / f"{n}.npy") for n in names), meta["classes"])
+    return arrays, PixelStats.from_json(meta["stats"])

@@ -1,0 +1,90 @@
+"""What a model is and what it costs: layers, parameters, multiply-adds, and measured step time.
+
+FLOPs count 2 per multiply-add in conv and FC layers only (activations, LRN and pooling are a few
+percent); a training step is taken as 3x the forward pass (forward, and backward for both inputs
+and weights)."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+from harness.config import RunConfig
+from harness.models import build_model, count_parameters
+
+
+def layer_macs(model: nn.Module, input_size: int) -> list[tuple[str, nn.Module, tuple, int]]:
+    """[(name, module, output shape, multiply-adds per image)] for every leaf module, in order."""
+    rows = []
+
+    def hook(name):
+        def record(module, inputs, output):
+            macs = 0
+            if isinstance(module, nn.Conv2d):
+                k = module.kernel_size[0] * module.kernel_size[1] * module.in_channels // module.groups
+                macs = output[0].numel() * k
+            elif isinstance(module, nn.Linear):
+                macs = module.in_features * module.out_features
+            rows.append((name, module, tuple(output.shape[1:]), macs))
+        return record
+
+    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook(n)) for n, m in leaves]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, input_size, input_size))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train()
+    return rows
+
+
+def step_gflops(model: nn.Module, batch_size: int) -> float:
+    return 3 * 2 * sum(r[3] for r in layer_macs(model, model.input_size)) * batch_size / 1e9
+
+
+def cost_line(model: nn.Module, cfg: RunConfig, train_images: int) -> str:
+    gflop = step_gflops(model, cfg.data.batch_size)
+    steps = -(-train_images // cfg.data.batch_size)
+    return (f"{cfg.model.name}: {count_parameters(model):,} parameters; {gflop:,.1f} GFLOP per training "
+            f"step of {cfg.data.batch_size}; {gflop * steps / 1e3:,.2f} TFLOP per epoch of {train_images:,} images, "
+            f"x{cfg.trainer.max_epochs} epochs")
+
+
+def measure_step(model: nn.Module, batch_size: int, steps: int, channels_last: bool) -> float:
+    """Seconds per SGD step on random input, after one warm-up step, on the CPU."""
+    x = torch.randn(batch_size, 3, model.input_size, model.input_size)
+    y = torch.randint(0, 10, (batch_size,))
+    if channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    sgd = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    times = []
+    for _ in range(steps + 1):
+        started = time.perf_counter()
+        sgd.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        sgd.step()
+        times.append(time.perf_counter() - started)
+    return sum(times[1:]) / steps
+
+
+def describe(cfg: RunConfig, num_classes: int, steps: int) -> str:
+    model = build_model(cfg.model, num_classes)
+    rows = layer_macs(model, model.input_size)
+    lines = [f"{'layer':<34}{'output':>18}{'params':>14}{'MMAC/image':>12}"]
+    for name, module, shape, macs in rows:
+        params = sum(p.numel() for p in module.parameters())
+        label = f"{name} {type(module).__name__}"
+        lines.append(f"{label:<34}{'x'.join(map(str, shape)):>18}{params:>14,}{macs / 1e6:>12.1f}")
+    lines.append(f"input 3x{model.input_size}x{model.input_size}, {num_classes} classes")
+    batch = cfg.data.batch_size
+    lines.append(f"{count_parameters(model):,} parameters; {step_gflops(model, batch):,.2f} GFLOP per "
+                 f"training step of {batch} images")
+    if steps:
+        seconds = measure_step(model, cfg.data.batch_size, steps, cfg.trainer.channels_last)
+        lines.append(f"measured on this CPU ({torch.get_num_threads()} threads): {seconds:.3f} s per training "
+                     f"step = {cfg.data.batch_size / seconds:,.0f} images/s (model only, no data loading)")
+    return "\n".join(lines)

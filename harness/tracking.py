@@ -1,0 +1,101 @@
+"""The only module that talks to MLflow: store URI, experiments, runs, params, tags, artifacts.
+
+Runs live in a SQL store (`sqlite:///mlruns/mlflow.db` by default) with artifacts under `mlruns/`;
+MLflow 3.17 refuses a plain `./mlruns` file store, so the URI is always set explicitly. Metrics
+are logged per epoch with step = epochs completed (1 after the first epoch)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+# MLflow prints a banner and checks a few things at import; keep its logging quiet.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+CONFIG_ARTIFACT = "config.yaml"
+
+
+def client(uri: str) -> MlflowClient:
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(mlflow: MlflowClient, name: str, artifact_root: str) -> str:
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if "://" not in artifact_root:  # a local folder: experiment artifacts go in <root>/<name>
+        location = (Path(artifact_root).resolve() / name).as_uri()
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except Exception:  # another worker created it between our look-up and create
+        found = mlflow.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def git_commit() -> str:
+    """HEAD of the checkout that holds this package, '+dirty' when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def start_run(uri: str, experiment: str, artifact_root: str, name: str, params: dict[str, Any],
+              tags: dict[str, str], config_yaml: str, parent_run_id: str | None = None) -> str:
+    """Create a RUNNING run with its params, tags and resolved config; return its id."""
+    mlflow = client(uri)
+    tags = {**tags, "mlflow.runName": name}
+    if parent_run_id:
+        tags["mlflow.parentRunId"] = parent_run_id
+    run = mlflow.create_run(experiment_id(mlflow, experiment, artifact_root), run_name=name,
+                            tags={k: str(v) for k, v in tags.items()})
+    run_id = run.info.run_id
+    mlflow.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+    mlflow.log_text(run_id, config_yaml, CONFIG_ARTIFACT)
+    return run_id
+
+
+def resume_run(uri: str, run_id: str) -> None:
+    client(uri).update_run(run_id, status="RUNNING")
+
+
+def end_run(uri: str, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
+    """status: FINISHED, FAILED or KILLED; tags record why a run did not finish."""
+    mlflow = client(uri)
+    if tags:
+        mlflow.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    mlflow.set_terminated(run_id, status)
+
+
+def log_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
+    client(uri).log_batch(run_id, metrics=[Metric(k, float(v), 0, step) for k, v in metrics.items()])
+
+
+def log_artifact(uri: str, run_id: str, path: Path, folder: str | None = None) -> None:
+    client(uri).log_artifact(run_id, str(path), folder)
+
+
+def run_config_yaml(uri: str, run_id: str) -> str:
+    mlflow = client(uri)
+    mlflow.get_run(run_id)  # raises a clear MlflowException for an unknown id
+    return Path(mlflow.download_artifacts(run_id, CONFIG_ARTIFACT)).read_text()
+
+
+def metric_history(uri: str, run_id: str, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
+    mlflow = client(uri)
+    return {k: sorted((m.step, m.value) for m in mlflow.get_metric_history(run_id, k)) for k in keys}

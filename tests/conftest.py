@@ -1,0 +1,102 @@
+"""Shared fixtures: tiny CIFAR-10 and ImageNet-layout data sets built in temporary folders, the
+real CIFAR-10 archive where $HARNESS_DATA_DIR holds it, and throwaway MLflow stores."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+PER_CLASS = {"train": 6, "test": 2}
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")  # lossless, so every format decodes alike
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def cifar_pixels() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{'train': (N x 32 x 32 x 3 uint8, labels), 'test': ...}, ordered by class."""
+    rng = np.random.default_rng(0)
+    out = {}
+    for split, n in PER_CLASS.items():
+        labels = np.repeat(np.arange(10), n)
+        out[split] = (rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8), labels)
+    return out
+
+
+@pytest.fixture(scope="session")
+def cifar_sources(tmp_path_factory, cifar_pixels) -> dict[str, Path]:
+    """The same tiny CIFAR-10 as a folder tree, a zip (wrapped in a top folder), the official
+    pickles folder and the official tarball."""
+    root = tmp_path_factory.mktemp("cifar")
+    tree = root / "tree"
+    archive = zipfile.ZipFile(root / "cifar.zip", "w")
+    for split, (images, labels) in cifar_pixels.items():
+        for i, (pixels, label) in enumerate(zip(images, labels)):
+            name = f"{split}/{CLASSES[label]}/{i:04d}.png"
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            (tree / name).write_bytes(png_bytes(pixels))
+            archive.writestr(f"cifar10/{name}", png_bytes(pixels))
+    archive.close()
+
+    pickles = root / "cifar-10-batches-py"
+    pickles.mkdir()
+    train_x, train_y = cifar_pixels["train"]
+    flat = train_x.transpose(0, 3, 1, 2).reshape(len(train_x), -1)
+    for b, chunk in enumerate(np.array_split(np.arange(len(train_x)), 5), start=1):
+        batch = {b"data": flat[chunk], b"labels": train_y[chunk].tolist()}
+        (pickles / f"data_batch_{b}").write_bytes(pickle.dumps(batch))
+    test_x, test_y = cifar_pixels["test"]
+    test = {b"data": test_x.transpose(0, 3, 1, 2).reshape(len(test_x), -1), b"labels": test_y.tolist()}
+    (pickles / "test_batch").write_bytes(pickle.dumps(test))
+    (pickles / "batches.meta").write_bytes(pickle.dumps({b"label_names": [c.encode() for c in CLASSES]}))
+    with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(pickles, arcname="cifar-10-batches-py")
+    return {"tree": tree, "zip": root / "cifar.zip", "pickles": pickles,
+            "tarball": root / "cifar-10-python.tar.gz"}
+
+
+@pytest.fixture(scope="session")
+def imagenet_zip(tmp_path_factory) -> Path:
+    """Three classes of odd-sized images, one grayscale, in train/<wnid>/ and val/<wnid>/."""
+    rng = np.random.default_rng(1)
+    path = tmp_path_factory.mktemp("imagenet") / "tiny-imagenet.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for split, n in (("train", 8), ("val", 2)):
+            for wnid in ("n01440764", "n02102040", "n02979186"):
+                for i in range(n):
+                    h, w = rng.integers(40, 60, 2)
+                    image = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+                    if i == 0:
+                        image = image.convert("L")
+                    out = io.BytesIO()
+                    image.save(out, format="JPEG")
+                    archive.writestr(f"{split}/{wnid}/{wnid}_{i}.JPEG", out.getvalue())
+    return path
+
+
+@pytest.fixture(scope="session")
+def real_cifar() -> Path:
+    path = (Path(os.environ.get("HARNESS_DATA_DIR", "data")) / "cifar10-jpeg.zip").resolve()
+    if not path.is_file():
+        pytest.skip(f"real CIFAR-10 not found at {path} (set HARNESS_DATA_DIR)")
+    return path
+
+
+@pytest.fixture
+def store(tmp_path) -> dict[str, str]:
+    """Overrides that point a run at a fresh MLflow store and checkpoint folder."""
+    return {"tracking.uri": f"sqlite:///{tmp_path}/mlflow.db",
+            "tracking.artifact_root": str(tmp_path / "artifacts"),
+            "trainer.checkpoint_dir": str(tmp_path / "checkpoints")}

@@ -1,0 +1,104 @@
+"""Real training on a CIFAR-10 subset, recorded in a throwaway MLflow store. Lightning is imported
+here only, once per test session."""
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from harness import config as C
+from harness.data import DataError
+
+pytestmark = pytest.mark.slow
+
+# convnet4 with PyTorch's initialisation and z-scored input: a setting that reliably learns in
+# a few hundred steps, so "the loss goes down" is a real check, not a coin flip.
+SMALL = ["data.val_size=500", "data.test_subset=500", "optim.lr=0.05", "model.init=pytorch",
+         "data.normalize=standard", "trainer.progress_bar=false"]
+
+
+def config(real_cifar, store, *extra) -> C.RunConfig:
+    overrides = [f"data.source={real_cifar}", *SMALL, *(f"{k}={v}" for k, v in store.items()), *extra]
+    return C.load("cifar_convnet4", overrides)
+
+
+def history(uri, run_id, key):
+    return [(m.step, m.value) for m in sorted(MlflowClient(uri).get_metric_history(run_id, key), key=lambda m: m.step)]
+
+
+def test_short_run_learns_and_lands_in_mlflow(real_cifar, store):
+    from harness.train import train
+
+    cfg = config(real_cifar, store, "data.train_subset=4000", "trainer.max_epochs=3")
+    result = train(cfg)
+    assert result.status == "FINISHED" and result.epochs == 3
+    uri = cfg.tracking.uri
+    run = MlflowClient(uri).get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.name"] == "convnet4" and run.data.params["optim.lr"] == "0.05"
+    assert len(run.data.params) == len(C.flatten(cfg))
+    tags = run.data.tags
+    assert tags["activation"] == "relu" and tags["lrn"] == "False" and tags["seed"] == "0"
+    assert tags["dataset"] == "cifar10" and len(tags["dataset_sha256"]) == 64
+    assert tags["mlflow.runName"] == "convnet4-relu-nolrn-ovl-nopca-noaug-torchinit-s0"
+    loss = history(uri, result.run_id, "train_loss")
+    assert [step for step, _ in loss] == [1, 2, 3]  # step = epochs completed
+    assert loss[-1][1] < loss[0][1] < 2.303  # below chance (ln 10) and still falling
+    for key in ("train_err", "val_err", "val_err5", "lr", "images_per_sec", "train_time_s"):
+        assert len(history(uri, result.run_id, key)) == 3, key
+    assert history(uri, result.run_id, "val_err")[-1][1] < 70
+    assert [s for s, _ in history(uri, result.run_id, "test_err")] == [3]
+    assert 0 < run.data.metrics["test_err5"] < run.data.metrics["test_err"] < 70
+    artifacts = {f.path for f in MlflowClient(uri).list_artifacts(result.run_id)}
+    assert artifacts == {"config.yaml", "learning_curve.png"}
+    stored = C.from_yaml(open(MlflowClient(uri).download_artifacts(result.run_id, "config.yaml")).read(), "x")
+    assert stored == cfg
+
+
+def test_same_seed_same_metrics_and_resume(real_cifar, store):
+    from harness.train import train
+
+    cfg = config(real_cifar, store, "data.train_subset=1000", "trainer.max_epochs=1", "data.augment=true",
+                 "data.pca_jitter=0.1")
+    first, second = train(cfg), train(cfg)
+    uri = cfg.tracking.uri
+    for key in ("train_loss", "train_err", "val_err", "test_err"):
+        assert history(uri, first.run_id, key) == history(uri, second.run_id, key), key
+
+    # Resume: the same run continues from its epoch-1 checkpoint to epoch 2.
+    cfg.trainer.max_epochs = 2
+    resumed = train(cfg, resume_run_id=first.run_id)
+    assert resumed.run_id == first.run_id and resumed.status == "FINISHED"
+    steps = history(uri, first.run_id, "train_loss")
+    assert [s for s, _ in steps] == [1, 2]
+    assert steps[0] == history(uri, second.run_id, "train_loss")[0]
+    assert len(MlflowClient(uri).search_runs([MlflowClient(uri).get_run(first.run_id).info.experiment_id])) == 2
+
+
+def test_divergence_fails_the_run_with_a_reason(real_cifar, store):
+    from harness.train import train
+
+    cfg = config(real_cifar, store, "data.train_subset=500", "trainer.max_epochs=2", "optim.lr=1e12")
+    result = train(cfg)
+    assert result.status == "FAILED" and "training loss became" in result.error
+    run = MlflowClient(cfg.tracking.uri).get_run(result.run_id)
+    assert run.info.status == "FAILED" and run.data.tags["failure_reason"] == "diverged"
+
+
+def test_bad_data_fails_before_a_run_exists(tmp_path, store):
+    from harness.train import train
+
+    cfg = C.load("cifar_convnet4", [f"data.source={tmp_path}/missing.zip", *(f"{k}={v}" for k, v in store.items())])
+    with pytest.raises(DataError, match="missing.zip: no such file"):
+        train(cfg)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_run_with_bf16_and_channels_last(real_cifar, store):
+    from harness.train import train
+
+    cfg = config(real_cifar, store, "data.train_subset=2000", "trainer.max_epochs=2",
+                 "trainer.precision=bf16-mixed", "trainer.channels_last=true", "trainer.accelerator=gpu")
+    result = train(cfg)
+    assert result.status == "FINISHED" and result.metrics["train_loss"] < 2.303
