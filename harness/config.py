@@ -13,6 +13,7 @@ over the training split; `width` multiplies every layer's kernel/unit count (1.0
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -89,7 +90,7 @@ class TrainerConfig:
 
     max_epochs: int = 90
     stop_train_err: float = 0.0  # stop once an epoch's training error (%) is below this; 0 = off
-    accelerator: str = "auto"
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     precision: Literal["32-true", "bf16-mixed"] = "32-true"
     channels_last: bool = False
     deterministic: bool = False
@@ -335,7 +336,8 @@ def validate(cfg: RunConfig) -> None:
         if not ok:
             raise ConfigError(f"{key}: {why}")
 
-    require(m.width > 0, "model.width", f"must be positive; got {m.width}")
+    require(math.isfinite(m.width) and m.width > 0, "model.width", f"must be positive; got {m.width}")
+    require(0 <= cfg.seed < 2**32, "seed", f"must be in [0, 2**32); got {cfg.seed}")
     require(0 <= m.dropout < 1, "model.dropout", f"must be in [0, 1); got {m.dropout}")
     require(m.num_classes >= 0, "model.num_classes", "must be >= 0 (0 = from the data)")
     require(d.pca_jitter >= 0, "data.pca_jitter", f"must be >= 0; got {d.pca_jitter}")
@@ -343,8 +345,14 @@ def validate(cfg: RunConfig) -> None:
     require(d.val_size >= 0, "data.val_size", "must be >= 0")
     require(d.train_subset >= 0 and d.test_subset >= 0, "data.train_subset", "must be >= 0")
     require(d.cifar_pad >= 0, "data.cifar_pad", "must be >= 0")
-    require(d.image_size <= d.resize, "data.image_size", f"{d.image_size} > data.resize {d.resize}")
+    require(0 < d.image_size <= d.resize, "data.image_size", f"must be in (0, data.resize={d.resize}]")
+    require(d.num_workers >= 0, "data.num_workers", "must be >= 0")
     require(o.lr > 0, "optim.lr", f"must be positive; got {o.lr}")
+    require(o.momentum >= 0, "optim.momentum", "must be >= 0")
+    require(o.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
+    require(o.step_every > 0, "optim.step_every", "must be positive")
+    require(o.plateau_patience >= 0, "optim.plateau_patience", "must be >= 0")
+    require(t.threads >= 0, "trainer.threads", "must be >= 0 (0 = torch's default)")
     require(0 < o.lr_factor < 1, "optim.lr_factor", "must be in (0, 1)")
     require(t.max_epochs > 0, "trainer.max_epochs", "must be positive")
     require(0 <= t.stop_train_err < 100, "trainer.stop_train_err", "must be a percent in [0, 100)")
@@ -355,6 +363,11 @@ def validate(cfg: RunConfig) -> None:
         "data.dataset",
         f"model.name={m.name} is built for {expected} images; got data.dataset={d.dataset}",
     )
+    if m.name == "alexnet":
+        # conv1 (11x11, stride 4, no padding) must give 55x55 maps for fc6 to see 6x6x256.
+        require(d.image_size == 227, "data.image_size", f"model.name=alexnet needs 227; got {d.image_size}")
+    if d.dataset == "cifar10" and d.test_crops == 10:
+        require(d.cifar_pad > 0, "data.cifar_pad", "10 test crops need a padding to shift by (> 0)")
     if m.name == "convnet4":
         # The Figure 1 net has no hidden FC layer, no grouped layers and no conv3/conv4 to drop.
         require(m.towers == 1, "model.towers", "convnet4 has one tower; set model.towers=1")

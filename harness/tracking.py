@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +84,16 @@ def end_run(uri: str, run_id: str, status: str, tags: dict[str, str] | None = No
 
 
 def log_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
-    client(uri).log_batch(run_id, metrics=[Metric(k, float(v), 0, step) for k, v in metrics.items()])
+    now = int(time.time() * 1000)
+    client(uri).log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
 
 def log_artifact(uri: str, run_id: str, path: Path, folder: str | None = None) -> None:
     client(uri).log_artifact(run_id, str(path), folder)
+
+
+def run_status(uri: str, run_id: str) -> str:
+    return client(uri).get_run(run_id).info.status
 
 
 def run_config_yaml(uri: str, run_id: str) -> str:

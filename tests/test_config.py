@@ -69,3 +69,15 @@ def test_cli_bad_config_exits_2_before_anything_is_written(tmp_path):
     assert done.stderr.strip() == ("harness: config error: preset cifar_convnet4: "
                                    "model.lrn: expected true or false; got 'maybe'")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no store, no cache, no mlruns/
+
+
+@pytest.mark.parametrize("override, message", [
+    ("data.image_size=224", "data.image_size: model.name=alexnet needs 227"),
+    ("optim.momentum=-0.1", "optim.momentum: must be >= 0"),
+    ("trainer.accelerator=tpu9", "trainer.accelerator: expected one of"),
+    ("model.width=.inf", "model.width: must be positive"),
+    ("seed=-1", "seed: must be in"),
+])
+def test_values_that_would_only_fail_mid_training_are_rejected_up_front(override, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.load("imagenet_alexnet", [override])

@@ -74,6 +74,30 @@ def test_same_seed_same_metrics_and_resume(real_cifar, store):
     assert len(MlflowClient(uri).search_runs([MlflowClient(uri).get_run(first.run_id).info.experiment_id])) == 2
 
 
+def test_interrupted_run_resumes_from_its_epoch_checkpoint(real_cifar, store, monkeypatch):
+    from harness.train import Classifier, resume, train
+
+    cfg = config(real_cifar, store, "data.train_subset=1000", "trainer.max_epochs=2")
+    start_epoch = Classifier.on_train_epoch_start
+
+    def ctrl_c_in_epoch_2(self):
+        if self.current_epoch == 1:
+            raise KeyboardInterrupt
+        start_epoch(self)
+
+    monkeypatch.setattr(Classifier, "on_train_epoch_start", ctrl_c_in_epoch_2)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        train(cfg)
+    monkeypatch.undo()
+    client = MlflowClient(cfg.tracking.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
+    assert run.info.status == "KILLED"
+    assert [s for s, _ in history(cfg.tracking.uri, run.info.run_id, "train_loss")] == [1]
+    result = resume(run.info.run_id, cfg.tracking.uri)
+    assert result.status == "FINISHED" and result.epochs == 2
+    assert [s for s, _ in history(cfg.tracking.uri, run.info.run_id, "train_loss")] == [1, 2]  # epoch 1 not redone
+
+
 def test_divergence_fails_the_run_with_a_reason(real_cifar, store):
     from harness.train import train
 

@@ -103,7 +103,7 @@ def _imagenet(cfg: DataConfig, path: Path, checksum: str) -> Data:
     train_idx, val_idx = split(len(names), cfg, path)
     test_names, test_labels = inet.flat(val_tree)
     test_idx = test_subset(len(test_names), cfg)
-    stats = inet.pixel_stats(path, [names[i] for i in train_idx], checksum, cache_dir(cfg))
+    stats = inet.pixel_stats(path, names, checksum, cache_dir(cfg))  # all of train/, as for CIFAR
 
     def files(pick, all_names, all_labels, transform):
         return inet.ImageFiles(path, [all_names[i] for i in pick], [all_labels[i] for i in pick], transform)

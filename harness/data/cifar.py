@@ -23,6 +23,7 @@ import tarfile
 import tempfile
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,7 @@ def _read_zip(path: Path) -> Arrays:
         def read(name: str) -> bytes:
             try:
                 return archive.read(name)
-            except (zipfile.BadZipFile, OSError, EOFError) as err:
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as err:
                 raise DataError(path, f"member {name} is unreadable (truncated zip?): {err}") from None
 
         return _from_tree(tree, read)

@@ -77,12 +77,19 @@ def flat(tree: dict[str, list[str]]) -> tuple[list[str], list[int]]:
 
 
 def transforms(resize: int, size: int, train: bool, ten_crop: bool = False):
+    """Paper section 2: short side to `resize`, then the central resize x resize patch; crops
+    and corners come from that patch."""
+    square = [v2.Resize(resize), v2.CenterCrop(resize)]
     to_uint8 = v2.PILToTensor()
     if train:
-        return v2.Compose([v2.Resize(resize), v2.RandomCrop(size), v2.RandomHorizontalFlip(), to_uint8])
+        return v2.Compose([*square, v2.RandomCrop(size), v2.RandomHorizontalFlip(), to_uint8])
     if ten_crop:
-        return v2.Compose([v2.Resize(resize), to_uint8, v2.TenCrop(size), lambda crops: torch.stack(crops)])
-    return v2.Compose([v2.Resize(resize), v2.CenterCrop(size), to_uint8])
+        return v2.Compose([*square, to_uint8, v2.TenCrop(size), stack_views])
+    return v2.Compose([*square, v2.CenterCrop(size), to_uint8])
+
+
+def stack_views(crops: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    return torch.stack(crops)  # a named function, so DataLoader workers can pickle the transform
 
 
 def pixel_stats(root: Path, names: list[str], checksum: str, cache_root: Path) -> PixelStats:

@@ -71,9 +71,11 @@ def split_class_tree(names: list[str], splits: tuple[str, str], where: Path) -> 
         if any(p.startswith((".", "__MACOSX")) for p in parts):
             continue
         for i, part in enumerate(parts):
-            if part in tree and len(parts) - i in (2, 3):
+            depth = len(parts) - i
+            is_class_folder = depth == 2 and name.endswith("/")
+            if part in tree and (depth == 3 or is_class_folder):
                 files = tree[part].setdefault(parts[i + 1], [])
-                if len(parts) - i == 3 and not name.endswith("/"):
+                if depth == 3 and not name.endswith("/"):
                     files.append(name)
                 break
     for split, classes in tree.items():
