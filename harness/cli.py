@@ -1,4 +1,4 @@
-"""`harness` command line: train, describe, ui. Heavy modules (torch, lightning, mlflow) are
+"""`harness` command line: train, sweep, describe, ui. Heavy modules (torch, lightning, mlflow) are
 imported inside the command that needs them, so `--help` and config errors answer at once.
 
 Exit codes: 0 success; 1 a run failed; 2 bad input (config, data or arguments), with one message."""
@@ -43,6 +43,24 @@ def cmd_train(args) -> int:
     return 0 if result.status == "FINISHED" else EXIT_FAILED
 
 
+def cmd_sweep(args) -> int:
+    from harness import grid as G
+
+    grid = G.load(args.file, args.overrides)  # a bad grid stops here, before any store exists
+    uri = args.tracking_uri or C.tracking_uri(C.TrackingConfig())
+    if args.workers < 1:
+        raise C.ConfigError(f"--workers: must be at least 1; got {args.workers}")
+    if args.dry_run:
+        from harness.sweep import plan
+        print(plan(grid, uri, args.workers, args.calibrate_steps))
+        return 0
+    if args.worker_index is None:
+        print(G.describe(grid), flush=True)
+    from harness import sweep
+    return sweep.run(grid, url=sweep.storage_url(args.storage), uri=uri, workers=args.workers,
+                     overrides=args.overrides, worker_index=args.worker_index, since_trial=args.since_trial)
+
+
 def cmd_describe(args) -> int:
     cfg = C.load(args.preset, args.overrides)
     from harness.describe import describe
@@ -70,6 +88,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("sweep", help="run an ablation grid file as an Optuna study with MLflow runs",
+                       description="Run every cell of a grid file once; run it again to resume.")
+    p.add_argument("file", help="a grid file, e.g. ablations/cifar_tricks_cpu.yaml")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every cell")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--storage", help="Optuna storage URL (default: $HARNESS_SWEEP_STORAGE or "
+                                     "sqlite:///mlruns/optuna.db), e.g. postgresql://user:pw@host/db")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+                                          "sqlite:///mlruns/mlflow.db)")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and estimate their cost; run nothing")
+    p.add_argument("--calibrate-steps", type=int, default=2, help="SGD steps timed per network for --dry-run")
+    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--since-trial", type=int, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_sweep)
+
     p = sub.add_parser("describe", help="print a model's layers, parameters and step cost")
     _config_args(p, "imagenet_alexnet")
     p.add_argument("--steps", type=int, default=2, help="training steps to time on this CPU (0 = none)")
@@ -83,7 +116,13 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    top = parser()
+    args, extra = top.parse_known_args(argv)
+    # key=value overrides may come after options (`sweep FILE --dry-run seed=1`)
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        top.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
     except C.ConfigError as err:

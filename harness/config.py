@@ -261,17 +261,10 @@ def _merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def parse_overrides(overrides: list[str]) -> dict[str, Any]:
-    """['model.lrn=false', 'seed=3'] -> {'model': {'lrn': False}, 'seed': 3} (values read as YAML)."""
+def nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """{'model.lrn': False, 'seed': 3} -> {'model': {'lrn': False}, 'seed': 3}."""
     nested: dict[str, Any] = {}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"{item!r}: an override is key=value, for example model.lrn=false")
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
-            value = raw
+    for key, value in flat.items():
         *parents, leaf = key.strip().split(".")
         node = nested
         for part in parents:
@@ -280,6 +273,25 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
                 raise ConfigError(f"{key}: conflicts with another override")
         node[leaf] = value
     return nested
+
+
+def parse_flat(overrides: list[str]) -> dict[str, Any]:
+    """['model.lrn=false', 'seed=3'] -> {'model.lrn': False, 'seed': 3} (values read as YAML)."""
+    flat: dict[str, Any] = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{item!r}: an override is key=value, for example model.lrn=false")
+        try:
+            flat[key.strip()] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            flat[key.strip()] = raw
+    return flat
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    """['model.lrn=false', 'seed=3'] -> {'model': {'lrn': False}, 'seed': 3}."""
+    return nest(parse_flat(overrides))
 
 
 def preset_names() -> list[str]:
@@ -308,10 +320,12 @@ def preset_dict(preset: str) -> dict[str, Any]:
     return read_yaml(PRESET_DIR / f"{preset}.yaml")
 
 
-def load(preset: str | None = None, overrides: list[str] | None = None) -> RunConfig:
-    values = preset_dict(preset) if preset else {}
+def load(preset: str | None = None, overrides: list[str] | None = None,
+         values: dict[str, Any] | None = None) -> RunConfig:
+    """A preset, then `key=value` overrides, then `values` ({'model.lrn': False, ...}) on top."""
+    base = preset_dict(preset) if preset else {}
     try:
-        return from_dict(_merge(values, parse_overrides(overrides or [])))
+        return from_dict(_merge(_merge(base, parse_overrides(overrides or [])), nest(values or {})))
     except ConfigError as err:
         where = f"preset {preset}: " if preset else ""
         raise ConfigError(f"{where}{err}") from None

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 # MLflow prints a banner and checks a few things at import; keep its logging quiet.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 CONFIG_ARTIFACT = "config.yaml"
@@ -57,8 +58,9 @@ def git_commit() -> str:
 
 
 def start_run(uri: str, experiment: str, artifact_root: str, name: str, params: dict[str, Any],
-              tags: dict[str, str], config_yaml: str, parent_run_id: str | None = None) -> str:
-    """Create a RUNNING run with its params, tags and resolved config; return its id."""
+              tags: dict[str, str], config_yaml: str, parent_run_id: str | None = None,
+              config_name: str = CONFIG_ARTIFACT) -> str:
+    """Create a RUNNING run with its params, tags and resolved config (or grid); return its id."""
     mlflow = client(uri)
     tags = {**tags, "mlflow.runName": name}
     if parent_run_id:
@@ -67,7 +69,7 @@ def start_run(uri: str, experiment: str, artifact_root: str, name: str, params: 
                             tags={k: str(v) for k, v in tags.items()})
     run_id = run.info.run_id
     mlflow.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-    mlflow.log_text(run_id, config_yaml, CONFIG_ARTIFACT)
+    mlflow.log_text(run_id, config_yaml, config_name)
     return run_id
 
 
@@ -77,10 +79,9 @@ def resume_run(uri: str, run_id: str) -> None:
 
 def end_run(uri: str, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
     """status: FINISHED, FAILED or KILLED; tags record why a run did not finish."""
-    mlflow = client(uri)
     if tags:
-        mlflow.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
-    mlflow.set_terminated(run_id, status)
+        set_tags(uri, run_id, tags)
+    client(uri).set_terminated(run_id, status)
 
 
 def log_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
@@ -105,3 +106,46 @@ def run_config_yaml(uri: str, run_id: str) -> str:
 def metric_history(uri: str, run_id: str, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
     mlflow = client(uri)
     return {k: sorted((m.step, m.value) for m in mlflow.get_metric_history(run_id, k)) for k in keys}
+
+
+@dataclass
+class RunRecord:
+    """What the sweep and the report read of a run."""
+
+    run_id: str
+    name: str
+    status: str  # RUNNING, FINISHED, FAILED or KILLED
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float]  # the latest value of each
+    start_ms: int
+    end_ms: int | None
+
+
+def find_runs(uri: str, experiment: str, where: str = "") -> list[RunRecord]:
+    """Every active run of the experiment matching an MLflow filter string, oldest first (all pages)."""
+    mlflow = client(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs, token = [], None
+    while True:
+        page = mlflow.search_runs([found.experiment_id], filter_string=where, run_view_type=ViewType.ACTIVE_ONLY,
+                                  max_results=1000, order_by=["attributes.start_time ASC"], page_token=token)
+        runs += [RunRecord(r.info.run_id, r.info.run_name, r.info.status, dict(r.data.tags), dict(r.data.params),
+                           dict(r.data.metrics), r.info.start_time, r.info.end_time) for r in page]
+        token = page.token
+        if not token:
+            return runs
+
+
+def set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:
+    client(uri).log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+
+def delete_run(uri: str, run_id: str) -> None:
+    client(uri).delete_run(run_id)
+
+
+def log_text(uri: str, run_id: str, text: str, name: str) -> None:
+    client(uri).log_text(run_id, text, name)

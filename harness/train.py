@@ -8,10 +8,12 @@ to MLflow once per epoch with step = epochs completed. Errors are percent.
 
 from __future__ import annotations
 
+import logging
 import math
 import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,10 @@ from harness.curves import plot_learning_curve
 from harness.data import Data, load_data
 from harness.data.augment import BatchTransform
 from harness.models import build_model, count_parameters
+
+# Lightning's start-up chatter (accelerators available, tips) is noise in a sweep of many runs.
+logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 
 EPOCH_METRICS = ["train_loss", "train_err", "val_err", "val_err5", "lr", "images_per_sec", "train_time_s"]
 

@@ -100,3 +100,55 @@ def store(tmp_path) -> dict[str, str]:
     return {"tracking.uri": f"sqlite:///{tmp_path}/mlflow.db",
             "tracking.artifact_root": str(tmp_path / "artifacts"),
             "trainer.checkpoint_dir": str(tmp_path / "checkpoints")}
+
+
+# ------------------------------------------------------------------------------------ PostgreSQL
+
+def _pg_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory):
+    """A throwaway PostgreSQL server on 127.0.0.1, as a function that creates a fresh database and
+    returns its SQLAlchemy URL. Skips where Debian's postgresql is not installed, except where
+    HARNESS_REQUIRE_POSTGRES=1 (.ci/run installs it and sets that), which fails instead."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        message = "PostgreSQL server binaries not found under /usr/lib/postgresql (apt-get install postgresql)"
+        if os.environ.get("HARNESS_REQUIRE_POSTGRES") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    root = Path(tempfile.mkdtemp(prefix="harness-pg-"))
+    root.chmod(0o755)
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres user
+        shutil.chown(root, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = root / "data"
+
+    def pg(*command: str) -> None:
+        subprocess.run(as_user + list(command), check=True, capture_output=True, cwd=root)
+
+    pg(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "harness")
+    pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "start", "-o",
+       f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=200")
+    count = iter(range(10**6))
+
+    def database(prefix: str = "db") -> str:
+        name = f"{prefix}{next(count)}"
+        pg(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "harness", name)
+        return f"postgresql+psycopg2://harness@127.0.0.1:{port}/{name}"
+
+    yield database
+    pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,239 @@
+"""Ablation grids: a YAML file in `ablations/` becomes a list of cells, each a resolved RunConfig.
+
+    name: cifar_tricks            # the sweep: its MLflow experiment and parent run, its Optuna study
+    about: one line saying what the grid asks
+    base: cifar_tricks.yaml       # optional: start from another grid file (a smaller preset of it)
+    preset: cifar_alexnet         # the run config every cell starts from
+    set:                          # overrides for every cell (dotted keys, as on the command line)
+      trainer.max_epochs: 30
+    design: leave_one_out         # each cell turns one trick off the full model; or: factorial
+    axes:                         # key -> values; the first value is the full model's
+      model.lrn: [true, false]
+      model.depth: [full, no_conv3]
+    seeds: [0, 1, 2]              # every cell runs once per seed
+    lr:                           # optional learning-rate choices: one list for every cell, or
+      model.activation:           # one list per value of one axis (the paper tuned the rate per net)
+        relu: [0.01, 0.02]
+        tanh: [0.01, 0.02]
+    stop:                         # optional: end a cell once its epoch training error is below a
+      train_err_below: 25         # target (percent), or after max_epochs, whichever comes first
+      max_epochs: 40
+
+A cell is identified by a hash of its resolved config (`cell_key`), not by its place in the file,
+so reordering axes or adding seeds never re-runs finished work. Nothing here imports torch, MLflow
+or Optuna: a bad grid fails in milliseconds with the file and key in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import config as C
+
+TOP_KEYS = ("name", "about", "base", "preset", "set", "design", "axes", "seeds", "lr", "stop")
+STOP_KEYS = {"train_err_below": "trainer.stop_train_err", "max_epochs": "trainer.max_epochs"}
+DESIGNS = ("leave_one_out", "factorial")
+BASELINE = "baseline"
+
+# Settings that say how or where a cell runs, not what it computes: left out of the cell's hash,
+# so a resumed sweep on another machine, thread count or tracking server still finds its cells.
+NOT_IDENTITY = ("tracking", "trainer.progress_bar", "trainer.checkpoint_dir", "trainer.threads",
+                "trainer.accelerator", "trainer.channels_last", "data.data_dir", "data.cache_dir",
+                "data.num_workers")
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str  # the MLflow run name, from the switches, any other axis values and the seed
+    key: str  # hash of the resolved config: the identity the exactly-once rule is keyed on
+    trick: str  # leave_one_out: the axis this cell changes, or 'baseline'; factorial: ''
+    values: dict[str, Any]  # the axis values (and learning rate) that define the cell, seed apart
+    seed: int
+    config: C.RunConfig
+
+
+@dataclass
+class Grid:
+    name: str
+    path: Path
+    preset: str
+    design: str
+    axes: dict[str, list[Any]]
+    seeds: list[int]
+    about: str = ""
+    set: dict[str, Any] = field(default_factory=dict)
+    lr: Any = None  # None, [rates], or {axis: {value: [rates]}}
+    stop: dict[str, Any] = field(default_factory=dict)
+    cells: list[Cell] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The grid as resolved (bases merged, command-line overrides in `set`)."""
+        out = {k: getattr(self, k) for k in ("name", "about", "preset", "design", "axes", "seeds", "set")}
+        return out | ({"lr": self.lr} if self.lr else {}) | ({"stop": self.stop} if self.stop else {})
+
+
+def cell_key(cfg: C.RunConfig) -> str:
+    values = C.flatten(cfg)
+    kept = {k: v for k, v in values.items() if not any(k == n or k.startswith(n + ".") for n in NOT_IDENTITY)}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's mapping with its `base` chain merged in (`set` and `stop` merge key by key)."""
+    path = path.resolve()
+    if path in seen:
+        raise C.ConfigError(f"{path}: base: a cycle ({' -> '.join(p.name for p in seen + (path,))})")
+    values = C.read_yaml(path)
+    for key in values:
+        if key not in TOP_KEYS:
+            raise C.ConfigError(f"{path}: {key}: unknown key (known: {', '.join(TOP_KEYS)})")
+    if "base" not in values:
+        return values
+    base = values.pop("base")
+    if not isinstance(base, str):
+        raise C.ConfigError(f"{path}: base: expected a grid file name; got {base!r}")
+    merged = _read(path.parent / base, seen + (path,))
+    for key, value in values.items():
+        if key in ("set", "stop") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Grid:
+    """Read, validate and expand a grid file; `overrides` (key=value) apply to every cell."""
+    path = Path(path)
+    values = _read(path)
+
+    def fail(key: str, why: str):
+        raise C.ConfigError(f"{path}: {key}: {why}")
+
+    for key in ("name", "preset", "design", "axes", "seeds"):
+        if key not in values:
+            fail(key, "missing")
+    name = values["name"]
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        fail("name", f"letters, digits, '_', '.' or '-' only; got {name!r}")
+    if values["design"] not in DESIGNS:
+        fail("design", f"expected one of {', '.join(DESIGNS)}; got {values['design']!r}")
+    axes = values["axes"]
+    if not isinstance(axes, dict) or not axes:
+        fail("axes", "expected a mapping of config keys to lists of values")
+    least = 2 if values["design"] == "leave_one_out" else 1
+    for key, choices in axes.items():
+        if not isinstance(choices, list) or len(choices) < least:
+            fail(f"axes.{key}", f"expected a list of at least {least} values; got {choices!r}")
+        if len({json.dumps(c) for c in choices}) < len(choices):
+            fail(f"axes.{key}", f"repeats a value: {choices}")
+        if key == "seed":
+            fail("axes.seed", "seeds have their own key: seeds: [0, 1, 2]")
+    seeds = values["seeds"]
+    if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) < len(seeds)
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        fail("seeds", f"expected a list of distinct integers; got {seeds!r}")
+    stop = values.get("stop") or {}
+    if not isinstance(stop, dict):
+        fail("stop", f"expected a mapping; got {stop!r}")
+    for key in stop:
+        if key not in STOP_KEYS:
+            fail(f"stop.{key}", f"unknown key (known: {', '.join(STOP_KEYS)})")
+    shared = values.get("set") or {}
+    if not isinstance(shared, dict):
+        fail("set", f"expected a mapping of config keys to values; got {shared!r}")
+    shared = {**shared, **{STOP_KEYS[k]: v for k, v in stop.items()}}
+    shared.update(C.parse_flat(overrides or []))
+
+    grid = Grid(name=name, path=path, preset=values["preset"], design=values["design"], axes=axes,
+                seeds=seeds, about=str(values.get("about", "")).strip(), set=shared,
+                lr=values.get("lr"), stop=stop)
+    grid.cells = _expand(grid, fail)
+    return grid
+
+
+def _rates(grid: Grid, cell: dict[str, Any], fail) -> list[Any]:
+    """The learning rates a cell runs with: [None] (the preset's) unless the grid lists some."""
+    lr = grid.lr
+    if lr is None:
+        return [None]
+    if isinstance(lr, list) and lr:
+        return lr
+    if isinstance(lr, dict) and len(lr) == 1:
+        (axis, by_value), = lr.items()
+        if axis not in grid.axes:
+            fail(f"lr.{axis}", f"not one of the axes ({', '.join(grid.axes)})")
+        if not isinstance(by_value, dict):
+            fail(f"lr.{axis}", f"expected a mapping of {axis} values to lists of rates; got {by_value!r}")
+        by_text = {str(k).lower(): v for k, v in by_value.items()}
+        rates = by_text.get(str(cell[axis]).lower())
+        if not isinstance(rates, list) or not rates:
+            fail(f"lr.{axis}", f"no list of rates for {axis}={cell[axis]}")
+        return rates
+    fail("lr", "expected a list of rates, or {axis: {value: [rates]}} for exactly one axis")
+
+
+def _expand(grid: Grid, fail) -> list[Cell]:
+    full = {key: choices[0] for key, choices in grid.axes.items()}
+    if grid.design == "leave_one_out":
+        designs = [(BASELINE, full)] + [(key, {**full, key: value}) for key, choices in grid.axes.items()
+                                        for value in choices[1:]]
+    else:
+        designs = [("", dict(zip(grid.axes, combo))) for combo in itertools.product(*grid.axes.values())]
+    if grid.lr is not None and "optim.lr" in grid.axes:
+        fail("lr", "optim.lr is already an axis")
+
+    cells: list[Cell] = []
+    for trick, axis_values in designs:
+        for rate in _rates(grid, axis_values, fail):
+            values = axis_values | ({"optim.lr": rate} if rate is not None else {})
+            for seed in grid.seeds:
+                try:
+                    cfg = C.load(grid.preset, values={**grid.set, **values, "seed": seed})
+                except C.ConfigError as err:
+                    label = ", ".join(f"{k}={v}" for k, v in values.items())
+                    fail(f"cell {label}, seed {seed}", str(err))
+                cells.append(_cell(cfg, trick, values, seed))
+    _check_distinct(cells, fail)
+    for cell in cells:
+        cell.config.tracking.experiment = grid.name
+        cell.config.tracking.run_name = cell.name
+    return cells
+
+
+def _cell(cfg: C.RunConfig, trick: str, values: dict[str, Any], seed: int) -> Cell:
+    stem = C.run_name(cfg).rsplit("-", 1)[0]  # run_name ends with -s<seed>
+    # Axes the switch-based name does not show (the learning rate, weight decay, ...) are spelled out.
+    extra = [f"{key.split('.')[-1]}{value:g}" if isinstance(value, float) else f"{key.split('.')[-1]}{value}"
+             for key, value in values.items() if key not in C.SWITCHES]
+    name = "-".join([stem, *extra, f"s{seed}"])
+    return Cell(name=name, key=cell_key(cfg), trick=trick, values=values, seed=seed, config=cfg)
+
+
+def _check_distinct(cells: list[Cell], fail) -> None:
+    for attr in ("key", "name"):
+        seen: dict[str, Cell] = {}
+        for cell in cells:
+            other = seen.setdefault(getattr(cell, attr), cell)
+            if other is not cell:
+                fail("axes", f"two cells resolve to the same {'config' if attr == 'key' else 'run name'} "
+                             f"({other.values} and {cell.values}, seed {cell.seed}): drop one")
+
+
+def describe(grid: Grid) -> str:
+    """One line of what the grid is."""
+    if grid.design == "leave_one_out":
+        changes = sum(len(v) - 1 for v in grid.axes.values())
+        shape = f"the full model and {changes} one-trick-off variants ({', '.join(k.split('.')[-1] for k in grid.axes)})"
+    else:
+        shape = "factorial " + " x ".join(f"{k.split('.')[-1]}({len(v)})" for k, v in grid.axes.items())
+    return (f"sweep {grid.name}: {len(grid.cells)} cells = {shape}, "
+            f"{len(grid.seeds)} seed(s){', learning-rate sub-grid' if grid.lr else ''}; preset {grid.preset}"
+            + (f"\n  {grid.about}" if grid.about else ""))
+

@@ -1,0 +1,125 @@
+"""The exactly-once rule without training: racing claims, dead workers, and which failures a sweep
+retries, on SQLite and on a real PostgreSQL server. No Lightning is imported here."""
+
+import multiprocessing
+import os
+import socket
+import time
+
+import pytest
+from optuna.trial import TrialState
+
+from harness import grid as G
+from harness import sweep, tracking
+
+GRID = """
+name: claims
+preset: cifar_convnet4
+design: factorial
+axes: {model.activation: [relu, tanh], model.init: [paper, pytorch]}
+seeds: [0, 1, 2]
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def stores(request, tmp_path):
+    """(grid file, Optuna storage URL, MLflow tracking URI) on one kind of database."""
+    path = tmp_path / "claims.yaml"
+    path.write_text(GRID + f"set: {{tracking.artifact_root: {tmp_path / 'artifacts'}}}\n")
+    if request.param == "sqlite":
+        return path, f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    database = request.getfixturevalue("postgres")
+    return path, database("optuna"), database("mlflow")
+
+
+def _claim_everything(path, url, uri, barrier, results) -> None:
+    sw = sweep.open_sweep(G.load(path), url, uri)
+    distributions = sweep._distributions(sw.grid)
+    barrier.wait()  # every worker goes for the same cells in the same order at the same moment
+    won = [cell.key for cell in sw.grid.cells if sweep.claim(sw, cell, distributions) is not None]
+    results.put((os.getpid(), won))
+
+
+def test_racing_workers_claim_each_cell_exactly_once(stores):
+    path, url, uri = stores
+    grid = G.load(path)
+    sweep.open_sweep(grid, url, uri)  # the study and parent run exist before the race, as with --workers
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [ctx.Process(target=_claim_everything, args=(path, url, uri, barrier, results)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    won = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    claimed = [key for _, keys in won for key in keys]
+    assert sorted(claimed) == sorted(c.key for c in grid.cells)  # every cell once, none twice
+    assert len([keys for _, keys in won if keys]) >= 1
+    sw = sweep.open_sweep(grid, url, uri)
+    trials = sweep.trials_by_cell(sw)
+    for cell in grid.cells:  # all four went for every cell: one RUNNING claim, three stood down
+        states = sorted(t.state.name for t in trials[cell.key])
+        assert states == ["PRUNED", "PRUNED", "PRUNED", "RUNNING"]
+
+
+def _dead_pid() -> int:
+    proc = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+    proc.start()
+    proc.join()
+    return proc.pid
+
+
+def test_dead_worker_on_this_host_is_reaped_once_and_its_run_killed(stores):
+    path, url, uri = stores
+    grid = G.load(path)
+    dead = sweep.open_sweep(grid, url, uri)
+    dead.worker = f"{socket.gethostname()}:{_dead_pid()}"
+    cell = grid.cells[0]
+    trial_id = sweep.claim(dead, cell, sweep._distributions(grid))
+    number = dead.storage.get_trial_number_from_id(trial_id)
+    run_id = tracking.start_run(uri, grid.name, str(path.parent / "artifacts"), cell.name, {},
+                                {"sweep_parent": dead.parent_id, "cell": cell.key, "optuna_trial": str(number)},
+                                "", parent_run_id=dead.parent_id)
+
+    live = sweep.open_sweep(grid, url, uri)
+    assert live.parent_id == dead.parent_id  # one parent run per sweep and tracking store
+    states, _, _ = sweep.snapshot(live)
+    assert states[cell.key] == "running"
+    sweep.reap(live)
+    sweep.reap(live)  # the second look finds nothing left to do
+    assert live.storage.get_trial(trial_id).state == TrialState.FAIL
+    run = tracking.find_runs(uri, grid.name, f"tags.optuna_trial = '{number}'")[0]
+    assert (run.run_id, run.status, run.tags["failure_reason"]) == (run_id, "KILLED", "worker_lost")
+    states, _, _ = sweep.snapshot(live)
+    assert states[cell.key] == "todo"  # a lost worker's cell is free again at once
+
+
+def test_silent_worker_elsewhere_is_reaped_after_the_grace_period(stores, monkeypatch):
+    path, url, uri = stores
+    monkeypatch.setattr(sweep, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(sweep, "GRACE_S", 1)
+    grid = G.load(path)
+    other = sweep.open_sweep(grid, url, uri)
+    other.worker = "another-machine:4242"
+    trial_id = sweep.claim(other, grid.cells[1], sweep._distributions(grid))
+    live = sweep.open_sweep(grid, url, uri)
+    sweep.reap(live)
+    assert live.storage.get_trial(trial_id).state == TrialState.RUNNING  # within the grace period
+    time.sleep(2.5)
+    sweep.reap(live)
+    assert live.storage.get_trial(trial_id).state == TrialState.FAIL
+
+
+def test_a_failure_is_retried_by_the_next_invocation_not_this_one(stores):
+    path, url, uri = stores
+    grid = G.load(path)
+    before = sweep.open_sweep(grid, url, uri)
+    old = sweep.claim(before, grid.cells[0], sweep._distributions(grid))
+    sweep._end_trial(before, old, TrialState.FAIL, reason="Diverged: loss became nan")
+    now = sweep.open_sweep(grid, url, uri)  # a new invocation: the failure above predates it
+    new = sweep.claim(now, grid.cells[1], sweep._distributions(grid))
+    sweep._end_trial(now, new, TrialState.FAIL, reason="Diverged: loss became inf")
+    states, _, _ = sweep.snapshot(now)
+    assert states[grid.cells[0].key] == "todo"
+    assert states[grid.cells[1].key] == "failed"
+    assert states[grid.cells[2].key] == "todo"

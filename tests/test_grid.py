@@ -1,0 +1,127 @@
+"""Grid files -> cells: designs, learning-rate sub-grids, names, hashes, bases, and errors that name
+the file and key. No torch, no stores."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import cli
+from harness import config as C
+from harness import grid as G
+
+ABLATIONS = Path(__file__).resolve().parents[1] / "ablations"
+
+
+def write(tmp_path, text: str, name: str = "g.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+LOO = """
+name: loo
+preset: cifar_alexnet
+design: leave_one_out
+axes:
+  model.lrn: [true, false]
+  model.depth: [full, no_conv3, no_conv4]
+seeds: [0, 1]
+set: {model.width: 0.25, trainer.max_epochs: 2}
+"""
+
+
+def test_leave_one_out_is_full_model_plus_one_change_per_value(tmp_path):
+    grid = G.load(write(tmp_path, LOO))
+    # baseline + lrn off + two depth variants, each for 2 seeds
+    assert len(grid.cells) == (1 + 1 + 2) * 2
+    tricks = [(c.trick, c.values["model.lrn"], c.values["model.depth"]) for c in grid.cells if c.seed == 0]
+    assert tricks == [("baseline", True, "full"), ("model.lrn", False, "full"),
+                      ("model.depth", True, "no_conv3"), ("model.depth", True, "no_conv4")]
+    cell = grid.cells[2]  # lrn off, seed 0
+    assert (cell.config.model.lrn, cell.config.model.width, cell.config.trainer.max_epochs) == (False, 0.25, 2)
+    assert cell.name == "alexnet_cifar-relu-nolrn-ovl-drop0.5-2t-pca-w0.25-s0"
+    assert cell.config.tracking.experiment == "loo" and cell.config.tracking.run_name == cell.name
+    assert len({c.key for c in grid.cells}) == len(grid.cells)
+
+
+def test_factorial_with_per_activation_rates_and_stop(tmp_path):
+    grid = G.load(write(tmp_path, """
+name: speed
+preset: cifar_convnet4
+design: factorial
+axes: {model.activation: [relu, tanh], model.init: [paper, pytorch]}
+lr: {model.activation: {relu: [0.01, 0.02], tanh: [0.005]}}
+seeds: [3]
+stop: {train_err_below: 25, max_epochs: 7}
+"""))
+    assert len(grid.cells) == 2 * 2 + 1 * 2  # relu: 2 inits x 2 rates; tanh: 2 inits x 1 rate
+    rates = sorted((c.values["model.activation"], c.config.optim.lr) for c in grid.cells)
+    assert rates == [("relu", 0.01), ("relu", 0.01), ("relu", 0.02), ("relu", 0.02), ("tanh", 0.005), ("tanh", 0.005)]
+    assert all(c.config.trainer.stop_train_err == 25 and c.config.trainer.max_epochs == 7 for c in grid.cells)
+    assert {c.trick for c in grid.cells} == {""}
+    names = {c.name for c in grid.cells}
+    assert "convnet4-tanh-nolrn-ovl-nopca-noaug-torchinit-lr0.005-s3" in names
+
+
+def test_cell_key_ignores_where_a_cell_runs_but_not_what_it_computes(tmp_path):
+    path = write(tmp_path, LOO)
+    base = G.load(path).cells
+    moved = G.load(path, ["trainer.threads=1", "trainer.progress_bar=false", "tracking.uri=sqlite:///x.db",
+                          "trainer.checkpoint_dir=/elsewhere", "data.data_dir=/data"]).cells
+    assert [c.key for c in moved] == [c.key for c in base]
+    changed = G.load(path, ["optim.weight_decay=0.001"]).cells
+    assert not {c.key for c in changed} & {c.key for c in base}
+    # Reordering the axes renames nothing and re-hashes nothing.
+    swapped = LOO.replace("  model.lrn: [true, false]\n", "").replace("seeds:", "  model.lrn: [true, false]\nseeds:")
+    assert list(yaml.safe_load(swapped)["axes"]) == ["model.depth", "model.lrn"]
+    assert {c.key for c in G.load(write(tmp_path, swapped, "s.yaml")).cells} == {c.key for c in base}
+
+
+def test_base_file_merges_set_and_replaces_seeds(tmp_path):
+    write(tmp_path, LOO, "full.yaml")
+    small = G.load(write(tmp_path, "name: small\nbase: full.yaml\nseeds: [5]\nset: {trainer.max_epochs: 1}\n"))
+    assert small.name == "small" and [c.seed for c in small.cells] == [5] * 4
+    assert all(c.config.model.width == 0.25 and c.config.trainer.max_epochs == 1 for c in small.cells)
+
+
+@pytest.mark.parametrize("change, message", [
+    (("design: leave_one_out", "design: random"), "design: expected one of leave_one_out, factorial"),
+    (("model.lrn: [true, false]", "model.lrnn: [true, false]"), "model.lrnn: unknown key"),
+    (("model.lrn: [true, false]", "model.lrn: [true, maybe]"), "model.lrn: expected true or false"),
+    (("model.lrn: [true, false]", "model.lrn: [true]"), "axes.model.lrn: expected a list of at least 2"),
+    (("seeds: [0, 1]", "seeds: [0, 0]"), "seeds: expected a list of distinct integers"),
+    (("seeds: [0, 1]", "seeds: [0, 1]\nstop: {train_err_above: 3}"), "stop.train_err_above: unknown key"),
+    (("seeds: [0, 1]", "seeds: [0, 1]\nlr: {model.pool: {overlap: [0.1]}}"), "lr.model.pool: not one of the axes"),
+    (("seeds: [0, 1]", "seeds: [0, 1]\nlr: {model.lrn: {true: [0.1]}}"), "lr.model.lrn: no list of rates for model.lrn=False"),
+    (("name: loo", "name: loo\nepochs: 3"), "epochs: unknown key"),
+    (("model.width: 0.25", "model.width: 0.3"), "model.width: two towers split"),
+])
+def test_bad_grid_names_the_file_and_key(tmp_path, change, message):
+    path = write(tmp_path, LOO.replace(*change))
+    with pytest.raises(C.ConfigError) as err:
+        G.load(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_bad_grid_exits_2_and_creates_no_store(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, LOO.replace("model.lrn: [true, false]", "model.lrn: [true, 3]"))
+    assert cli.main(["sweep", str(path)]) == 2
+    assert "model.lrn: expected true or false" in capsys.readouterr().err
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_shipped_grids_load_and_cpu_presets_say_so():
+    grids = {p.stem: G.load(p) for p in sorted(ABLATIONS.glob("*.yaml"))}
+    assert {"relu_speed", "relu_speed_cpu", "cifar_tricks", "cifar_tricks_cpu", "imagenet_tricks"} <= set(grids)
+    for name in ("relu_speed_cpu", "cifar_tricks_cpu"):
+        assert grids[name].about.startswith("SMALL CPU PRESET")
+    tricks = grids["cifar_tricks"]
+    assert len(tricks.seeds) >= 3 and {c.trick for c in tricks.cells} == {
+        "baseline", "model.lrn", "model.pool", "model.dropout", "data.pca_jitter", "model.towers",
+        "model.activation", "model.depth"}
+    speed = grids["relu_speed"]
+    assert all(c.config.data.augment is False and c.config.optim.weight_decay == 0 for c in speed.cells)
+    assert {c.config.model.init for c in speed.cells} == {"paper", "pytorch"}
+    assert {c.config.trainer.stop_train_err for c in speed.cells} == {25}

@@ -1,0 +1,163 @@
+"""Sweeps that really train (convnet4 on a few hundred real CIFAR-10 images): parent and child runs,
+resume after kill -9, two workers on SQLite and on PostgreSQL, a diverging cell, bad data."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness import cli
+from harness import grid as G
+from harness import sweep, tracking
+
+pytestmark = pytest.mark.slow
+
+
+def grid_file(tmp_path: Path, source: Path, *, axes: str = "{model.activation: [relu, tanh]}",
+              epochs: int = 1, images: int = 256, seeds: str = "[0, 1]") -> Path:
+    """A small real grid: PyTorch init and z-scored input learn in a few steps (see test_train)."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(f"""
+name: tiny
+preset: cifar_convnet4
+design: factorial
+axes: {axes}
+seeds: {seeds}
+set:
+  data.source: {source}
+  data.train_subset: {images}
+  data.val_size: 256
+  data.test_subset: 256
+  model.init: pytorch
+  data.normalize: standard
+  optim.lr: 0.05
+  trainer.max_epochs: {epochs}
+  trainer.progress_bar: false
+  trainer.checkpoint_dir: {tmp_path / 'checkpoints'}
+  tracking.artifact_root: {tmp_path / 'artifacts'}
+""")
+    return path
+
+
+def stores(tmp_path: Path) -> tuple[str, str]:
+    return f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+
+
+def run_sweep(path: Path, url: str, uri: str, *extra: str) -> int:
+    return cli.main(["sweep", str(path), "--storage", url, "--tracking-uri", uri, *extra])
+
+
+def child_runs(uri: str) -> list[tracking.RunRecord]:
+    return [r for r in tracking.find_runs(uri, "tiny") if r.tags.get("sweep_role") != "parent"]
+
+
+def assert_each_cell_finished_once(path: Path, uri: str) -> list[tracking.RunRecord]:
+    grid = G.load(path)
+    finished = [r for r in child_runs(uri) if r.status == "FINISHED"]
+    assert sorted(r.tags["cell"] for r in finished) == sorted(c.key for c in grid.cells)
+    assert {r.run_id: r.name for r in finished} and sorted(r.name for r in finished) == sorted(c.name for c in grid.cells)
+    return finished
+
+
+def test_four_cell_sweep_one_parent_four_children_then_nothing_to_do(tmp_path, real_cifar, capsys):
+    path = grid_file(tmp_path, real_cifar)
+    url, uri = stores(tmp_path)
+    assert run_sweep(path, url, uri) == 0
+    out = capsys.readouterr().out
+    assert "sweep tiny: 4/4 done, 0 running, 0 left, 0 failed" in out and "ETA" in out
+
+    parents = tracking.find_runs(uri, "tiny", "tags.sweep_role = 'parent'")
+    assert [(p.name, p.status) for p in parents] == [("tiny", "FINISHED")]
+    children = assert_each_cell_finished_once(path, uri)
+    assert len(children) == 4
+    for run in children:
+        assert run.tags["mlflow.parentRunId"] == parents[0].run_id == run.tags["sweep_parent"]
+        assert run.tags["sweep"] == "tiny" and run.tags["seed"] in {"0", "1"}
+        assert run.tags["activation"] == run.tags["axis.model.activation"] and run.tags["model"] == "convnet4"
+        assert run.name == f"convnet4-{run.tags['activation']}-nolrn-ovl-nopca-noaug-torchinit-s{run.tags['seed']}"
+        assert 0 < run.metrics["test_err"] < 100
+    grid_yaml = MlflowClient(uri).download_artifacts(parents[0].run_id, "grid.yaml")
+    assert "model.activation" in Path(grid_yaml).read_text()
+
+    sw = sweep.open_sweep(G.load(path), url, uri)
+    trials = [t for ts in sweep.trials_by_cell(sw).values() for t in ts]
+    assert sorted(t.state.name for t in trials) == ["COMPLETE"] * 4
+    assert {t.params["model.activation"] for t in trials} == {"relu", "tanh"}
+
+    assert run_sweep(path, url, uri) == 0  # again: everything is done, nothing runs
+    assert len(child_runs(uri)) == 4
+    assert "  -> " not in capsys.readouterr().out
+
+
+def test_kill_9_mid_cell_then_resume_finishes_only_the_rest(tmp_path, real_cifar):
+    path = grid_file(tmp_path, real_cifar, epochs=2, images=2048)
+    url, uri = stores(tmp_path)
+    log = open(tmp_path / "sweep.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(path), "--storage", url,
+                             "--tracking-uri", uri], stdout=log, stderr=subprocess.STDOUT)
+    checkpoints = tmp_path / "checkpoints"
+    deadline = time.time() + 300
+    # Kill once the second cell has checkpointed its first epoch: mid-cell, with work to continue.
+    while len(list(checkpoints.glob("*/last.ckpt"))) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = [r for r in child_runs(uri) if r.status == "RUNNING"]
+    assert len(killed) == 1, (tmp_path / "sweep.log").read_text()[-3000:]
+    assert len([r for r in child_runs(uri) if r.status == "FINISHED"]) == 1
+
+    assert run_sweep(path, url, uri) == 0
+    finished = assert_each_cell_finished_once(path, uri)
+    assert len(child_runs(uri)) == 4  # the killed cell continued its own run: no duplicate, no orphan
+    continued = MlflowClient(uri).get_metric_history(killed[0].run_id, "train_err")
+    assert killed[0].run_id in {r.run_id for r in finished}
+    assert sorted(m.step for m in continued) == [1, 2]
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_two_workers_share_the_study_and_run_no_cell_twice(tmp_path, real_cifar, database, request):
+    path = grid_file(tmp_path, real_cifar)
+    if database == "postgres":
+        new_database = request.getfixturevalue("postgres")
+        url, uri = new_database("optuna"), new_database("mlflow")
+    else:
+        url, uri = stores(tmp_path)
+    assert run_sweep(path, url, uri, "--workers", "2") == 0
+    finished = assert_each_cell_finished_once(path, uri)
+    assert len(child_runs(uri)) == 4
+    assert len({r.tags["worker"] for r in finished}) == 2  # both worked, on different cells
+    sw = sweep.open_sweep(G.load(path), url, uri)
+    for cell_trials in sweep.trials_by_cell(sw).values():
+        assert [t.state.name for t in cell_trials].count("COMPLETE") == 1
+
+
+def test_diverging_cell_fails_with_its_reason_and_is_retried_next_time(tmp_path, real_cifar, capsys):
+    path = grid_file(tmp_path, real_cifar, axes="{optim.lr: [0.05, 1.0e+8]}", seeds="[0]",
+                     epochs=2)
+    url, uri = stores(tmp_path)
+    assert run_sweep(path, url, uri) == 1  # not every cell finished
+    out = capsys.readouterr().out
+    assert "1/2 done, 0 running, 0 left, 1 failed" in out and "not finished: " in out
+    runs = {r.tags["axis.optim.lr"]: r for r in child_runs(uri)}
+    assert runs["0.05"].status == "FINISHED"
+    assert runs["100000000.0"].status == "FAILED" and runs["100000000.0"].tags["failure_reason"] == "diverged"
+    assert "training loss became" in runs["100000000.0"].tags["failure_message"]
+    parent = tracking.find_runs(uri, "tiny", "tags.sweep_role = 'parent'")[0]
+    assert parent.status == "FAILED" and parent.tags["cells_finished"] == "1"
+
+    assert run_sweep(path, url, uri) == 1  # the failed cell runs again; the finished one does not
+    statuses = sorted((r.tags["axis.optim.lr"], r.status) for r in child_runs(uri))
+    assert statuses == [("0.05", "FINISHED"), ("100000000.0", "FAILED"), ("100000000.0", "FAILED")]
+
+
+def test_missing_data_exits_2_before_any_store_exists(tmp_path, capsys):
+    path = grid_file(tmp_path, tmp_path / "nowhere.zip")
+    url, uri = stores(tmp_path)
+    assert run_sweep(path, url, uri) == 2
+    assert "nowhere.zip" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.db"))
