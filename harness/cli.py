@@ -1,4 +1,4 @@
-"""`harness` command line: train, sweep, describe, ui. Heavy modules (torch, lightning, mlflow) are
+"""`harness` command line: train, sweep, report, describe, ui. Heavy modules (torch, lightning, mlflow) are
 imported inside the command that needs them, so `--help` and config errors answer at once.
 
 Exit codes: 0 success; 1 a run failed; 2 bad input (config, data or arguments), with one message."""
@@ -61,6 +61,18 @@ def cmd_sweep(args) -> int:
                      overrides=args.overrides, worker_index=args.worker_index, since_trial=args.since_trial)
 
 
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    uri = args.tracking_uri or C.tracking_uri(C.TrackingConfig())
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise C.ConfigError(f"--tracking-uri: no tracking store at {uri}; run a sweep first")
+    from harness.report import build
+    readme = build(uri, args.sweeps, Path(args.out))
+    print(f"harness: report written to {readme} (tables and figures in {args.out}/<sweep>/)")
+    return 0
+
+
 def cmd_describe(args) -> int:
     cfg = C.load(args.preset, args.overrides)
     from harness.describe import describe
@@ -102,6 +114,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
     p.add_argument("--since-trial", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="rebuild reports/ from the tracking store (tables, figures, README)")
+    p.add_argument("sweeps", nargs="*", metavar="SWEEP", help="sweep names (default: every sweep in the store)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+                                          "sqlite:///mlruns/mlflow.db)")
+    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("describe", help="print a model's layers, parameters and step cost")
     _config_args(p, "imagenet_alexnet")

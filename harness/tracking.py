@@ -97,10 +97,14 @@ def run_status(uri: str, run_id: str) -> str:
     return client(uri).get_run(run_id).info.status
 
 
-def run_config_yaml(uri: str, run_id: str) -> str:
+def run_config_yaml(uri: str, run_id: str, name: str = CONFIG_ARTIFACT) -> str:
     mlflow = client(uri)
     mlflow.get_run(run_id)  # raises a clear MlflowException for an unknown id
-    return Path(mlflow.download_artifacts(run_id, CONFIG_ARTIFACT)).read_text()
+    return Path(mlflow.download_artifacts(run_id, name)).read_text()
+
+
+def experiment_names(uri: str) -> list[str]:
+    return sorted(e.name for e in client(uri).search_experiments())
 
 
 def metric_history(uri: str, run_id: str, keys: list[str]) -> dict[str, list[tuple[int, float]]]:

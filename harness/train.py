@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import tempfile
 import time
 import traceback
@@ -182,6 +183,12 @@ def failure_tags(err: BaseException) -> dict[str, str]:
             "failure_message": str(err)[:4000], "failure_traceback": "\n".join(last_lines)[-4000:]}
 
 
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (cuda)"
+    return f"{device.type} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
 def describe_data(data: Data) -> str:
     s = data.sizes
     return f"{data.name} from {data.source}: {s['train']:,} train / {s['val']:,} val / {s['test']:,} test images"
@@ -228,6 +235,7 @@ def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: 
             num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(checkpoints),
         )
         data.to(trainer.strategy.root_device)
+        tracking.set_tags(uri, run_id, {"device": device_name(trainer.strategy.root_device)})
         trainer.fit(module, data.train, data.val, ckpt_path=str(last_ckpt) if resume_run_id else None)
         epochs = trainer.current_epoch
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}

@@ -1,0 +1,85 @@
+"""The report's figures, as PNG and SVG with no timestamps in them (regenerating gives the same bytes)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from harness.report.store import CellRun  # noqa: E402
+
+plt.rcParams["svg.hashsalt"] = "harness"  # fixed ids inside the SVG
+COLOURS = {"relu": "tab:blue", "tanh": "tab:red"}
+STYLES = {"paper": "-", "pytorch": "--"}
+
+
+def save(fig, stem: Path) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
+    fig.savefig(png, dpi=120, metadata={"Software": None})
+    fig.savefig(svg, metadata={"Date": None, "Creator": None})
+    plt.close(fig)
+    return [png, svg]
+
+
+def _mean_band(runs: list[CellRun], key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Epochs, mean, min and max over seeds, up to the shortest run (runs stop at the target)."""
+    curves = [np.array([v for _, v in sorted(r.curves.get(key, []))]) for r in runs]
+    length = min((len(c) for c in curves), default=0)
+    stack = np.stack([c[:length] for c in curves]) if length else np.zeros((1, 0))
+    return np.arange(1, length + 1), stack.mean(0), stack.min(0), stack.max(0)
+
+
+def speed_figure(groups: dict[tuple[str, str, str], list[CellRun]], winners: dict[tuple[str, str], str],
+                 target: float, title: str, stem: Path) -> list[Path]:
+    """Training error against epochs and against training seconds, ReLU and tanh at their fastest rates."""
+    fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for (act, init), lr in sorted(winners.items()):
+        runs = groups[(act, init, lr)]
+        epochs, mean, low, high = _mean_band(runs, "train_err")
+        _, seconds, _, _ = _mean_band(runs, "train_time_s")
+        label = f"{act}, {init} init, lr {float(lr):g} ({len(runs)} seeds)"
+        style = dict(color=COLOURS.get(act), linestyle=STYLES.get(init, ":"))
+        by_epoch.plot(epochs, mean, label=label, **style)
+        by_epoch.fill_between(epochs, low, high, color=COLOURS.get(act), alpha=0.15, linewidth=0)
+        by_time.plot(seconds, mean, label=label, **style)
+        by_time.fill_between(seconds, low, high, color=COLOURS.get(act), alpha=0.15, linewidth=0)
+    for ax, xlabel in ((by_epoch, "epochs"), (by_time, "training seconds (this machine)")):
+        ax.axhline(target, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("training error rate (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    by_epoch.legend(fontsize=7)
+    by_epoch.set_title(f"{title}: mean over seeds, band = min-max", fontsize=9)
+    by_time.set_title(f"{target:g}% line: Figure 1's target; paper: ReLU ~6x faster", fontsize=9)
+    fig.tight_layout()
+    return save(fig, stem)
+
+
+def delta_chart(table: pd.DataFrame, title: str, stem: Path) -> list[Path]:
+    """Each trick's measured delta (trick off minus full model) with its 95% interval; the paper's as x."""
+    fig, ax = plt.subplots(figsize=(7, 0.5 * len(table) + 1.5))
+    y = np.arange(len(table))[::-1]
+    for yi, row in zip(y, table.to_dict("records")):
+        low, high = row["ci_low"], row["ci_high"]
+        err = None if math.isnan(low) else [[row["delta"] - low], [high - row["delta"]]]
+        ax.errorbar(row["delta"], yi, xerr=err, fmt="o", color="tab:blue", capsize=3,
+                    label="measured, 95% CI" if yi == y[0] else None)
+        if row["paper_delta"] is not None and not math.isnan(row["paper_delta"]):
+            ax.plot(row["paper_delta"], yi, "x", color="tab:red", markersize=8,
+                    label="paper" if yi == y[0] else None)
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_yticks(y, [f"{r['trick']}\n({r['switch']})" for r in table.to_dict("records")], fontsize=8)
+    ax.set_xlabel("test top-1 error, trick off minus full model (points; > 0: the trick helps)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="best")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return save(fig, stem)

@@ -1,0 +1,94 @@
+"""The statistics of the report, as small pure functions over {seed: value} mappings.
+
+Errors are percent; a delta is ablated minus baseline (positive: the trick helps). Intervals are
+95% Student-t intervals over seeds; deltas are paired by seed (same seed, same data order and
+initial draw where the two nets allow), so seed-to-seed spread common to both cancels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+Z95 = 0.975  # two-sided 95%
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (nan with fewer than 2 values)."""
+    if not values:
+        return math.nan, math.nan
+    x = np.asarray(values, dtype=float)
+    return float(x.mean()), float(x.std(ddof=1)) if len(x) > 1 else math.nan
+
+
+@dataclass(frozen=True)
+class Interval:
+    n: int  # seeds in the comparison
+    mean: float
+    low: float
+    high: float
+    p: float  # two-sided one-sample t-test of mean = 0
+    sd: float  # sample sd of the per-seed values
+
+
+def t_interval(values: list[float]) -> Interval:
+    n = len(values)
+    mean, sd = mean_std(values)
+    if n < 2:
+        return Interval(n, mean, math.nan, math.nan, math.nan, sd)
+    if sd == 0:
+        p = 1.0 if mean == 0 else 0.0
+        return Interval(n, mean, mean, mean, p, sd)
+    half = stats.t.ppf(Z95, n - 1) * sd / math.sqrt(n)
+    p = 2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)
+    return Interval(n, mean, mean - half, mean + half, float(p), sd)
+
+
+def paired_delta(baseline: dict[int, float], ablated: dict[int, float]) -> Interval:
+    """Ablated minus baseline over the seeds both have."""
+    seeds = sorted(set(baseline) & set(ablated))
+    return t_interval([ablated[s] - baseline[s] for s in seeds])
+
+
+def verdict(delta: Interval, paper: float | None) -> str:
+    """reproduces: same sign as the paper, interval excludes 0; contradicts: opposite sign,
+    interval excludes 0; inconclusive: interval contains 0 (or fewer than 2 seeds)."""
+    if delta.n < 2 or math.isnan(delta.low) or delta.low <= 0 <= delta.high:
+        return "inconclusive"
+    if paper is None or paper == 0:
+        return "effect (paper gives no number)"
+    return "reproduces" if (delta.mean > 0) == (paper > 0) else "contradicts"
+
+
+def seeds_for_power(effect: float | None, sd: float, power: float = 0.8, limit: int = 10_000) -> int | None:
+    """Seeds a paired two-sided t-test at 5% needs to detect `effect` with the given power,
+    when per-seed differences have standard deviation `sd`. None when it cannot be said."""
+    if effect is None or not math.isfinite(sd) or sd <= 0 or effect == 0:
+        return None
+    d = abs(effect) / sd
+    for n in range(2, limit + 1):
+        critical = stats.t.ppf(Z95, n - 1)
+        shift = d * math.sqrt(n)
+        achieved = stats.nct.sf(critical, n - 1, shift) + stats.nct.cdf(-critical, n - 1, shift)
+        if achieved >= power:
+            return n
+    return None
+
+
+def first_epoch(curve: list[tuple[int, float]], target: float, strict: bool) -> int | None:
+    """The first epoch whose value is below the target (strict) or at/below it; None if none."""
+    for epoch, value in sorted(curve):
+        if value < target or (not strict and value == target):
+            return epoch
+    return None
+
+
+def ratio_interval(numerator: dict[int, float], denominator: dict[int, float]) -> Interval:
+    """Geometric-mean ratio over seeds both have, with a t-interval on the log ratios (exp'd)."""
+    seeds = sorted(s for s in set(numerator) & set(denominator) if numerator[s] > 0 and denominator[s] > 0)
+    logs = t_interval([math.log(numerator[s] / denominator[s]) for s in seeds])
+    return Interval(logs.n, math.exp(logs.mean) if logs.n else math.nan, math.exp(logs.low),
+                    math.exp(logs.high), logs.p, logs.sd)

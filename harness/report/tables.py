@@ -1,0 +1,217 @@
+"""The report's tables as pandas DataFrames of numbers, and their CSV, Markdown and LaTeX forms.
+
+`trick_table`: a leave-one-out sweep, one row per trick turned off, against the full model.
+`speed_table`: a sweep with a training-error target (Figure 1), one row per activation,
+initialisation and learning rate, and the ReLU/tanh ratio per initialisation.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from harness import paper
+from harness.report import stats as S
+from harness.report.store import CellRun, SweepRecord
+
+
+def _by_seed(runs: list[CellRun], metric: str) -> dict[int, float]:
+    return {r.seed: r.metrics[metric] for r in runs if metric in r.metrics}
+
+
+def _gap(runs: list[CellRun]) -> float:
+    """Mean final training error minus test error (negative: the net fits its training set better)."""
+    gaps = [r.metrics["train_err"] - r.metrics["test_err"] for r in runs if {"train_err", "test_err"} <= set(r.metrics)]
+    return S.mean_std(gaps)[0]
+
+
+def _epochs_to_best(baseline: list[CellRun], ablated: list[CellRun]) -> tuple[float, int]:
+    """Mean epochs the ablated runs take to reach their seed's baseline best validation error,
+    over the seeds that reach it; and how many reach it."""
+    best = {r.seed: min(v for _, v in r.curves.get("val_err", [])) for r in baseline if r.curves.get("val_err")}
+    hits = [S.first_epoch(r.curves.get("val_err", []), best[r.seed], strict=False) for r in ablated if r.seed in best]
+    reached = [h for h in hits if h is not None]
+    return (S.mean_std(reached)[0] if reached else math.nan), len(reached)
+
+
+def trick_table(sweep: SweepRecord) -> pd.DataFrame:
+    baseline = [r for r in sweep.runs if r.trick == "baseline"]
+    dataset = sweep.param("data.dataset")
+    top5 = dataset == "imagenet"
+    seeds_total = len(sweep.grid.get("seeds", []))
+    rows = []
+    groups: dict[tuple[str, str], list[CellRun]] = {}
+    for run in sweep.runs:
+        if run.trick not in ("", "baseline"):
+            groups.setdefault((run.trick, run.axes.get(run.trick, "?")), []).append(run)
+    for (key, value), ablated in sorted(groups.items()):
+        claim = paper.claim(key, dataset)
+        delta = S.paired_delta(_by_seed(baseline, "test_err"), _by_seed(ablated, "test_err"))
+        epochs, reached = _epochs_to_best(baseline, ablated)
+        row = {
+            "trick": claim.label if claim else key, "switch": f"{key}={value}", "n": delta.n,
+            "missing": seeds_total - delta.n,
+            "base_err": S.mean_std(list(_by_seed(baseline, "test_err").values()))[0],
+            "base_sd": S.mean_std(list(_by_seed(baseline, "test_err").values()))[1],
+            "ablated_err": S.mean_std(list(_by_seed(ablated, "test_err").values()))[0],
+            "ablated_sd": S.mean_std(list(_by_seed(ablated, "test_err").values()))[1],
+            "delta": delta.mean, "ci_low": delta.low, "ci_high": delta.high, "p": delta.p,
+            "paper_delta": claim.top1 if claim else None, "paper_source": claim.source if claim else "",
+            "verdict": S.verdict(delta, claim.top1 if claim else None),
+            "gap_base": _gap(baseline), "gap_ablated": _gap(ablated),
+            "epochs_to_base_best": epochs, "reached_base_best": reached,
+            "seeds_for_80pct_power": S.seeds_for_power(claim.top1 if claim else None, delta.sd),
+        }
+        if top5:
+            d5 = S.paired_delta(_by_seed(baseline, "test_err5"), _by_seed(ablated, "test_err5"))
+            row |= {"delta5": d5.mean, "ci5_low": d5.low, "ci5_high": d5.high,
+                    "paper_delta5": claim.top5 if claim else None,
+                    "verdict5": S.verdict(d5, claim.top5 if claim else None)}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pm(mean: float, sd: float) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.2f}" if math.isnan(sd) else f"{mean:.2f} ± {sd:.2f}"
+
+
+def _ci(mean: float, low: float, high: float) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:+.2f}" if math.isnan(low) else f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def _num(x, fmt: str = "{:.2f}") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
+
+
+def trick_display(table: pd.DataFrame) -> list[dict[str, str]]:
+    """The table as a reader sees it: mean ± sd, delta [95% CI], the paper's delta, the verdict."""
+    out = []
+    for r in table.to_dict("records"):
+        row = {"trick off": f"{r['trick']} ({r['switch']})", "seeds": f"{r['n']}" + (f" ({r['missing']} missing)" if r["missing"] else ""),
+               "full model top-1": _pm(r["base_err"], r["base_sd"]), "trick off top-1": _pm(r["ablated_err"], r["ablated_sd"]),
+               "delta [95% CI]": _ci(r["delta"], r["ci_low"], r["ci_high"]), "p": _num(r["p"], "{:.3f}"),
+               "paper": _num(r["paper_delta"], "{:+.1f}") + (f" ({r['paper_source']})" if r["paper_delta"] is not None else ""),
+               "verdict": r["verdict"]}
+        if "delta5" in r:
+            row |= {"delta top-5": _ci(r["delta5"], r["ci5_low"], r["ci5_high"]), "paper top-5": _num(r["paper_delta5"], "{:+.1f}")}
+        row |= {"train-test gap (full / off)": f"{_num(r['gap_base'])} / {_num(r['gap_ablated'])}",
+                "epochs to full model's best val": f"{_num(r['epochs_to_base_best'], '{:.1f}')} ({r['reached_base_best']}/{r['n']} reach it)",
+                "seeds for 80% power": _num(r["seeds_for_80pct_power"], "{}")}
+        out.append(row)
+    return out
+
+
+# --------------------------------------------------------------------------- Figure 1 speed
+
+def speed_groups(sweep: SweepRecord) -> dict[tuple[str, str, str], list[CellRun]]:
+    """(activation, init, learning rate) -> that cell's runs over seeds."""
+    groups: dict[tuple[str, str, str], list[CellRun]] = {}
+    for run in sweep.runs:
+        key = (run.params["model.activation"], run.params["model.init"], run.params["optim.lr"])
+        groups.setdefault(key, []).append(run)
+    return groups
+
+
+def _epochs_to_target(runs: list[CellRun], target: float) -> dict[int, int | None]:
+    return {r.seed: S.first_epoch(r.curves.get("train_err", []), target, strict=True) for r in runs}
+
+
+def _seconds_at(run: CellRun, epoch: int | None) -> float:
+    times = dict(run.curves.get("train_time_s", []))
+    return times.get(epoch, math.nan) if epoch else math.nan
+
+
+def fastest_rates(sweep: SweepRecord, target: float) -> dict[tuple[str, str], str]:
+    """Per (activation, init), the rate with the fewest mean epochs to the target (a rate whose
+    seeds do not all reach it loses to one whose seeds do), ties to the lower final training error."""
+    best: dict[tuple[str, str], tuple] = {}
+    for (act, init, lr), runs in speed_groups(sweep).items():
+        epochs = list(_epochs_to_target(runs, target).values())
+        reached = [e for e in epochs if e is not None]
+        score = (len(epochs) - len(reached), np.mean(reached) if reached else math.inf,
+                 np.mean([r.metrics.get("train_err", math.inf) for r in runs]), float(lr))
+        if (act, init) not in best or score < best[(act, init)][0]:
+            best[(act, init)] = (score, lr)
+    return {k: v[1] for k, v in best.items()}
+
+
+def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-cell epochs to the target, and per initialisation the tanh/ReLU ratio at each's fastest rate."""
+    winners = fastest_rates(sweep, target)
+    cells = []
+    for (act, init, lr), runs in sorted(speed_groups(sweep).items()):
+        epochs = _epochs_to_target(runs, target)
+        reached = [e for e in epochs.values() if e is not None]
+        seconds = [_seconds_at(r, epochs[r.seed]) for r in runs if epochs[r.seed] is not None]
+        mean, sd = S.mean_std(reached)
+        cells.append({"activation": act, "init": init, "lr": float(lr), "seeds": len(runs),
+                      "reached": len(reached), "epochs_mean": mean, "epochs_sd": sd,
+                      "seconds_mean": S.mean_std(seconds)[0],
+                      "max_epochs": max(len(r.curves.get("train_err", [])) for r in runs),
+                      "final_train_err": S.mean_std([r.metrics.get("train_err", math.nan) for r in runs])[0],
+                      "fastest": winners[(act, init)] == lr})
+    ratios = []
+    groups = speed_groups(sweep)
+    for init in sorted({k[1] for k in groups}):
+        if ("relu", init) not in winners or ("tanh", init) not in winners:
+            continue
+        relu = _epochs_to_target(groups[("relu", init, winners[("relu", init)])], target)
+        tanh = _epochs_to_target(groups[("tanh", init, winners[("tanh", init)])], target)
+        ratio = S.ratio_interval({s: e for s, e in tanh.items() if e}, {s: e for s, e in relu.items() if e})
+        ratios.append({"init": init, "relu_lr": float(winners[("relu", init)]), "tanh_lr": float(winners[("tanh", init)]),
+                       "relu_reached": sum(e is not None for e in relu.values()), "relu_seeds": len(relu),
+                       "tanh_reached": sum(e is not None for e in tanh.values()), "tanh_seeds": len(tanh),
+                       "ratio": ratio.mean, "ci_low": ratio.low, "ci_high": ratio.high, "n": ratio.n,
+                       "paper_ratio": paper.RELU_SPEEDUP, "verdict": speed_verdict(ratio)})
+    return pd.DataFrame(cells), pd.DataFrame(ratios)
+
+
+def speed_verdict(ratio: S.Interval) -> str:
+    """Against 'ReLU ~6x faster': the interval of tanh/ReLU epochs decides."""
+    if ratio.n < 2 or math.isnan(ratio.low):
+        return "not measurable: too few seeds reached the target with both activations"
+    if ratio.high < 1:
+        return "contradicts: tanh faster"
+    if ratio.low <= 1:
+        return "inconclusive: interval contains 1"
+    if ratio.low <= paper.RELU_SPEEDUP <= ratio.high:
+        return "reproduces: ReLU faster, 6x inside the interval"
+    return f"ReLU faster, but {'less' if ratio.high < paper.RELU_SPEEDUP else 'more'} than 6x"
+
+
+def speed_display(cells: pd.DataFrame, ratios: pd.DataFrame, target: float) -> tuple[list[dict], list[dict]]:
+    shown_cells = [{"activation": r["activation"], "init": r["init"], "lr": f"{r['lr']:g}" + (" (fastest)" if r["fastest"] else ""),
+                    f"seeds below {target:g}%": f"{r['reached']}/{r['seeds']}",
+                    "epochs [mean ± sd]": _pm(r["epochs_mean"], r["epochs_sd"]) if r["reached"] else f"> {r['max_epochs']}",
+                    "training seconds": _num(r["seconds_mean"], "{:.0f}"),
+                    "final train err": _num(r["final_train_err"])} for r in cells.to_dict("records")]
+    shown_ratios = [{"init": r["init"], "rates (ReLU / tanh)": f"{r['relu_lr']:g} / {r['tanh_lr']:g}",
+                     "tanh/ReLU epochs [95% CI]": (f"{r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+                                                   if r["n"] >= 2 else "-"),
+                     "seeds": f"{r['n']}", "paper": f"~{r['paper_ratio']:g}x", "verdict": r["verdict"]}
+                    for r in ratios.to_dict("records")]
+    return shown_cells, shown_ratios
+
+
+# ------------------------------------------------------------------------------------ output
+
+def write(table: pd.DataFrame, shown: list[dict[str, str]], stem: Path) -> list[Path]:
+    """stem.csv (numbers, 4 decimals), stem.md and stem.tex (as shown)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".tex")]
+    table.round(4).to_csv(paths[0], index=False, lineterminator="\n")
+    paths[1].write_text(markdown(shown) + "\n")
+    paths[2].write_text(tabulate(shown, headers="keys", tablefmt="latex_booktabs") + "\n")
+    return paths
+
+
+def markdown(shown: list[dict[str, str]]) -> str:
+    return tabulate(shown, headers="keys", tablefmt="github") if shown else "(no rows)"

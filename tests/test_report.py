@@ -1,0 +1,170 @@
+"""Report statistics on a tracking store filled with synthetic runs whose metrics are chosen here,
+so every number is checked against a hand computation; regeneration gives identical bytes; a failed
+cell shows up as missing. No training, no data."""
+
+import math
+
+import pandas as pd
+import pytest
+import yaml
+
+from harness import cli
+from harness import config as C
+from harness import grid as G
+from harness import tracking
+from harness.report import stats as S
+
+TRICKS = """
+name: syn_tricks
+preset: cifar_alexnet
+design: leave_one_out
+axes: {model.lrn: [true, false], model.pool: [overlap, plain]}
+seeds: [0, 1, 2]
+set: {model.width: 0.25}
+"""
+
+SPEED = """
+name: syn_speed
+preset: cifar_convnet4
+design: factorial
+axes: {model.activation: [relu, tanh]}
+lr: {model.activation: {relu: [0.01, 0.02], tanh: [0.01, 0.02]}}
+seeds: [0, 1, 2]
+stop: {train_err_below: 25, max_epochs: 40}
+"""
+
+
+def fill(tmp_path, uri: str, text: str, metrics_of) -> None:
+    """A sweep in the store: its parent and one child per cell, metrics from `metrics_of(cell)`:
+    (status, {final metrics}, {curve key: [values by epoch]})."""
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    grid = G.load(path)
+    root = str(tmp_path / "artifacts")
+    parent = tracking.start_run(uri, grid.name, root, grid.name, {}, {"sweep": grid.name, "sweep_role": "parent",
+                                "grid_file": "grid.yaml"}, yaml.safe_dump(grid.as_dict()), config_name="grid.yaml")
+    for cell in grid.cells:
+        status, final, curves = metrics_of(cell)
+        tags = {"sweep_parent": parent, "cell": cell.key, "trick": cell.trick, "seed": str(cell.seed),
+                "dataset_sha256": "ab" * 32, "device": "cpu (2 cores)", "git_commit": "abc123",
+                **{f"axis.{k}": str(v) for k, v in cell.values.items()}}
+        run = tracking.start_run(uri, grid.name, root, cell.name, C.flatten(cell.config), tags, "", parent)
+        for epoch, values in enumerate(zip(*curves.values()), start=1):
+            tracking.log_metrics(uri, run, dict(zip(curves, values)), step=epoch)
+        tracking.log_metrics(uri, run, final, step=len(next(iter(curves.values()))))
+        tracking.end_run(uri, run, status, {"failure_reason": "diverged"} if status == "FAILED" else None)
+    tracking.end_run(uri, parent, "FINISHED")
+
+
+# test error by (trick, seed); the full model's validation curve reaches 30 at epoch 3.
+TEST_ERR = {("baseline", 0): 20.0, ("baseline", 1): 22.0, ("baseline", 2): 21.0,
+            ("model.lrn", 0): 21.5, ("model.lrn", 1): 23.0, ("model.lrn", 2): 22.0,
+            ("model.pool", 0): 19.0, ("model.pool", 1): 23.0, ("model.pool", 2): 99.0}
+VAL = {"baseline": [50.0, 40.0, 30.0], "model.lrn": [45.0, 30.0, 29.0], "model.pool": [60.0, 50.0, 40.0]}
+
+
+def trick_metrics(cell):
+    status = "FAILED" if (cell.trick, cell.seed) == ("model.pool", 2) else "FINISHED"
+    test = TEST_ERR[(cell.trick, cell.seed)]
+    train = [70.0, 50.0, test - 5.0]  # final train error 5 points under test error: gap -5
+    return status, {"test_err": test}, {"train_err": train, "val_err": VAL[cell.trick], "train_time_s": [10.0, 20.0, 30.0]}
+
+
+# epochs to < 25% training error by (activation, lr) per seed; None = never within 40 epochs.
+REACH = {("relu", 0.01): [6, 5, 7], ("relu", 0.02): [4, 4, 5],
+         ("tanh", 0.01): [30, 36, 33], ("tanh", 0.02): [20, None, 22]}
+
+
+def speed_metrics(cell):
+    epoch = REACH[(cell.config.model.activation, cell.config.optim.lr)][cell.seed]
+    length = epoch or 40
+    curve = [25.0 + (length - e) + 0.5 for e in range(1, length)] + [24.5 if epoch else 26.0]
+    return "FINISHED", {"test_err": 50.0}, {"train_err": curve, "val_err": curve,
+                                            "train_time_s": [3.0 * e for e in range(1, length + 1)]}
+
+
+@pytest.fixture
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    (tmp_path / "t").mkdir()
+    (tmp_path / "s").mkdir()
+    fill(tmp_path / "t", uri, TRICKS, trick_metrics)
+    fill(tmp_path / "s", uri, SPEED, speed_metrics)
+    return uri
+
+
+def test_statistics_against_hand_computation():
+    # deltas 1.5, 1.0, 1.0: mean 7/6, sd sqrt(1/12), t = 7 on 2 df
+    d = S.paired_delta({0: 20, 1: 22, 2: 21}, {0: 21.5, 1: 23, 2: 22, 3: 50})
+    assert d.n == 3 and d.mean == pytest.approx(7 / 6)
+    half = 4.302653 * math.sqrt(1 / 12) / math.sqrt(3)
+    assert (d.low, d.high) == (pytest.approx(7 / 6 - half, abs=1e-5), pytest.approx(7 / 6 + half, abs=1e-5))
+    assert d.p == pytest.approx(1 - 7 / math.sqrt(51), abs=1e-6)  # two-sided p for t on 2 df
+    assert S.verdict(d, 2.0) == "reproduces" and S.verdict(d, -1.0) == "contradicts"
+    assert S.verdict(S.paired_delta({0: 1, 1: 1}, {0: 0, 1: 2}), 1.0) == "inconclusive"
+    assert S.verdict(S.paired_delta({0: 1}, {0: 5}), 1.0) == "inconclusive"  # one seed: no interval
+    # 80% power, paired t, effect/sd = 1: the normal approximation gives 7.85, the t-test needs 10
+    assert S.seeds_for_power(1.0, 1.0) == 10
+    assert S.seeds_for_power(None, 1.0) is None and S.seeds_for_power(1.0, math.nan) is None
+    assert S.first_epoch([(1, 30.0), (2, 25.0), (3, 24.9)], 25, strict=True) == 3
+    assert S.first_epoch([(1, 30.0), (2, 25.0), (3, 24.9)], 25, strict=False) == 2
+    r = S.ratio_interval({0: 30, 1: 36, 2: 33}, {0: 4, 1: 4, 2: 5})
+    assert r.mean == pytest.approx((7.5 * 9 * 6.6) ** (1 / 3))
+
+
+def test_trick_table_numbers_and_missing_cell(store, tmp_path, capsys):
+    out = tmp_path / "reports"
+    assert cli.main(["report", "--tracking-uri", store, "--out", str(out)]) == 0
+    assert "report written to" in capsys.readouterr().out
+    table = pd.read_csv(out / "syn_tricks" / "tricks.csv").set_index("switch")
+    lrn, pool = table.loc["model.lrn=False"], table.loc["model.pool=plain"]
+    assert (lrn["n"], lrn["missing"]) == (3, 0)
+    assert lrn["base_err"] == 21.0 and lrn["base_sd"] == 1.0
+    assert lrn["ablated_err"] == pytest.approx(22.1667, abs=1e-4)
+    assert lrn["delta"] == pytest.approx(1.1667, abs=1e-4)
+    assert (lrn["ci_low"], lrn["ci_high"]) == (pytest.approx(0.4496, abs=1e-4), pytest.approx(1.8838, abs=1e-4))
+    assert lrn["paper_delta"] == 2.0 and lrn["verdict"] == "reproduces"  # the CIFAR-10 LRN claim, 13% -> 11%
+    assert lrn["gap_base"] == -5.0 and lrn["gap_ablated"] == -5.0
+    # lrn-off validation curve reaches each seed's full-model best (30) at epoch 2; pool-off never does
+    assert (lrn["epochs_to_base_best"], lrn["reached_base_best"]) == (2.0, 3)
+    assert pool["reached_base_best"] == 0
+    # the failed seed is missing, not averaged: deltas -1 and +1 over 2 seeds
+    assert (pool["n"], pool["missing"], pool["delta"]) == (2, 1, 0.0)
+    assert pool["ablated_err"] == 21.0 and pool["verdict"] == "inconclusive"
+    # sd of the differences sqrt(2); the paper's 0.4 needs ~((1.96 + 0.84) / 0.283)^2 = 98, plus the t penalty
+    assert 98 <= pool["seeds_for_80pct_power"] <= 103
+    readme = (out / "README.md").read_text()
+    assert "- `alexnet_cifar-relu-lrn-nonovl-drop0.5-2t-pca-w0.25-s2`: FAILED: diverged" in readme
+    assert "**Reproduces**: local response normalisation (+1.17 points vs paper +2.0, n=3)" in readme
+    assert (out / "syn_tricks" / "deltas.png").stat().st_size > 10_000
+    assert "+1.17 [+0.45, +1.88]" in (out / "syn_tricks" / "tricks.md").read_text()
+    assert "\\toprule" in (out / "syn_tricks" / "tricks.tex").read_text()
+    parent = tracking.find_runs(store, "syn_tricks", "tags.sweep_role = 'parent'")[0]
+    logged = {f.path for f in tracking.client(store).list_artifacts(parent.run_id, "report")}
+    assert logged == {"report/deltas.png", "report/deltas.svg"}
+
+
+def test_speed_table_picks_fastest_rates_and_ratio(store, tmp_path):
+    out = tmp_path / "reports"
+    cli.main(["report", "syn_speed", "--tracking-uri", store, "--out", str(out)])
+    cells = pd.read_csv(out / "syn_speed" / "speed_cells.csv")
+    relu_fast = cells[(cells.activation == "relu") & (cells.lr == 0.02)].iloc[0]
+    assert relu_fast["fastest"] and relu_fast["epochs_mean"] == pytest.approx(13 / 3, abs=1e-4)
+    assert relu_fast["seconds_mean"] == pytest.approx(13.0, abs=1e-4)  # 3 s per epoch
+    tanh_censored = cells[(cells.activation == "tanh") & (cells.lr == 0.02)].iloc[0]
+    assert not tanh_censored["fastest"] and tanh_censored["reached"] == 2  # one seed never got there
+    ratio = pd.read_csv(out / "syn_speed" / "speed_ratio.csv").iloc[0]
+    assert (ratio["relu_lr"], ratio["tanh_lr"], ratio["n"]) == (0.02, 0.01, 3)
+    assert ratio["ratio"] == pytest.approx((7.5 * 9 * 6.6) ** (1 / 3), abs=1e-4)
+    assert (ratio["ci_low"], ratio["ci_high"]) == (pytest.approx(5.185, abs=1e-3), pytest.approx(11.249, abs=1e-3))
+    assert ratio["verdict"] == "reproduces: ReLU faster, 6x inside the interval"
+    assert (out / "syn_speed" / "relu_speed.svg").is_file()
+
+
+def test_regenerating_gives_identical_bytes(store, tmp_path):
+    out = tmp_path / "reports"
+    cli.main(["report", "--tracking-uri", store, "--out", str(out)])
+    first = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    cli.main(["report", "--tracking-uri", store, "--out", str(out)])
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == first
+    assert len(first) == (3 + 2 + 1) + (6 + 2 + 1) + 1  # per sweep: tables, figures, section; README
