@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 
@@ -135,6 +136,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # SIGTERM (kill, SLURM pre-emption) stops a run as Ctrl-C does: the run ends KILLED, resumable.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     top = parser()
     args, extra = top.parse_known_args(argv)
     # key=value overrides may come after options (`sweep FILE --dry-run seed=1`)

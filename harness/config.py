@@ -90,6 +90,7 @@ class TrainerConfig:
 
     max_epochs: int = 90
     stop_train_err: float = 0.0  # stop once an epoch's training error (%) is below this; 0 = off
+    stop_stalled: int = 0  # stop once the training error has not improved for this many epochs; 0 = off
     accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
     precision: Literal["32-true", "bf16-mixed"] = "32-true"
     channels_last: bool = False
@@ -370,6 +371,7 @@ def validate(cfg: RunConfig) -> None:
     require(0 < o.lr_factor < 1, "optim.lr_factor", "must be in (0, 1)")
     require(t.max_epochs > 0, "trainer.max_epochs", "must be positive")
     require(0 <= t.stop_train_err < 100, "trainer.stop_train_err", "must be a percent in [0, 100)")
+    require(t.stop_stalled >= 0, "trainer.stop_stalled", "must be >= 0 (0 = off)")
 
     expected = MODEL_DATASET[m.name]
     require(

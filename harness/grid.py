@@ -11,13 +11,16 @@
       model.lrn: [true, false]
       model.depth: [full, no_conv3]
     seeds: [0, 1, 2]              # every cell runs once per seed
+    with:                         # optional settings that go with an axis value
+      model.init: {pytorch: {data.normalize: standard}}
     lr:                           # optional learning-rate choices: one list for every cell, or
       model.activation:           # one list per value of one axis (the paper tuned the rate per net)
         relu: [0.01, 0.02]
         tanh: [0.01, 0.02]
     stop:                         # optional: end a cell once its epoch training error is below a
-      train_err_below: 25         # target (percent), or after max_epochs, whichever comes first
-      max_epochs: 40
+      train_err_below: 25         # target (percent), or after max_epochs, or once its training
+      max_epochs: 40              # error has not improved for stalled_epochs, whichever is first
+      stalled_epochs: 5
 
 A cell is identified by a hash of its resolved config (`cell_key`), not by its place in the file,
 so reordering axes or adding seeds never re-runs finished work. Nothing here imports torch, MLflow
@@ -37,8 +40,9 @@ from typing import Any
 
 from harness import config as C
 
-TOP_KEYS = ("name", "about", "base", "preset", "set", "design", "axes", "seeds", "lr", "stop")
-STOP_KEYS = {"train_err_below": "trainer.stop_train_err", "max_epochs": "trainer.max_epochs"}
+TOP_KEYS = ("name", "about", "base", "preset", "set", "design", "axes", "seeds", "with", "lr", "stop")
+STOP_KEYS = {"train_err_below": "trainer.stop_train_err", "max_epochs": "trainer.max_epochs",
+             "stalled_epochs": "trainer.stop_stalled"}
 DESIGNS = ("leave_one_out", "factorial")
 BASELINE = "baseline"
 
@@ -70,18 +74,23 @@ class Grid:
     about: str = ""
     set: dict[str, Any] = field(default_factory=dict)
     lr: Any = None  # None, [rates], or {axis: {value: [rates]}}
+    with_: dict[str, dict] = field(default_factory=dict)  # {axis: {value: {key: value}}}
     stop: dict[str, Any] = field(default_factory=dict)
     cells: list[Cell] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """The grid as resolved (bases merged, command-line overrides in `set`)."""
         out = {k: getattr(self, k) for k in ("name", "about", "preset", "design", "axes", "seeds", "set")}
-        return out | ({"lr": self.lr} if self.lr else {}) | ({"stop": self.stop} if self.stop else {})
+        return (out | ({"with": self.with_} if self.with_ else {}) | ({"lr": self.lr} if self.lr else {})
+                | ({"stop": self.stop} if self.stop else {}))
 
 
 def cell_key(cfg: C.RunConfig) -> str:
-    values = C.flatten(cfg)
-    kept = {k: v for k, v in values.items() if not any(k == n or k.startswith(n + ".") for n in NOT_IDENTITY)}
+    """Hash of the settings that differ from the code's defaults, less how and where the cell runs:
+    adding a config field (with a default that keeps the old behaviour) renames no cell."""
+    defaults = C.flatten(C.RunConfig())
+    kept = {k: v for k, v in C.flatten(cfg).items()
+            if v != defaults[k] and not any(k == n or k.startswith(n + ".") for n in NOT_IDENTITY)}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -151,9 +160,19 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Grid:
     shared = {**shared, **{STOP_KEYS[k]: v for k, v in stop.items()}}
     shared.update(C.parse_flat(overrides or []))
 
+    coupled = values.get("with") or {}
+    for axis, by_value in coupled.items():
+        if axis not in axes:
+            fail(f"with.{axis}", f"not one of the axes ({', '.join(axes)})")
+        if not isinstance(by_value, dict) or not all(isinstance(v, dict) for v in by_value.values()):
+            fail(f"with.{axis}", f"expected {{value: {{key: value}}}}; got {by_value!r}")
+        unknown = {str(k).lower() for k in by_value} - {str(v).lower() for v in axes[axis]}
+        if unknown:
+            fail(f"with.{axis}", f"{', '.join(sorted(unknown))}: not values of the axis")
+
     grid = Grid(name=name, path=path, preset=values["preset"], design=values["design"], axes=axes,
                 seeds=seeds, about=str(values.get("about", "")).strip(), set=shared,
-                lr=values.get("lr"), stop=stop)
+                lr=values.get("lr"), with_=coupled, stop=stop)
     grid.cells = _expand(grid, fail)
     return grid
 
@@ -194,8 +213,10 @@ def _expand(grid: Grid, fail) -> list[Cell]:
         for rate in _rates(grid, axis_values, fail):
             values = axis_values | ({"optim.lr": rate} if rate is not None else {})
             for seed in grid.seeds:
+                coupled = {k: v for axis, by_value in grid.with_.items() for value, settings in by_value.items()
+                           if str(value).lower() == str(axis_values[axis]).lower() for k, v in settings.items()}
                 try:
-                    cfg = C.load(grid.preset, values={**grid.set, **values, "seed": seed})
+                    cfg = C.load(grid.preset, values={**grid.set, **coupled, **values, "seed": seed})
                 except C.ConfigError as err:
                     label = ", ".join(f"{k}={v}" for k, v in values.items())
                     fail(f"cell {label}, seed {seed}", str(err))

@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
@@ -109,7 +109,7 @@ class Sweep:
     uri: str  # MLflow tracking URI
     parent_id: str  # the sweep's MLflow parent run
     since_trial: int  # trials numbered above this were made by this invocation
-    worker: str = f"{socket.gethostname()}:{os.getpid()}"
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     label: str = ""  # printed before every line ("[worker 2] ")
     started: float = 0.0
 
@@ -119,9 +119,10 @@ class Sweep:
 
 def _parent_run(grid: Grid, study: optuna.Study, uri: str, url: str) -> str:
     """The sweep's MLflow parent run in this tracking store, created once. Its id is kept in the
-    study; two workers starting together each create one, and the lower claim trial's wins."""
+    study; two workers starting together each create one, and the one whose claim trial has the
+    lower number wins (trial creation is serialised), the other deleting its run."""
     attr = f"mlflow_parent_run:{redact(uri)}"
-    if attr in study.user_attrs:
+    if attr in study.user_attrs and tracking.run_active(uri, study.user_attrs[attr]):
         return study.user_attrs[attr]
     tags = {"sweep": grid.name, "sweep_role": "parent", "optuna_study": grid.name,
             "optuna_storage": redact(url), "grid_file": str(grid.path), "git_commit": tracking.git_commit()}
@@ -130,7 +131,9 @@ def _parent_run(grid: Grid, study: optuna.Study, uri: str, url: str) -> str:
                               tags, yaml.safe_dump(grid.as_dict(), sort_keys=False), config_name="grid.yaml")
     study_id = study._storage.get_study_id_from_name(grid.name)
     study._storage.create_new_trial(study_id, _template(TrialState.PRUNED, {}, {}, {"mlflow_parent": mine}))
-    claims = [t for t in study.get_trials(deepcopy=False) if "mlflow_parent" in t.user_attrs]
+    # Claims made for an earlier, since deleted, tracking store have no run here and do not count.
+    claims = [t for t in study.get_trials(deepcopy=False) if "mlflow_parent" in t.user_attrs
+              and tracking.run_active(uri, t.user_attrs["mlflow_parent"])]
     winner = min(claims, key=lambda t: t.number).user_attrs["mlflow_parent"]
     if winner != mine:
         tracking.delete_run(uri, mine)
@@ -437,6 +440,8 @@ def run(grid: Grid, *, url: str, uri: str, workers: int = 1, overrides: list[str
         work(sw, worker_index)
         return 0
     tracking.resume_run(uri, sw.parent_id)
+    # The grid as this invocation reads it (the report takes the cells from here).
+    tracking.log_text(uri, sw.parent_id, yaml.safe_dump(grid.as_dict(), sort_keys=False), "grid.yaml")
     sw.say(f"sweep {grid.name}: parent run {sw.parent_id} in {uri}; Optuna study {grid.name!r} in {redact(url)}")
     if workers == 1:
         try:
@@ -454,8 +459,9 @@ def run(grid: Grid, *, url: str, uri: str, workers: int = 1, overrides: list[str
             for proc in procs:
                 proc.wait()
         except KeyboardInterrupt:
-            for proc in procs:
-                proc.wait()  # each got the Ctrl-C too, and ends its run KILLED
+            for proc in procs:  # a Ctrl-C reached them too; a SIGTERM reached only us: pass it on
+                proc.terminate()
+                proc.wait()
             tracking.end_run(uri, sw.parent_id, "KILLED")
             raise
     return summarise(sw, end_parent=True)

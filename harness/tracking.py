@@ -97,6 +97,14 @@ def run_status(uri: str, run_id: str) -> str:
     return client(uri).get_run(run_id).info.status
 
 
+def run_active(uri: str, run_id: str) -> bool:
+    """Whether the run exists in this store and is not deleted."""
+    try:
+        return client(uri).get_run(run_id).info.lifecycle_stage == "active"
+    except Exception:  # MlflowException: no such run here
+        return False
+
+
 def run_config_yaml(uri: str, run_id: str, name: str = CONFIG_ARTIFACT) -> str:
     mlflow = client(uri)
     mlflow.get_run(run_id)  # raises a clear MlflowException for an unknown id

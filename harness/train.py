@@ -58,6 +58,7 @@ class Classifier(pl.LightningModule):
         if cfg.trainer.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.train_time_s = 0.0  # cumulative over epochs, saved in checkpoints
+        self.best_train_err, self.best_epoch = math.inf, 0  # for trainer.stop_stalled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits; for N x V x C x H x W input (V test views), the log of the mean softmax."""
@@ -110,15 +111,21 @@ class Classifier(pl.LightningModule):
         self.log("images_per_sec", self._epoch_images / self._epoch_seconds)
         self.log("train_time_s", self.train_time_s)
         self.log("lr", self._epoch_lr)
-        target = self.cfg.trainer.stop_train_err
-        if target and self.trainer.callback_metrics["train_err"] < target:
+        train_err = float(self.trainer.callback_metrics["train_err"])
+        t = self.cfg.trainer
+        if train_err < self.best_train_err:
+            self.best_train_err, self.best_epoch = train_err, self.current_epoch
+        stalled = t.stop_stalled and self.current_epoch - self.best_epoch >= t.stop_stalled
+        if (t.stop_train_err and train_err < t.stop_train_err) or stalled:
             self.trainer.should_stop = True
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["harness_train_time_s"] = self.train_time_s
+        checkpoint["harness_best_train_err"] = (self.best_train_err, self.best_epoch)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.train_time_s = checkpoint.get("harness_train_time_s", 0.0)
+        self.best_train_err, self.best_epoch = checkpoint.get("harness_best_train_err", (math.inf, 0))
 
     # -- evaluation ----------------------------------------------------------------------------
     def _evaluate(self, batch, prefix: str, to_logger: bool) -> None:

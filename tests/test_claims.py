@@ -123,3 +123,17 @@ def test_a_failure_is_retried_by_the_next_invocation_not_this_one(stores):
     assert states[grid.cells[0].key] == "todo"
     assert states[grid.cells[1].key] == "failed"
     assert states[grid.cells[2].key] == "todo"
+
+
+def test_one_parent_per_tracking_store_and_a_new_one_when_the_store_is_replaced(stores, tmp_path):
+    path, url, uri = stores
+    grid = G.load(path)
+    first = sweep.open_sweep(grid, url, uri).parent_id
+    assert sweep.open_sweep(grid, url, uri).parent_id == first
+    other_uri = f"sqlite:///{tmp_path}/other-mlflow.db"
+    second = sweep.open_sweep(grid, url, other_uri).parent_id
+    assert second != first and tracking.run_active(other_uri, second)
+    tracking.delete_run(uri, first)  # the first store's parent is gone: the sweep starts a new one there
+    third = sweep.open_sweep(grid, url, uri).parent_id
+    assert third not in (first, second) and tracking.run_active(uri, third)
+    assert len(tracking.find_runs(uri, grid.name, "tags.sweep_role = 'parent'")) == 1

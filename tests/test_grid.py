@@ -64,6 +64,24 @@ stop: {train_err_below: 25, max_epochs: 7}
     assert "convnet4-tanh-nolrn-ovl-nopca-noaug-torchinit-lr0.005-s3" in names
 
 
+def test_with_couples_settings_to_an_axis_value(tmp_path):
+    grid = G.load(write(tmp_path, """
+name: coupled
+preset: cifar_convnet4
+design: factorial
+axes: {model.init: [paper, pytorch]}
+with: {model.init: {pytorch: {data.normalize: standard, optim.lr: 0.05}}}
+seeds: [0]
+"""))
+    pairs = [(c.config.model.init, c.config.data.normalize, c.config.optim.lr) for c in grid.cells]
+    assert pairs == [("paper", "paper", 0.01), ("pytorch", "standard", 0.05)]
+    assert [c.values for c in grid.cells] == [{"model.init": "paper"}, {"model.init": "pytorch"}]
+    bad = write(tmp_path, "name: b\npreset: cifar_convnet4\ndesign: factorial\naxes: {model.init: [paper]}\n"
+                          "seeds: [0]\nwith: {model.init: {torch: {data.normalize: standard}}}\n", "bad.yaml")
+    with pytest.raises(C.ConfigError, match="with.model.init: torch: not values of the axis"):
+        G.load(bad)
+
+
 def test_cell_key_ignores_where_a_cell_runs_but_not_what_it_computes(tmp_path):
     path = write(tmp_path, LOO)
     base = G.load(path).cells

@@ -126,3 +126,13 @@ def test_gpu_run_with_bf16_and_channels_last(real_cifar, store):
                  "trainer.precision=bf16-mixed", "trainer.channels_last=true", "trainer.accelerator=gpu")
     result = train(cfg)
     assert result.status == "FINISHED" and result.metrics["train_loss"] < 2.303
+
+
+def test_stalled_training_stops_early(real_cifar, store):
+    from harness.train import train
+
+    # At lr 1e-12 the weights do not move: every epoch sees the same error, never a new best.
+    cfg = config(real_cifar, store, "data.train_subset=256", "data.augment=false", "optim.lr=1e-12",
+                 "trainer.max_epochs=10", "trainer.stop_stalled=2")
+    result = train(cfg)
+    assert result.status == "FINISHED" and result.epochs == 3

@@ -73,6 +73,9 @@ def load_sweep(uri: str, name: str) -> SweepRecord:
     by_cell: dict[str, list[tracking.RunRecord]] = {}
     for run in children:
         by_cell.setdefault(run.tags.get("cell", ""), []).append(run)
+    expected = _expected_cells(grid_yaml)
+    if expected:  # cells of an earlier version of the grid file are not part of this report
+        by_cell = {k: v for k, v in by_cell.items() if k in {c.key for c in expected}}
 
     runs, missing = [], []
     for key, attempts in sorted(by_cell.items(), key=lambda kv: kv[1][0].name):
@@ -89,5 +92,5 @@ def load_sweep(uri: str, name: str) -> SweepRecord:
             params=run.params, tags=run.tags, metrics=run.metrics,
             curves=tracking.metric_history(uri, run.run_id, CURVES)))
     seen = set(by_cell)
-    missing += [(cell.name, "never ran") for cell in _expected_cells(grid_yaml) if cell.key not in seen]
+    missing += [(cell.name, "never ran") for cell in expected if cell.key not in seen]
     return SweepRecord(name, parent, yaml.safe_load(grid_yaml), runs, sorted(missing))
