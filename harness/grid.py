@@ -222,6 +222,9 @@ def _expand(grid: Grid, fail) -> list[Cell]:
                     fail(f"cell {label}, seed {seed}", str(err))
                 cells.append(_cell(cfg, trick, values, seed))
     _check_distinct(cells, fail)
+    # Seed-major order: a sweep stopped part-way holds whole replicates of the grid, not a few
+    # cells with every seed and others with none.
+    cells.sort(key=lambda c: grid.seeds.index(c.seed))
     for cell in cells:
         cell.config.tracking.experiment = grid.name
         cell.config.tracking.run_name = cell.name

@@ -38,7 +38,8 @@ def test_leave_one_out_is_full_model_plus_one_change_per_value(tmp_path):
     tricks = [(c.trick, c.values["model.lrn"], c.values["model.depth"]) for c in grid.cells if c.seed == 0]
     assert tricks == [("baseline", True, "full"), ("model.lrn", False, "full"),
                       ("model.depth", True, "no_conv3"), ("model.depth", True, "no_conv4")]
-    cell = grid.cells[2]  # lrn off, seed 0
+    assert [c.seed for c in grid.cells] == [0] * 4 + [1] * 4  # seed-major: whole replicates first
+    cell = grid.cells[1]  # lrn off, seed 0
     assert (cell.config.model.lrn, cell.config.model.width, cell.config.trainer.max_epochs) == (False, 0.25, 2)
     assert cell.name == "alexnet_cifar-relu-nolrn-ovl-drop0.5-2t-pca-w0.25-s0"
     assert cell.config.tracking.experiment == "loo" and cell.config.tracking.run_name == cell.name

@@ -46,10 +46,17 @@ def _what_ran(sweep: SweepRecord) -> str:
     return "\n".join(lines)
 
 
-def _trick_findings(table) -> str:
+CHANCE = {"cifar10": 90.0}  # top-1 error of a uniform guess over the data set's classes
+
+
+def _trick_findings(table, dataset: str) -> str:
     if table.empty:
         return "No trick has both its runs and the full model's finished yet."
     parts = []
+    chance = CHANCE.get(dataset)
+    if chance and table["base_err"].iloc[0] >= chance - 5:
+        parts.append(f"**Caution**: the full model's test error ({table['base_err'].iloc[0]:.1f}%) is within 5 points "
+                     f"of chance ({chance:g}%): it has barely learned, so these deltas say little about the tricks.")
     for verdict in ("reproduces", "contradicts", "effect (paper gives no number)", "inconclusive"):
         rows = table[table["verdict"] == verdict].to_dict("records")
         if not rows:
@@ -95,7 +102,7 @@ def report_sweep(uri: str, name: str, root: Path) -> list[Path]:
         if not table.empty:
             written += figures.delta_chart(table, f"{name}: trick off minus full model", out / "deltas")
             shown_figures.append(("deltas", "measured deltas with 95% intervals; x = the paper's"))
-        body += ["Findings: " + _trick_findings(table), ""]
+        body += ["Findings: " + _trick_findings(table, sweep.param("data.dataset")), ""]
     target = (sweep.grid.get("stop") or {}).get("train_err_below")
     if target and "model.activation" in sweep.grid.get("axes", {}):
         cells, ratios = tables.speed_table(sweep, float(target))

@@ -104,7 +104,7 @@ def trick_display(table: pd.DataFrame) -> list[dict[str, str]]:
             row |= {"delta top-5": _ci(r["delta5"], r["ci5_low"], r["ci5_high"]), "paper top-5": _num(r["paper_delta5"], "{:+.1f}")}
         row |= {"train-test gap (full / off)": f"{_num(r['gap_base'])} / {_num(r['gap_ablated'])}",
                 "epochs to full model's best val": f"{_num(r['epochs_to_base_best'], '{:.1f}')} ({r['reached_base_best']}/{r['n']} reach it)",
-                "seeds for 80% power": _num(r["seeds_for_80pct_power"], "{}")}
+                "seeds for 80% power": _num(r["seeds_for_80pct_power"], "{:.0f}")}
         out.append(row)
     return out
 
