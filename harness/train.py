@@ -34,6 +34,7 @@ from harness.models import build_model, count_parameters
 # Lightning's start-up chatter (accelerators available, tips) is noise in a sweep of many runs.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
+warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
 
 EPOCH_METRICS = ["train_loss", "train_err", "val_err", "val_err5", "lr", "images_per_sec", "train_time_s"]
 
