@@ -131,6 +131,8 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Grid:
     name = values["name"]
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         fail("name", f"letters, digits, '_', '.' or '-' only; got {name!r}")
+    if not isinstance(values["preset"], str):
+        fail("preset", f"expected a preset name; got {values['preset']!r}")
     if values["design"] not in DESIGNS:
         fail("design", f"expected one of {', '.join(DESIGNS)}; got {values['design']!r}")
     axes = values["axes"]
@@ -138,6 +140,8 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Grid:
         fail("axes", "expected a mapping of config keys to lists of values")
     least = 2 if values["design"] == "leave_one_out" else 1
     for key, choices in axes.items():
+        if not isinstance(key, str):
+            fail(f"axes.{key}", "expected a config key such as model.lrn")
         if not isinstance(choices, list) or len(choices) < least:
             fail(f"axes.{key}", f"expected a list of at least {least} values; got {choices!r}")
         if len({json.dumps(c) for c in choices}) < len(choices):
@@ -159,8 +163,13 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Grid:
         fail("set", f"expected a mapping of config keys to values; got {shared!r}")
     shared = {**shared, **{STOP_KEYS[k]: v for k, v in stop.items()}}
     shared.update(C.parse_flat(overrides or []))
+    # `stop` as resolved, so the recorded grid re-expands to the same cells and the report reads the
+    # target that ran, also when a command-line override changed it.
+    stop = {k: shared[key] for k, key in STOP_KEYS.items() if key in shared}
 
     coupled = values.get("with") or {}
+    if not isinstance(coupled, dict):
+        fail("with", f"expected {{axis: {{value: {{key: value}}}}}}; got {coupled!r}")
     for axis, by_value in coupled.items():
         if axis not in axes:
             fail(f"with.{axis}", f"not one of the axes ({', '.join(axes)})")
@@ -174,6 +183,12 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Grid:
                 seeds=seeds, about=str(values.get("about", "")).strip(), set=shared,
                 lr=values.get("lr"), with_=coupled, stop=stop)
     grid.cells = _expand(grid, fail)
+    if grid.design == "leave_one_out":
+        variants = [(c.seed, json.dumps({k: v for k, v in c.values.items() if k != "optim.lr"},
+                                        sort_keys=True, default=str)) for c in grid.cells]
+        if len(set(variants)) < len(variants):  # one variant at several rates
+            fail("lr", "a leave_one_out grid pairs each trick's runs with the full model's by seed: "
+                       "give each cell one rate (lr: [0.01]) or use a factorial design")
     return grid
 
 
@@ -257,7 +272,12 @@ def describe(grid: Grid) -> str:
         shape = f"the full model and {changes} one-trick-off variants ({', '.join(k.split('.')[-1] for k in grid.axes)})"
     else:
         shape = "factorial " + " x ".join(f"{k.split('.')[-1]}({len(v)})" for k, v in grid.axes.items())
+    rates = ""
+    if isinstance(grid.lr, list):
+        rates = f", learning rate{'s' if len(grid.lr) > 1 else ''} {', '.join(map(str, grid.lr))}"
+    elif grid.lr:
+        rates = ", learning-rate sub-grid per " + next(iter(grid.lr)).split(".")[-1]
     return (f"sweep {grid.name}: {len(grid.cells)} cells = {shape}, "
-            f"{len(grid.seeds)} seed(s){', learning-rate sub-grid' if grid.lr else ''}; preset {grid.preset}"
+            f"{len(grid.seeds)} seed(s){rates}; preset {grid.preset}"
             + (f"\n  {grid.about}" if grid.about else ""))
 

@@ -37,7 +37,6 @@ from typing import Any, Callable
 
 import optuna
 import yaml
-from optuna.distributions import CategoricalDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
@@ -47,6 +46,7 @@ from harness.grid import Cell, Grid, describe
 
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 HEARTBEAT_S, GRACE_S = 10, 120  # a worker silent for GRACE_S is taken for dead
+INTERRUPTED = "interrupted"  # the failure_reason of a cell stopped by Ctrl-C or SIGTERM: not its own fault
 CELL_SETUP_S = 3  # measured here: a cell's run, Trainer, test pass and learning-curve upload
 POLL_S = 5  # how often an idle worker looks for freed cells while others finish theirs
 
@@ -130,7 +130,7 @@ def _parent_run(grid: Grid, study: optuna.Study, uri: str, url: str) -> str:
     mine = tracking.start_run(uri, grid.name, grid.cells[0].config.tracking.artifact_root, grid.name, params,
                               tags, yaml.safe_dump(grid.as_dict(), sort_keys=False), config_name="grid.yaml")
     study_id = study._storage.get_study_id_from_name(grid.name)
-    study._storage.create_new_trial(study_id, _template(TrialState.PRUNED, {}, {}, {"mlflow_parent": mine}))
+    study._storage.create_new_trial(study_id, _template(TrialState.PRUNED, {"mlflow_parent": mine}))
     # Claims made for an earlier, since deleted, tracking store have no run here and do not count.
     claims = [t for t in study.get_trials(deepcopy=False) if "mlflow_parent" in t.user_attrs
               and tracking.run_active(uri, t.user_attrs["mlflow_parent"])]
@@ -141,23 +141,11 @@ def _parent_run(grid: Grid, study: optuna.Study, uri: str, url: str) -> str:
     return winner
 
 
-def _template(state: TrialState, params: dict, distributions: dict, user_attrs: dict) -> FrozenTrial:
+def _template(state: TrialState, user_attrs: dict) -> FrozenTrial:
     return FrozenTrial(number=0, state=state, value=None, datetime_start=datetime.now(),
                        datetime_complete=None if state == TrialState.RUNNING else datetime.now(),
-                       params=params, distributions=distributions, user_attrs=user_attrs, system_attrs={},
+                       params={}, distributions={}, user_attrs=user_attrs, system_attrs={},
                        intermediate_values={}, trial_id=0)
-
-
-def _distributions(grid: Grid) -> dict[str, CategoricalDistribution]:
-    """Each axis (and the seed) as a categorical parameter, so the study describes its grid."""
-    choices: dict[str, list] = {"seed": []}
-    for cell in grid.cells:
-        for key, value in {**cell.values, "seed": cell.seed}.items():
-            bucket = choices.setdefault(key, [])
-            if value not in bucket:
-                bucket.append(value)
-    return {k: CategoricalDistribution(v) for k, v in choices.items()
-            if all(isinstance(x, (bool, int, float, str)) for x in v)}
 
 
 def open_sweep(grid: Grid, url: str, uri: str, since_trial: int | None = None, label: str = "") -> Sweep:
@@ -197,8 +185,9 @@ def cell_state(sw: Sweep, cell: Cell, trials: dict, runs: dict) -> str:
     if any(t.state == TrialState.RUNNING for t in mine):
         return "running"
     # A FAIL with a failure_reason was ended by its own worker; one without was reaped (worker lost).
-    if any(t.state == TrialState.FAIL and t.number > sw.since_trial and "failure_reason" in t.user_attrs
-           for t in mine):
+    # An interrupted cell (Ctrl-C, SIGTERM: a pre-empted job) is free for any worker to continue.
+    if any(t.state == TrialState.FAIL and t.number > sw.since_trial
+           and t.user_attrs.get("failure_reason", INTERRUPTED) != INTERRUPTED for t in mine):
         return "failed"
     return "todo"
 
@@ -247,11 +236,14 @@ def _on_lost(sw: Sweep, trial: FrozenTrial) -> None:
 
 # ------------------------------------------------------------------------------------ claims
 
-def claim(sw: Sweep, cell: Cell, distributions: dict) -> int | None:
-    """A RUNNING trial for the cell, or None when an earlier claim holds it (rule 3)."""
-    params = {k: v for k, v in {**cell.values, "seed": cell.seed}.items() if k in distributions}
-    template = _template(TrialState.RUNNING, params, {k: distributions[k] for k in params},
-                         {"cell": cell.key, "name": cell.name, "worker": sw.worker})
+def claim(sw: Sweep, cell: Cell) -> int | None:
+    """A RUNNING trial for the cell, or None when an earlier claim holds it (rule 3).
+
+    The axis values and seed go in user attributes, not Optuna parameters: a parameter's
+    distribution is fixed by the study's first trial, so adding a seed or an axis value to the grid
+    file would make every later claim raise ("does not support dynamic value space")."""
+    attrs = {f"axis.{k}": v for k, v in cell.values.items()} | {"seed": cell.seed}
+    template = _template(TrialState.RUNNING, {"cell": cell.key, "name": cell.name, "worker": sw.worker} | attrs)
     study_id = sw.storage.get_study_id_from_name(sw.grid.name)
     trial_id = sw.storage.create_new_trial(study_id, template)
     number = sw.storage.get_trial_number_from_id(trial_id)
@@ -322,7 +314,7 @@ def run_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord
         try:
             result = train(cfg, parent_run_id=sw.parent_id, extra_tags=tags, resume_run_id=resume_id)
         except (KeyboardInterrupt, SystemExit):
-            _end_trial(sw, trial_id, TrialState.FAIL, reason="interrupted")
+            _end_trial(sw, trial_id, TrialState.FAIL, reason=INTERRUPTED)
             raise
         except Exception as err:  # raised before its run existed (data, config)
             _end_trial(sw, trial_id, TrialState.FAIL, reason=f"{type(err).__name__}: {err}")
@@ -370,7 +362,6 @@ def snapshot(sw: Sweep) -> tuple[dict[str, str], dict, int]:
 
 def work(sw: Sweep, index: int = 0) -> None:
     """Claim and train free cells until none is free and none is running elsewhere."""
-    distributions = _distributions(sw.grid)
     last_wait_note = 0.0
     while True:
         reap(sw)
@@ -385,7 +376,7 @@ def work(sw: Sweep, index: int = 0) -> None:
             time.sleep(POLL_S)
             continue
         cell = todo[index % len(todo)]  # workers start at different cells to avoid colliding
-        trial_id = claim(sw, cell, distributions)
+        trial_id = claim(sw, cell)
         if trial_id is None:
             continue
         runs = children(sw)

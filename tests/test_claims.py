@@ -34,9 +34,8 @@ def stores(request, tmp_path):
 
 def _claim_everything(path, url, uri, barrier, results) -> None:
     sw = sweep.open_sweep(G.load(path), url, uri)
-    distributions = sweep._distributions(sw.grid)
     barrier.wait()  # every worker goes for the same cells in the same order at the same moment
-    won = [cell.key for cell in sw.grid.cells if sweep.claim(sw, cell, distributions) is not None]
+    won = [cell.key for cell in sw.grid.cells if sweep.claim(sw, cell) is not None]
     results.put((os.getpid(), won))
 
 
@@ -75,7 +74,7 @@ def test_dead_worker_on_this_host_is_reaped_once_and_its_run_killed(stores):
     dead = sweep.open_sweep(grid, url, uri)
     dead.worker = f"{socket.gethostname()}:{_dead_pid()}"
     cell = grid.cells[0]
-    trial_id = sweep.claim(dead, cell, sweep._distributions(grid))
+    trial_id = sweep.claim(dead, cell)
     number = dead.storage.get_trial_number_from_id(trial_id)
     run_id = tracking.start_run(uri, grid.name, str(path.parent / "artifacts"), cell.name, {},
                                 {"sweep_parent": dead.parent_id, "cell": cell.key, "optuna_trial": str(number)},
@@ -101,7 +100,7 @@ def test_silent_worker_elsewhere_is_reaped_after_the_grace_period(stores, monkey
     grid = G.load(path)
     other = sweep.open_sweep(grid, url, uri)
     other.worker = "another-machine:4242"
-    trial_id = sweep.claim(other, grid.cells[1], sweep._distributions(grid))
+    trial_id = sweep.claim(other, grid.cells[1])
     live = sweep.open_sweep(grid, url, uri)
     sweep.reap(live)
     assert live.storage.get_trial(trial_id).state == TrialState.RUNNING  # within the grace period
@@ -114,15 +113,33 @@ def test_a_failure_is_retried_by_the_next_invocation_not_this_one(stores):
     path, url, uri = stores
     grid = G.load(path)
     before = sweep.open_sweep(grid, url, uri)
-    old = sweep.claim(before, grid.cells[0], sweep._distributions(grid))
+    old = sweep.claim(before, grid.cells[0])
     sweep._end_trial(before, old, TrialState.FAIL, reason="Diverged: loss became nan")
     now = sweep.open_sweep(grid, url, uri)  # a new invocation: the failure above predates it
-    new = sweep.claim(now, grid.cells[1], sweep._distributions(grid))
+    new = sweep.claim(now, grid.cells[1])
     sweep._end_trial(now, new, TrialState.FAIL, reason="Diverged: loss became inf")
+    interrupted = sweep.claim(now, grid.cells[2])  # e.g. a pre-empted job elsewhere: free to continue
+    sweep._end_trial(now, interrupted, TrialState.FAIL, reason=sweep.INTERRUPTED)
     states, _, _ = sweep.snapshot(now)
     assert states[grid.cells[0].key] == "todo"
     assert states[grid.cells[1].key] == "failed"
     assert states[grid.cells[2].key] == "todo"
+    assert states[grid.cells[3].key] == "todo"
+
+
+def test_a_grid_that_gains_seeds_and_values_keeps_claiming(stores, tmp_path):
+    path, url, uri = stores
+    first = sweep.open_sweep(G.load(path), url, uri)
+    assert sweep.claim(first, first.grid.cells[0]) is not None
+    grown = tmp_path / "claims.yaml"
+    grown.write_text(path.read_text().replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2, 3]"))
+    bigger = G.load(grown)
+    later = sweep.open_sweep(bigger, url, uri)
+    new_cells = [c for c in bigger.cells if c.seed == 3]
+    assert len(new_cells) == 4  # seed 3 for every (activation, init)
+    assert sweep.claim(later, new_cells[0]) is not None
+    trial = later.study.get_trials()[-1]
+    assert trial.user_attrs["seed"] == new_cells[0].seed and trial.user_attrs["axis.model.init"] == "paper"
 
 
 def test_one_parent_per_tracking_store_and_a_new_one_when_the_store_is_replaced(stores, tmp_path):

@@ -97,6 +97,18 @@ def test_cell_key_ignores_where_a_cell_runs_but_not_what_it_computes(tmp_path):
     assert {c.key for c in G.load(write(tmp_path, swapped, "s.yaml")).cells} == {c.key for c in base}
 
 
+def test_recorded_grid_re_expands_to_the_cells_that_ran(tmp_path):
+    """The parent run records as_dict(); the report re-expands it: command-line overrides of stop
+    settings must survive the round trip, or the report would find none of the cells."""
+    speed = write(tmp_path, "name: s\npreset: cifar_convnet4\ndesign: factorial\n"
+                            "axes: {model.activation: [relu, tanh]}\nseeds: [0]\n"
+                            "stop: {train_err_below: 25, max_epochs: 60}\n")
+    ran = G.load(speed, ["trainer.max_epochs=30", "trainer.stop_train_err=20"])
+    assert ran.stop == {"train_err_below": 20, "max_epochs": 30}
+    recorded = write(tmp_path, yaml.safe_dump(ran.as_dict()), "recorded.yaml")
+    assert [c.key for c in G.load(recorded).cells] == [c.key for c in ran.cells]
+
+
 def test_base_file_merges_set_and_replaces_seeds(tmp_path):
     write(tmp_path, LOO, "full.yaml")
     small = G.load(write(tmp_path, "name: small\nbase: full.yaml\nseeds: [5]\nset: {trainer.max_epochs: 1}\n"))
@@ -115,6 +127,10 @@ def test_base_file_merges_set_and_replaces_seeds(tmp_path):
     (("seeds: [0, 1]", "seeds: [0, 1]\nlr: {model.lrn: {true: [0.1]}}"), "lr.model.lrn: no list of rates for model.lrn=False"),
     (("name: loo", "name: loo\nepochs: 3"), "epochs: unknown key"),
     (("model.width: 0.25", "model.width: 0.3"), "model.width: two towers split"),
+    (("preset: cifar_alexnet", "preset: 3"), "preset: expected a preset name"),
+    (("model.lrn: [true, false]", "3: [true, false]"), "axes.3: expected a config key"),
+    (("seeds: [0, 1]", "seeds: [0, 1]\nwith: [model.lrn]"), "with: expected {axis:"),
+    (("seeds: [0, 1]", "seeds: [0, 1]\nlr: [0.01, 0.02]"), "lr: a leave_one_out grid pairs"),
 ])
 def test_bad_grid_names_the_file_and_key(tmp_path, change, message):
     path = write(tmp_path, LOO.replace(*change))

@@ -103,6 +103,8 @@ def test_statistics_against_hand_computation():
     assert S.verdict(d, 2.0) == "reproduces" and S.verdict(d, -1.0) == "contradicts"
     assert S.verdict(S.paired_delta({0: 1, 1: 1}, {0: 0, 1: 2}), 1.0) == "inconclusive"
     assert S.verdict(S.paired_delta({0: 1}, {0: 5}), 1.0) == "inconclusive"  # one seed: no interval
+    same = S.paired_delta({0: 90.0, 1: 89.0}, {0: 90.0, 1: 89.0})  # e.g. two nets both stuck at chance
+    assert math.isnan(same.low) and math.isnan(same.p) and S.verdict(same, 1.0) == S.NOT_ESTIMABLE
     # 80% power, paired t, effect/sd = 1: the normal approximation gives 7.85, the t-test needs 10
     assert S.seeds_for_power(1.0, 1.0) == 10
     assert S.seeds_for_power(None, 1.0) is None and S.seeds_for_power(1.0, math.nan) is None

@@ -87,7 +87,7 @@ def test_four_cell_sweep_one_parent_four_children_then_nothing_to_do(tmp_path, r
     sw = sweep.open_sweep(G.load(path), url, uri)
     trials = [t for ts in sweep.trials_by_cell(sw).values() for t in ts]
     assert sorted(t.state.name for t in trials) == ["COMPLETE"] * 4
-    assert {t.params["model.activation"] for t in trials} == {"relu", "tanh"}
+    assert {t.user_attrs["axis.model.activation"] for t in trials} == {"relu", "tanh"}
 
     assert run_sweep(path, url, uri) == 0  # again: everything is done, nothing runs
     assert len(child_runs(uri)) == 4

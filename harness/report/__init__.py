@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from harness import tracking
-from harness.report import figures, tables
+from harness.report import figures, stats, tables
 from harness.report.store import SweepRecord, load_sweep, sweep_names
 
 README_HEAD = """# Reports
@@ -57,7 +57,7 @@ def _trick_findings(table, dataset: str) -> str:
     if chance and table["base_err"].iloc[0] >= chance - 5:
         parts.append(f"**Caution**: the full model's test error ({table['base_err'].iloc[0]:.1f}%) is within 5 points "
                      f"of chance ({chance:g}%): it has barely learned, so these deltas say little about the tricks.")
-    for verdict in ("reproduces", "contradicts", "effect (paper gives no number)", "inconclusive"):
+    for verdict in ("reproduces", "contradicts", "effect (paper gives no number)", "inconclusive", stats.NOT_ESTIMABLE):
         rows = table[table["verdict"] == verdict].to_dict("records")
         if not rows:
             continue
@@ -74,11 +74,16 @@ def _trick_findings(table, dataset: str) -> str:
 def _speed_findings(ratios, cells, target: float) -> str:
     sentences = []
     for r in ratios.to_dict("records"):
+        seeds = max(r["relu_seeds"], r["tanh_seeds"])
         if r["n"] >= 2:
+            interval = "" if math.isnan(r["ci_low"]) else f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+            left_out = ("" if r["n"] == seeds else
+                        f" (ReLU reached it in {r['relu_reached']}/{r['relu_seeds']} seeds and tanh in "
+                        f"{r['tanh_reached']}/{r['tanh_seeds']}; the ratio leaves out seeds where either did not)")
             sentences.append(
-                f"With {r['init']} initialisation, tanh (lr {r['tanh_lr']:g}) needed {r['ratio']:.2f}x "
-                f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] the epochs ReLU (lr {r['relu_lr']:g}) needed to reach "
-                f"{target:g}% training error, over {r['n']} seeds; paper: about 6x. Verdict: {r['verdict']}.")
+                f"With {r['init']} initialisation, tanh (lr {r['tanh_lr']:g}) needed {r['ratio']:.2f}x{interval} "
+                f"the epochs ReLU (lr {r['relu_lr']:g}) needed to reach {target:g}% training error, over "
+                f"{r['n']} of {seeds} seeds{left_out}; paper: about 6x. Verdict: {r['verdict']}.")
         else:
             sentences.append(
                 f"With {r['init']} initialisation, ReLU (lr {r['relu_lr']:g}) went below {target:g}% training error in "

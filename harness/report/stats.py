@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 Z95 = 0.975  # two-sided 95%
+NOT_ESTIMABLE = "not estimable: the same for every seed"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -39,9 +40,8 @@ def t_interval(values: list[float]) -> Interval:
     mean, sd = mean_std(values)
     if n < 2:
         return Interval(n, mean, math.nan, math.nan, math.nan, sd)
-    if sd == 0:
-        p = 1.0 if mean == 0 else 0.0
-        return Interval(n, mean, mean, mean, p, sd)
+    if sd == 0:  # identical across seeds: a t-interval is not defined (it would claim certainty)
+        return Interval(n, mean, math.nan, math.nan, math.nan, sd)
     half = stats.t.ppf(Z95, n - 1) * sd / math.sqrt(n)
     p = 2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)
     return Interval(n, mean, mean - half, mean + half, float(p), sd)
@@ -55,7 +55,10 @@ def paired_delta(baseline: dict[int, float], ablated: dict[int, float]) -> Inter
 
 def verdict(delta: Interval, paper: float | None) -> str:
     """reproduces: same sign as the paper, interval excludes 0; contradicts: opposite sign,
-    interval excludes 0; inconclusive: interval contains 0 (or fewer than 2 seeds)."""
+    interval excludes 0; inconclusive: interval contains 0 (or fewer than 2 seeds); not estimable:
+    the same value for every seed, so no interval."""
+    if delta.n >= 2 and delta.sd == 0:
+        return NOT_ESTIMABLE
     if delta.n < 2 or math.isnan(delta.low) or delta.low <= 0 <= delta.high:
         return "inconclusive"
     if paper is None or paper == 0:

@@ -98,7 +98,7 @@ def trick_display(table: pd.DataFrame) -> list[dict[str, str]]:
         row = {"trick off": f"{r['trick']} ({r['switch']})", "seeds": f"{r['n']}" + (f" ({r['missing']} missing)" if r["missing"] else ""),
                "full model top-1": _pm(r["base_err"], r["base_sd"]), "trick off top-1": _pm(r["ablated_err"], r["ablated_sd"]),
                "delta [95% CI]": _ci(r["delta"], r["ci_low"], r["ci_high"]), "p": _num(r["p"], "{:.3f}"),
-               "paper": _num(r["paper_delta"], "{:+.1f}") + (f" ({r['paper_source']})" if r["paper_delta"] is not None else ""),
+               "paper": _num(r["paper_delta"], "{:+.1f}") + (f" ({r['paper_source']})" if _num(r["paper_delta"]) != "-" else ""),
                "verdict": r["verdict"]}
         if "delta5" in r:
             row |= {"delta top-5": _ci(r["delta5"], r["ci5_low"], r["ci5_high"]), "paper top-5": _num(r["paper_delta5"], "{:+.1f}")}
@@ -131,12 +131,14 @@ def _seconds_at(run: CellRun, epoch: int | None) -> float:
 
 def fastest_rates(sweep: SweepRecord, target: float) -> dict[tuple[str, str], str]:
     """Per (activation, init), the rate with the fewest mean epochs to the target (a rate whose
-    seeds do not all reach it loses to one whose seeds do), ties to the lower final training error."""
+    seeds do not all reach it loses to one whose seeds do; a seed without a finished run, diverged
+    say, has not reached it), ties to the lower final training error."""
     best: dict[tuple[str, str], tuple] = {}
+    seeds = len(sweep.grid.get("seeds", []))
     for (act, init, lr), runs in speed_groups(sweep).items():
         epochs = list(_epochs_to_target(runs, target).values())
         reached = [e for e in epochs if e is not None]
-        score = (len(epochs) - len(reached), np.mean(reached) if reached else math.inf,
+        score = (max(seeds, len(epochs)) - len(reached), np.mean(reached) if reached else math.inf,
                  np.mean([r.metrics.get("train_err", math.inf) for r in runs]), float(lr))
         if (act, init) not in best or score < best[(act, init)][0]:
             best[(act, init)] = (score, lr)
@@ -157,7 +159,7 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
                       "seconds_mean": S.mean_std(seconds)[0],
                       "max_epochs": max(len(r.curves.get("train_err", [])) for r in runs),
                       "final_train_err": S.mean_std([r.metrics.get("train_err", math.nan) for r in runs])[0],
-                      "fastest": winners[(act, init)] == lr})
+                      "fastest": winners[(act, init)] == lr and bool(reached)})
     ratios = []
     groups = speed_groups(sweep)
     for init in sorted({k[1] for k in groups}):
@@ -176,8 +178,10 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
 
 def speed_verdict(ratio: S.Interval) -> str:
     """Against 'ReLU ~6x faster': the interval of tanh/ReLU epochs decides."""
-    if ratio.n < 2 or math.isnan(ratio.low):
+    if ratio.n < 2:
         return "not measurable: too few seeds reached the target with both activations"
+    if ratio.sd == 0:
+        return S.NOT_ESTIMABLE
     if ratio.high < 1:
         return "contradicts: tanh faster"
     if ratio.low <= 1:
@@ -195,8 +199,9 @@ def speed_display(cells: pd.DataFrame, ratios: pd.DataFrame, target: float) -> t
                     "final train err": _num(r["final_train_err"])} for r in cells.to_dict("records")]
     shown_ratios = [{"init": r["init"], "rates (ReLU / tanh)": f"{r['relu_lr']:g} / {r['tanh_lr']:g}",
                      "tanh/ReLU epochs [95% CI]": (f"{r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
-                                                   if r["n"] >= 2 else "-"),
-                     "seeds": f"{r['n']}", "paper": f"~{r['paper_ratio']:g}x", "verdict": r["verdict"]}
+                                                   if r["n"] >= 2 and not math.isnan(r["ci_low"]) else
+                                                   f"{r['ratio']:.2f}" if r["n"] else "-"),
+                     "seeds": f"{r['n']} of {max(r['relu_seeds'], r['tanh_seeds'])}", "paper": f"~{r['paper_ratio']:g}x", "verdict": r["verdict"]}
                     for r in ratios.to_dict("records")]
     return shown_cells, shown_ratios
 
@@ -209,9 +214,9 @@ def write(table: pd.DataFrame, shown: list[dict[str, str]], stem: Path) -> list[
     paths = [stem.with_suffix(".csv"), stem.with_suffix(".md"), stem.with_suffix(".tex")]
     table.round(4).to_csv(paths[0], index=False, lineterminator="\n")
     paths[1].write_text(markdown(shown) + "\n")
-    paths[2].write_text(tabulate(shown, headers="keys", tablefmt="latex_booktabs") + "\n")
+    paths[2].write_text(tabulate(shown, headers="keys", tablefmt="latex_booktabs", disable_numparse=True) + "\n")
     return paths
 
 
 def markdown(shown: list[dict[str, str]]) -> str:
-    return tabulate(shown, headers="keys", tablefmt="github") if shown else "(no rows)"
+    return tabulate(shown, headers="keys", tablefmt="github", disable_numparse=True) if shown else "(no rows)"
