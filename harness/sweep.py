@@ -22,6 +22,7 @@ The rule, keyed on the cell's config hash (`grid.cell_key`) and applied by every
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import socket
@@ -120,22 +121,28 @@ class Sweep:
 def _parent_run(grid: Grid, study: optuna.Study, uri: str, url: str) -> str:
     """The sweep's MLflow parent run in this tracking store, created once. Its id is kept in the
     study; two workers starting together each create one, and the one whose claim trial has the
-    lower number wins (trial creation is serialised), the other deleting its run."""
+    lower number wins (trial creation is serialised), the other deleting its run. A study that is
+    new to a store already holding the sweep (its Optuna storage was lost or moved) adopts the
+    store's parent, so the FINISHED cells under it stay done: MLflow is the record."""
     attr = f"mlflow_parent_run:{redact(uri)}"
     if attr in study.user_attrs and tracking.run_active(uri, study.user_attrs[attr]):
         return study.user_attrs[attr]
-    tags = {"sweep": grid.name, "sweep_role": "parent", "optuna_study": grid.name,
-            "optuna_storage": redact(url), "grid_file": str(grid.path), "git_commit": tracking.git_commit()}
-    params = {"design": grid.design, "preset": grid.preset, "cells": len(grid.cells), "seeds": len(grid.seeds)}
-    mine = tracking.start_run(uri, grid.name, grid.cells[0].config.tracking.artifact_root, grid.name, params,
-                              tags, yaml.safe_dump(grid.as_dict(), sort_keys=False), config_name="grid.yaml")
+    existing = tracking.find_runs(uri, grid.name, "tags.sweep_role = 'parent'")
+    if existing:
+        mine = existing[0].run_id  # the oldest: the one the report reads
+    else:
+        tags = {"sweep": grid.name, "sweep_role": "parent", "optuna_study": grid.name,
+                "optuna_storage": redact(url), "grid_file": str(grid.path), "git_commit": tracking.git_commit()}
+        params = {"design": grid.design, "preset": grid.preset, "cells": len(grid.cells), "seeds": len(grid.seeds)}
+        mine = tracking.start_run(uri, grid.name, grid.cells[0].config.tracking.artifact_root, grid.name, params,
+                                  tags, yaml.safe_dump(grid.as_dict(), sort_keys=False), config_name="grid.yaml")
     study_id = study._storage.get_study_id_from_name(grid.name)
     study._storage.create_new_trial(study_id, _template(TrialState.PRUNED, {"mlflow_parent": mine}))
     # Claims made for an earlier, since deleted, tracking store have no run here and do not count.
     claims = [t for t in study.get_trials(deepcopy=False) if "mlflow_parent" in t.user_attrs
               and tracking.run_active(uri, t.user_attrs["mlflow_parent"])]
     winner = min(claims, key=lambda t: t.number).user_attrs["mlflow_parent"]
-    if winner != mine:
+    if winner != mine and not existing:
         tracking.delete_run(uri, mine)
     study.set_user_attr(attr, winner)
     return winner
@@ -478,6 +485,7 @@ def plan(grid: Grid, uri: str, workers: int, steps: int) -> str:
                 runs.setdefault(child.tags.get("cell", ""), []).append(child)
 
     sizes, step_s = {}, {}
+    busy = os.getloadavg()[0]  # other work on the cores inflates every measured step
     lines = [describe(grid), f"{'cell':<58}{'state':>9}{'epochs':>8}{'est.':>9}"]
     total = todo_total = 0.0
     for cell in grid.cells:
@@ -486,7 +494,9 @@ def plan(grid: Grid, uri: str, workers: int, steps: int) -> str:
         if data_key not in sizes:
             data = load_data(cfg.data)
             sizes[data_key] = (data.sizes, len(data.classes))
-        (n, classes), shape = sizes[data_key], repr((cfg.model, cfg.data.batch_size, cfg.trainer.channels_last))
+        # The initialisation does not change a step's cost: one calibration serves both.
+        (n, classes), shape = sizes[data_key], repr((dataclasses.replace(cfg.model, init="paper"),
+                                                     cfg.data.batch_size, cfg.trainer.channels_last))
         if shape not in step_s:
             torch.manual_seed(0)
             step_s[shape] = measure_step(build_model(cfg.model, classes), cfg.data.batch_size, steps,
@@ -504,6 +514,9 @@ def plan(grid: Grid, uri: str, workers: int, steps: int) -> str:
     lines.append(f"calibrated {len(step_s)} network(s) x {steps} steps on this machine ({torch.get_num_threads()} "
                  f"threads), plus {CELL_SETUP_S} s of set-up per cell; '<=N' cells stop at their target, so theirs "
                  "is an upper bound")
+    if busy >= 1:
+        lines.append(f"caution: the machine was busy while calibrating (load average {busy:.1f} on "
+                     f"{os.cpu_count()} cores): the estimates include that contention and run high")
     lines.append(f"estimate: {_duration(total)} for all {len(grid.cells)} cells; {_duration(todo_total)} for those "
                  f"not done, {_duration(todo_total / workers)} with {workers} worker(s) if they do not share cores")
     return "\n".join(lines)

@@ -150,6 +150,8 @@ def test_one_parent_per_tracking_store_and_a_new_one_when_the_store_is_replaced(
     other_uri = f"sqlite:///{tmp_path}/other-mlflow.db"
     second = sweep.open_sweep(grid, url, other_uri).parent_id
     assert second != first and tracking.run_active(other_uri, second)
+    # The Optuna storage is lost, the MLflow store kept: the new study adopts the store's parent.
+    assert sweep.open_sweep(grid, f"sqlite:///{tmp_path}/new-optuna.db", uri).parent_id == first
     tracking.delete_run(uri, first)  # the first store's parent is gone: the sweep starts a new one there
     third = sweep.open_sweep(grid, url, uri).parent_id
     assert third not in (first, second) and tracking.run_active(uri, third)
