@@ -170,3 +170,15 @@ def test_regenerating_gives_identical_bytes(store, tmp_path):
     cli.main(["report", "--tracking-uri", store, "--out", str(out)])
     assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == first
     assert len(first) == (3 + 2 + 1) + (6 + 2 + 1) + 1  # per sweep: tables, figures, section; README
+
+
+def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    fill(tmp_path, uri, SPEED.replace("syn_speed", "syn_failed"),
+         lambda cell: ("FAILED", {}, {"train_err": [90.0]}))
+    out = tmp_path / "reports"
+    assert cli.main(["report", "--tracking-uri", uri, "--out", str(out)]) == 0
+    section = (out / "syn_failed" / "section.md").read_text()
+    assert "0/12 cells finished" in section and "No cell has finished yet" in section
+    assert section.count(": FAILED: diverged") == 12
+    assert sorted(p.name for p in (out / "syn_failed").iterdir()) == ["section.md"]  # no empty tables or figures

@@ -35,7 +35,10 @@ def _what_ran(sweep: SweepRecord) -> str:
     lines = [
         f"## {sweep.name}", "", sweep.grid.get("about", ""), "",
         f"- sweep: parent run `{sweep.parent.run_id}`, grid `{sweep.parent.tags.get('grid_file', '?')}` "
-        f"({sweep.grid.get('design')}, preset `{sweep.grid.get('preset')}`); {len(sweep.runs)}/{total} cells finished",
+        f"({sweep.grid.get('design')}, preset `{sweep.grid.get('preset')}`); {len(sweep.runs)}/{total} cells finished"]
+    if not sweep.runs:
+        return "\n".join(lines + ["", "No cell has finished yet: nothing to measure.", ""])
+    lines += [
         f"- model: `{sweep.param('model.name')}`, width {sweep.param('model.width')}",
         f"- data: {sweep.param('data.dataset')} from `{sweep.param('data.source')}` (sha256 "
         f"{sweep.tag('dataset_sha256')[:12]}), training images: {'all' if train_images == '0' else train_images} "
@@ -99,7 +102,7 @@ def report_sweep(uri: str, name: str, root: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written, shown_figures = [], []
     body = [_what_ran(sweep)]
-    if sweep.grid.get("design") == "leave_one_out":
+    if sweep.runs and sweep.grid.get("design") == "leave_one_out":
         table = tables.trick_table(sweep)
         shown = tables.trick_display(table)
         written += tables.write(table, shown, out / "tricks")
@@ -109,7 +112,7 @@ def report_sweep(uri: str, name: str, root: Path) -> list[Path]:
             shown_figures.append(("deltas", "measured deltas with 95% intervals; x = the paper's"))
         body += ["Findings: " + _trick_findings(table, sweep.param("data.dataset")), ""]
     target = (sweep.grid.get("stop") or {}).get("train_err_below")
-    if target and "model.activation" in sweep.grid.get("axes", {}):
+    if target and sweep.runs and "model.activation" in sweep.grid.get("axes", {}):
         cells, ratios = tables.speed_table(sweep, float(target))
         shown_cells, shown_ratios = tables.speed_display(cells, ratios, float(target))
         written += tables.write(cells, shown_cells, out / "speed_cells")
