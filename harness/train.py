@@ -194,7 +194,8 @@ def failure_tags(err: BaseException) -> dict[str, str]:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (cuda)"
-    return f"{device.type} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"{device.type} ({os.cpu_count()} cores, {threads} thread{'s' if threads > 1 else ''})"
 
 
 def describe_data(data: Data) -> str:

@@ -182,3 +182,12 @@ def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys)
     assert "0/12 cells finished" in section and "No cell has finished yet" in section
     assert section.count(": FAILED: diverged") == 12
     assert sorted(p.name for p in (out / "syn_failed").iterdir()) == ["section.md"]  # no empty tables or figures
+
+
+def test_speed_verdict_when_only_one_activation_reaches_the_target():
+    from harness.report.tables import speed_verdict
+    no_ratio = S.ratio_interval({}, {})
+    assert speed_verdict(no_ratio, {0: None, 1: None, 2: None}, {0: 44, 1: 46, 2: None}) == \
+        "contradicts: tanh reached the target (2/3 seeds), ReLU in none"
+    assert speed_verdict(no_ratio, {0: 6, 1: 7}, {0: None, 1: None}).startswith("ReLU faster: it reached the target (2/2")
+    assert speed_verdict(no_ratio, {0: 6, 1: None}, {0: None, 1: 30}).startswith("not measurable")

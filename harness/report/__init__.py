@@ -43,7 +43,8 @@ def _what_ran(sweep: SweepRecord) -> str:
         f"- data: {sweep.param('data.dataset')} from `{sweep.param('data.source')}` (sha256 "
         f"{sweep.tag('dataset_sha256')[:12]}), training images: {'all' if train_images == '0' else train_images} "
         f"(validation: {sweep.param('data.val_size')} held out of the training set)",
-        f"- epochs run: {epochs[0]}-{epochs[-1]} (cap {sweep.param('trainer.max_epochs')})" if epochs else "- epochs: none",
+        f"- epochs run: {epochs[0]}{'' if epochs[0] == epochs[-1] else f'-{epochs[-1]}'} "
+        f"(cap {sweep.param('trainer.max_epochs')})" if epochs else "- epochs: none",
         f"- seeds: {', '.join(map(str, sorted({r.seed for r in sweep.runs})))}",
         f"- device: {sweep.tag('device')}; git commit: {sweep.tag('git_commit')}", ""]
     return "\n".join(lines)
@@ -74,8 +75,9 @@ def _trick_findings(table, dataset: str) -> str:
     return " ".join(parts)
 
 
-def _speed_findings(ratios, cells, target: float) -> str:
+def _speed_findings(ratios, target: float, stalled: str) -> str:
     sentences = []
+    stall_rule = f" or after {stalled} epochs without progress" if stalled not in ("0", "?") else ""
     for r in ratios.to_dict("records"):
         seeds = max(r["relu_seeds"], r["tanh_seeds"])
         if r["n"] >= 2:
@@ -91,7 +93,8 @@ def _speed_findings(ratios, cells, target: float) -> str:
             sentences.append(
                 f"With {r['init']} initialisation, ReLU (lr {r['relu_lr']:g}) went below {target:g}% training error in "
                 f"{r['relu_reached']}/{r['relu_seeds']} seeds and tanh (lr {r['tanh_lr']:g}) in "
-                f"{r['tanh_reached']}/{r['tanh_seeds']} within the epoch cap: the ratio is not measurable from this sweep.")
+                f"{r['tanh_reached']}/{r['tanh_seeds']} (a run stops at the epoch cap{stall_rule}): "
+                f"no ratio. Verdict: {r['verdict']}.")
     return " ".join(sentences) or "No activation pair finished."
 
 
@@ -122,7 +125,7 @@ def report_sweep(uri: str, name: str, root: Path) -> list[Path]:
         written += figures.speed_figure(tables.speed_groups(sweep), tables.fastest_rates(sweep, float(target)),
                                         float(target), name, out / "relu_speed")
         shown_figures.append(("relu_speed", "training error against epochs and against seconds"))
-        body += ["Findings: " + _speed_findings(ratios, cells, float(target)), ""]
+        body += ["Findings: " + _speed_findings(ratios, float(target), sweep.param("trainer.stop_stalled")), ""]
     for stem, caption in shown_figures:
         body += [f"![{caption}]({name}/{stem}.png)", ""]
     if sweep.missing:

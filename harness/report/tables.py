@@ -172,13 +172,20 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
                        "relu_reached": sum(e is not None for e in relu.values()), "relu_seeds": len(relu),
                        "tanh_reached": sum(e is not None for e in tanh.values()), "tanh_seeds": len(tanh),
                        "ratio": ratio.mean, "ci_low": ratio.low, "ci_high": ratio.high, "n": ratio.n,
-                       "paper_ratio": paper.RELU_SPEEDUP, "verdict": speed_verdict(ratio)})
+                       "paper_ratio": paper.RELU_SPEEDUP, "verdict": speed_verdict(ratio, relu, tanh)})
     return pd.DataFrame(cells), pd.DataFrame(ratios)
 
 
-def speed_verdict(ratio: S.Interval) -> str:
-    """Against 'ReLU ~6x faster': the interval of tanh/ReLU epochs decides."""
+def speed_verdict(ratio: S.Interval, relu: dict[int, int | None], tanh: dict[int, int | None]) -> str:
+    """Against 'ReLU ~6x faster': the interval of tanh/ReLU epochs decides; where one activation
+    never reached the target (stopped at the cap or stalled) and the other did in 2+ seeds, that
+    alone answers which is faster."""
     if ratio.n < 2:
+        relu_hits, tanh_hits = (sum(e is not None for e in d.values()) for d in (relu, tanh))
+        if relu_hits == 0 and tanh_hits >= 2:
+            return f"contradicts: tanh reached the target ({tanh_hits}/{len(tanh)} seeds), ReLU in none"
+        if tanh_hits == 0 and relu_hits >= 2:
+            return f"ReLU faster: it reached the target ({relu_hits}/{len(relu)} seeds), tanh in none"
         return "not measurable: too few seeds reached the target with both activations"
     if ratio.sd == 0:
         return S.NOT_ESTIMABLE
