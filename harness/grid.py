@@ -183,7 +183,7 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Grid:
                 seeds=seeds, about=str(values.get("about", "")).strip(), set=shared,
                 lr=values.get("lr"), with_=coupled, stop=stop)
     grid.cells = _expand(grid, fail)
-    if grid.design == "leave_one_out":
+    if grid.design == "leave_one_out" and grid.lr is not None:
         variants = [(c.seed, json.dumps({k: v for k, v in c.values.items() if k != "optim.lr"},
                                         sort_keys=True, default=str)) for c in grid.cells]
         if len(set(variants)) < len(variants):  # one variant at several rates

@@ -127,7 +127,10 @@ def _parent_run(grid: Grid, study: optuna.Study, uri: str, url: str) -> str:
     attr = f"mlflow_parent_run:{redact(uri)}"
     if attr in study.user_attrs and tracking.run_active(uri, study.user_attrs[attr]):
         return study.user_attrs[attr]
-    existing = tracking.find_runs(uri, grid.name, "tags.sweep_role = 'parent'")
+    # Only a parent made for this same storage URL: workers on another storage keep their claims
+    # in another study, and sharing a parent with them could give a cell two FINISHED runs.
+    existing = [run for run in tracking.find_runs(uri, grid.name, "tags.sweep_role = 'parent'")
+                if run.tags.get("optuna_storage") == redact(url)]
     if existing:
         mine = existing[0].run_id  # the oldest: the one the report reads
     else:
@@ -231,7 +234,8 @@ def reap(sw: Sweep) -> None:
 
 
 def _on_lost(sw: Sweep, trial: FrozenTrial) -> None:
-    where = f"tags.sweep_parent = '{sw.parent_id}' and tags.optuna_trial = '{trial.number}'"
+    where = (f"tags.sweep_parent = '{sw.parent_id}' and tags.optuna_trial = '{trial.number}' "
+             f"and tags.cell = '{trial.user_attrs.get('cell')}'")
     for run in tracking.find_runs(sw.uri, sw.grid.name, where):
         if run.status == "RUNNING":
             tracking.end_run(sw.uri, run.run_id, "KILLED", {"failure_reason": "worker_lost",
@@ -514,8 +518,8 @@ def plan(grid: Grid, uri: str, workers: int, steps: int) -> str:
     lines.append(f"calibrated {len(step_s)} network(s) x {steps} steps on this machine ({torch.get_num_threads()} "
                  f"threads), plus {CELL_SETUP_S} s of set-up per cell; '<=N' cells stop at their target, so theirs "
                  "is an upper bound")
-    if busy >= 1:
-        lines.append(f"caution: the machine was busy while calibrating (load average {busy:.1f} on "
+    if busy >= max(1.0, 0.25 * (os.cpu_count() or 1)):
+        lines.append(f"caution: the machine was busy as calibration began (load average {busy:.1f} on "
                      f"{os.cpu_count()} cores): the estimates include that contention and run high")
     lines.append(f"estimate: {_duration(total)} for all {len(grid.cells)} cells; {_duration(todo_total)} for those "
                  f"not done, {_duration(todo_total / workers)} with {workers} worker(s) if they do not share cores")

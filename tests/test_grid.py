@@ -97,6 +97,12 @@ def test_cell_key_ignores_where_a_cell_runs_but_not_what_it_computes(tmp_path):
     assert {c.key for c in G.load(write(tmp_path, swapped, "s.yaml")).cells} == {c.key for c in base}
 
 
+def test_leave_one_out_may_ablate_the_learning_rate_itself(tmp_path):
+    grid = G.load(write(tmp_path, LOO + "axes:\n  model.lrn: [true, false]\n  optim.lr: [0.01, 0.02]\n"))
+    assert [(c.trick, c.config.optim.lr) for c in grid.cells if c.seed == 0] == [
+        ("baseline", 0.01), ("model.lrn", 0.01), ("optim.lr", 0.02)]
+
+
 def test_recorded_grid_re_expands_to_the_cells_that_ran(tmp_path):
     """The parent run records as_dict(); the report re-expands it: command-line overrides of stop
     settings must survive the round trip, or the report would find none of the cells."""

@@ -140,6 +140,7 @@ def test_trick_table_numbers_and_missing_cell(store, tmp_path, capsys):
     assert "**Reproduces**: local response normalisation (+1.17 points vs paper +2.0, n=3)" in readme
     assert (out / "syn_tricks" / "deltas.png").stat().st_size > 10_000
     assert "+1.17 [+0.45, +1.88]" in (out / "syn_tricks" / "tricks.md").read_text()
+    assert " 0.020 " in (out / "syn_tricks" / "tricks.md").read_text()  # p as formatted, not re-parsed to 0.02
     assert "\\toprule" in (out / "syn_tricks" / "tricks.tex").read_text()
     parent = tracking.find_runs(store, "syn_tricks", "tags.sweep_role = 'parent'")[0]
     logged = {f.path for f in tracking.client(store).list_artifacts(parent.run_id, "report")}
@@ -187,7 +188,11 @@ def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys)
 def test_speed_verdict_when_only_one_activation_reaches_the_target():
     from harness.report.tables import speed_verdict
     no_ratio = S.ratio_interval({}, {})
-    assert speed_verdict(no_ratio, {0: None, 1: None, 2: None}, {0: 44, 1: 46, 2: None}) == \
+    assert speed_verdict(no_ratio, {0: None, 1: None, 2: None}, {0: 44, 1: 46, 2: None}, 3) == \
         "contradicts: tanh reached the target (2/3 seeds), ReLU in none"
-    assert speed_verdict(no_ratio, {0: 6, 1: 7}, {0: None, 1: None}).startswith("ReLU faster: it reached the target (2/2")
-    assert speed_verdict(no_ratio, {0: 6, 1: None}, {0: None, 1: 30}).startswith("not measurable")
+    # the third seed diverged (no finished run): it counts in the denominator
+    assert speed_verdict(no_ratio, {0: 6, 1: 7}, {0: None, 1: None}, 3).startswith("ReLU faster: it reached the target (2/3")
+    assert speed_verdict(no_ratio, {0: 6, 1: None}, {0: None, 1: 30}, 2).startswith("not measurable")
+    same = S.ratio_interval({0: 30, 1: 60}, {0: 5, 1: 10})  # 6x in every seed: no interval, the value decides
+    assert speed_verdict(same, {0: 5, 1: 10}, {0: 30, 1: 60}, 2) == \
+        "reproduces: ReLU 6x faster (every seed gives the same ratio)"

@@ -23,8 +23,11 @@ edit by hand. Each sweep's folder holds its tables (CSV, Markdown, LaTeX) and fi
 A delta is the test error with the trick turned off minus the full model's, in percentage points
 (> 0: the trick helps), paired by seed, with a 95% t-interval. Verdicts: *reproduces* (same sign as
 the paper, interval excludes 0), *inconclusive* (interval contains 0), *contradicts* (opposite
-sign, interval excludes 0). "Seeds for 80% power" is how many seeds a paired t-test would need to
-detect the paper's delta given the measured seed-to-seed spread of the differences.
+sign, interval excludes 0), *effect (paper gives no number)*, and *not estimable* (every seed gave
+the same difference: no interval). "Seeds for 80% power" is how many seeds a paired t-test would
+need to detect the paper's delta given the measured seed-to-seed spread of the differences. Figure
+1's ratio is tanh's epochs to the training-error target over ReLU's, per seed, with a t-interval on
+the log ratios; where only one activation reached the target, that decides the verdict.
 """
 
 

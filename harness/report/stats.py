@@ -40,7 +40,7 @@ def t_interval(values: list[float]) -> Interval:
     mean, sd = mean_std(values)
     if n < 2:
         return Interval(n, mean, math.nan, math.nan, math.nan, sd)
-    if sd == 0:  # identical across seeds: a t-interval is not defined (it would claim certainty)
+    if sd <= 1e-9 * max(1.0, abs(mean)):  # identical across seeds: no t-interval (it would claim certainty)
         return Interval(n, mean, math.nan, math.nan, math.nan, sd)
     half = stats.t.ppf(Z95, n - 1) * sd / math.sqrt(n)
     p = 2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)
@@ -57,7 +57,7 @@ def verdict(delta: Interval, paper: float | None) -> str:
     """reproduces: same sign as the paper, interval excludes 0; contradicts: opposite sign,
     interval excludes 0; inconclusive: interval contains 0 (or fewer than 2 seeds); not estimable:
     the same value for every seed, so no interval."""
-    if delta.n >= 2 and delta.sd == 0:
+    if delta.n >= 2 and math.isnan(delta.low):
         return NOT_ESTIMABLE
     if delta.n < 2 or math.isnan(delta.low) or delta.low <= 0 <= delta.high:
         return "inconclusive"

@@ -162,6 +162,7 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
                       "fastest": winners[(act, init)] == lr and bool(reached)})
     ratios = []
     groups = speed_groups(sweep)
+    seeds = len(sweep.grid.get("seeds", []))  # a seed without a finished run counts as not reaching the target
     for init in sorted({k[1] for k in groups}):
         if ("relu", init) not in winners or ("tanh", init) not in winners:
             continue
@@ -169,33 +170,36 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
         tanh = _epochs_to_target(groups[("tanh", init, winners[("tanh", init)])], target)
         ratio = S.ratio_interval({s: e for s, e in tanh.items() if e}, {s: e for s, e in relu.items() if e})
         ratios.append({"init": init, "relu_lr": float(winners[("relu", init)]), "tanh_lr": float(winners[("tanh", init)]),
-                       "relu_reached": sum(e is not None for e in relu.values()), "relu_seeds": len(relu),
-                       "tanh_reached": sum(e is not None for e in tanh.values()), "tanh_seeds": len(tanh),
+                       "relu_reached": sum(e is not None for e in relu.values()), "relu_seeds": max(seeds, len(relu)),
+                       "tanh_reached": sum(e is not None for e in tanh.values()), "tanh_seeds": max(seeds, len(tanh)),
                        "ratio": ratio.mean, "ci_low": ratio.low, "ci_high": ratio.high, "n": ratio.n,
-                       "paper_ratio": paper.RELU_SPEEDUP, "verdict": speed_verdict(ratio, relu, tanh)})
+                       "paper_ratio": paper.RELU_SPEEDUP, "verdict": speed_verdict(ratio, relu, tanh, max(seeds, len(relu), len(tanh)))})
     return pd.DataFrame(cells), pd.DataFrame(ratios)
 
 
-def speed_verdict(ratio: S.Interval, relu: dict[int, int | None], tanh: dict[int, int | None]) -> str:
-    """Against 'ReLU ~6x faster': the interval of tanh/ReLU epochs decides; where one activation
-    never reached the target (stopped at the cap or stalled) and the other did in 2+ seeds, that
-    alone answers which is faster."""
+def speed_verdict(ratio: S.Interval, relu: dict[int, int | None], tanh: dict[int, int | None],
+                  seeds: int) -> str:
+    """Against 'ReLU ~6x faster': the interval of tanh/ReLU epochs decides (every seed giving the
+    same ratio: that value); where one activation never reached the target (stopped at the cap or
+    stalled) and the other did in 2+ of the grid's `seeds`, that alone answers which is faster."""
     if ratio.n < 2:
         relu_hits, tanh_hits = (sum(e is not None for e in d.values()) for d in (relu, tanh))
         if relu_hits == 0 and tanh_hits >= 2:
-            return f"contradicts: tanh reached the target ({tanh_hits}/{len(tanh)} seeds), ReLU in none"
+            return f"contradicts: tanh reached the target ({tanh_hits}/{seeds} seeds), ReLU in none"
         if tanh_hits == 0 and relu_hits >= 2:
-            return f"ReLU faster: it reached the target ({relu_hits}/{len(relu)} seeds), tanh in none"
+            return f"ReLU faster: it reached the target ({relu_hits}/{seeds} seeds), tanh in none"
         return "not measurable: too few seeds reached the target with both activations"
-    if ratio.sd == 0:
-        return S.NOT_ESTIMABLE
-    if ratio.high < 1:
-        return "contradicts: tanh faster"
-    if ratio.low <= 1:
-        return "inconclusive: interval contains 1"
-    if ratio.low <= paper.RELU_SPEEDUP <= ratio.high:
-        return "reproduces: ReLU faster, 6x inside the interval"
-    return f"ReLU faster, but {'less' if ratio.high < paper.RELU_SPEEDUP else 'more'} than 6x"
+    low, high, agree = ratio.low, ratio.high, ""
+    if math.isnan(low):
+        low = high = ratio.mean
+        agree = " (every seed gives the same ratio)"
+    if high < 1:
+        return "contradicts: tanh faster" + agree
+    if low <= 1:
+        return ("inconclusive: interval contains 1" if not agree else "no difference") + agree
+    if low <= paper.RELU_SPEEDUP <= high:
+        return ("reproduces: ReLU faster, 6x inside the interval" if not agree else "reproduces: ReLU 6x faster") + agree
+    return f"ReLU faster, but {'less' if high < paper.RELU_SPEEDUP else 'more'} than 6x" + agree
 
 
 def speed_display(cells: pd.DataFrame, ratios: pd.DataFrame, target: float) -> tuple[list[dict], list[dict]]:
