@@ -45,9 +45,11 @@ def test_short_run_learns_and_lands_in_mlflow(real_cifar, store):
     assert loss[-1][1] < loss[0][1] < 2.303  # below chance (ln 10) and still falling
     for key in ("train_err", "val_err", "val_err5", "lr", "images_per_sec", "train_time_s"):
         assert len(history(uri, result.run_id, key)) == 3, key
-    assert history(uri, result.run_id, "val_err")[-1][1] < 70
+    # Chance is 90%; with 500 images its standard error is ~1.3 points, so < 80 is learning. (~70 is
+    # typical here, and CPU kernels are not bitwise reproducible across loads: no tighter bound.)
+    assert history(uri, result.run_id, "val_err")[-1][1] < 80
     assert [s for s, _ in history(uri, result.run_id, "test_err")] == [3]
-    assert 0 < run.data.metrics["test_err5"] < run.data.metrics["test_err"] < 70
+    assert 0 < run.data.metrics["test_err5"] < run.data.metrics["test_err"] < 80
     artifacts = {f.path for f in MlflowClient(uri).list_artifacts(result.run_id)}
     assert artifacts == {"config.yaml", "learning_curve.png"}
     stored = C.from_yaml(open(MlflowClient(uri).download_artifacts(result.run_id, "config.yaml")).read(), "x")
