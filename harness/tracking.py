@@ -6,6 +6,7 @@ are logged per epoch with step = epochs completed (1 after the first epoch)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import time
@@ -44,8 +45,11 @@ def experiment_id(mlflow: MlflowClient, name: str, artifact_root: str) -> str:
         return found.experiment_id
 
 
+@functools.cache
 def git_commit() -> str:
-    """HEAD of the checkout that holds this package, '+dirty' when it has uncommitted changes."""
+    """HEAD of the checkout that holds this package, '+dirty' when it has uncommitted changes.
+    Read once per process: the code a long sweep runs is the code it started with, even when the
+    checkout moves on while it trains."""
     here = Path(__file__).resolve().parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,

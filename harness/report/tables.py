@@ -148,6 +148,8 @@ def fastest_rates(sweep: SweepRecord, target: float) -> dict[tuple[str, str], st
 def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-cell epochs to the target, and per initialisation the tanh/ReLU ratio at each's fastest rate."""
     winners = fastest_rates(sweep, target)
+    rates = {(act, init): sum(1 for a, i, _ in speed_groups(sweep) if (a, i) == (act, init))
+             for act, init, _ in speed_groups(sweep)}  # "(fastest)" only where there was a choice
     cells = []
     for (act, init, lr), runs in sorted(speed_groups(sweep).items()):
         epochs = _epochs_to_target(runs, target)
@@ -159,7 +161,7 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
                       "seconds_mean": S.mean_std(seconds)[0],
                       "max_epochs": max(len(r.curves.get("train_err", [])) for r in runs),
                       "final_train_err": S.mean_std([r.metrics.get("train_err", math.nan) for r in runs])[0],
-                      "fastest": winners[(act, init)] == lr and bool(reached)})
+                      "fastest": winners[(act, init)] == lr and bool(reached) and rates[(act, init)] > 1})
     ratios = []
     groups = speed_groups(sweep)
     seeds = len(sweep.grid.get("seeds", []))  # a seed without a finished run counts as not reaching the target
