@@ -8,6 +8,7 @@ initialisation and learning rate, and the ReLU/tanh ratio per initialisation.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -148,10 +149,10 @@ def fastest_rates(sweep: SweepRecord, target: float) -> dict[tuple[str, str], st
 def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-cell epochs to the target, and per initialisation the tanh/ReLU ratio at each's fastest rate."""
     winners = fastest_rates(sweep, target)
-    rates = {(act, init): sum(1 for a, i, _ in speed_groups(sweep) if (a, i) == (act, init))
-             for act, init, _ in speed_groups(sweep)}  # "(fastest)" only where there was a choice
+    groups = speed_groups(sweep)
+    rates = Counter((act, init) for act, init, _ in groups)  # "(fastest)" only where there was a choice
     cells = []
-    for (act, init, lr), runs in sorted(speed_groups(sweep).items()):
+    for (act, init, lr), runs in sorted(groups.items()):
         epochs = _epochs_to_target(runs, target)
         reached = [e for e in epochs.values() if e is not None]
         seconds = [_seconds_at(r, epochs[r.seed]) for r in runs if epochs[r.seed] is not None]
@@ -163,7 +164,6 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
                       "final_train_err": S.mean_std([r.metrics.get("train_err", math.nan) for r in runs])[0],
                       "fastest": winners[(act, init)] == lr and bool(reached) and rates[(act, init)] > 1})
     ratios = []
-    groups = speed_groups(sweep)
     seeds = len(sweep.grid.get("seeds", []))  # a seed without a finished run counts as not reaching the target
     for init in sorted({k[1] for k in groups}):
         if ("relu", init) not in winners or ("tanh", init) not in winners:
