@@ -188,11 +188,11 @@ def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys)
 def test_speed_verdict_when_only_one_activation_reaches_the_target():
     from harness.report.tables import speed_verdict
     no_ratio = S.ratio_interval({}, {})
-    assert speed_verdict(no_ratio, {0: None, 1: None, 2: None}, {0: 44, 1: 46, 2: None}, 3) == \
+    assert speed_verdict(no_ratio, 0, 2, 3) == \
         "contradicts: tanh reached the target (2/3 seeds), ReLU in none"
     # the third seed diverged (no finished run): it counts in the denominator
-    assert speed_verdict(no_ratio, {0: 6, 1: 7}, {0: None, 1: None}, 3).startswith("ReLU faster: it reached the target (2/3")
-    assert speed_verdict(no_ratio, {0: 6, 1: None}, {0: None, 1: 30}, 2).startswith("not measurable")
+    assert speed_verdict(no_ratio, 2, 0, 3).startswith("ReLU faster: it reached the target (2/3")
+    assert speed_verdict(no_ratio, 1, 1, 2).startswith("not measurable")
     same = S.ratio_interval({0: 30, 1: 60}, {0: 5, 1: 10})  # 6x in every seed: no interval, the value decides
-    assert speed_verdict(same, {0: 5, 1: 10}, {0: 30, 1: 60}, 2) == \
+    assert speed_verdict(same, 2, 2, 2) == \
         "reproduces: ReLU 6x faster (every seed gives the same ratio)"

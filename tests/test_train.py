@@ -45,8 +45,10 @@ def test_short_run_learns_and_lands_in_mlflow(real_cifar, store):
     assert loss[-1][1] < loss[0][1] < 2.303  # below chance (ln 10) and still falling
     for key in ("train_err", "val_err", "val_err5", "lr", "images_per_sec", "train_time_s"):
         assert len(history(uri, result.run_id, key)) == 3, key
-    # Chance is 90%; with 500 images its standard error is ~1.3 points, so < 80 is learning. (~70 is
-    # typical here, and CPU kernels are not bitwise reproducible across loads: no tighter bound.)
+    # Chance is 90%; with 500 images its standard error is ~1.3 points, so < 80 is clearly learning.
+    # (The run is deterministic on one install: 77.8, 70.8, 70.4 on 2026-11-23, twice, with this code
+    # and with older code; an earlier install gave < 70, so the exact value drifts with the
+    # unpinned dependencies, and the bound is set from chance, not from one install's number.)
     assert history(uri, result.run_id, "val_err")[-1][1] < 80
     assert [s for s, _ in history(uri, result.run_id, "test_err")] == [3]
     assert 0 < run.data.metrics["test_err5"] < run.data.metrics["test_err"] < 80

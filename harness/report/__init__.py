@@ -82,21 +82,20 @@ def _speed_findings(ratios, target: float, stalled: str) -> str:
     sentences = []
     stall_rule = f" or after {stalled} epochs without progress" if stalled not in ("0", "?") else ""
     for r in ratios.to_dict("records"):
-        seeds = max(r["relu_seeds"], r["tanh_seeds"])
         if r["n"] >= 2:
             interval = "" if math.isnan(r["ci_low"]) else f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
-            left_out = ("" if r["n"] == seeds else
-                        f" (ReLU reached it in {r['relu_reached']}/{r['relu_seeds']} seeds and tanh in "
-                        f"{r['tanh_reached']}/{r['tanh_seeds']}; the ratio leaves out seeds where either did not)")
+            left_out = ("" if r["n"] == r["seeds"] else
+                        f" (ReLU reached it in {r['relu_reached']}/{r['seeds']} seeds and tanh in "
+                        f"{r['tanh_reached']}/{r['seeds']}; the ratio leaves out seeds where either did not)")
             sentences.append(
                 f"With {r['init']} initialisation, tanh (lr {r['tanh_lr']:g}) needed {r['ratio']:.2f}x{interval} "
                 f"the epochs ReLU (lr {r['relu_lr']:g}) needed to reach {target:g}% training error, over "
-                f"{r['n']} of {seeds} seeds{left_out}; paper: about 6x. Verdict: {r['verdict']}.")
+                f"{r['n']} of {r['seeds']} seeds{left_out}; paper: about 6x. Verdict: {r['verdict']}.")
         else:
             sentences.append(
                 f"With {r['init']} initialisation, ReLU (lr {r['relu_lr']:g}) went below {target:g}% training error in "
-                f"{r['relu_reached']}/{r['relu_seeds']} seeds and tanh (lr {r['tanh_lr']:g}) in "
-                f"{r['tanh_reached']}/{r['tanh_seeds']} (a run stops at the epoch cap{stall_rule}): "
+                f"{r['relu_reached']}/{r['seeds']} seeds and tanh (lr {r['tanh_lr']:g}) in "
+                f"{r['tanh_reached']}/{r['seeds']} (a run stops at the epoch cap{stall_rule}): "
                 f"no ratio. Verdict: {r['verdict']}.")
     return " ".join(sentences) or "No activation pair finished."
 

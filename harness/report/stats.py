@@ -59,7 +59,7 @@ def verdict(delta: Interval, paper: float | None) -> str:
     the same value for every seed, so no interval."""
     if delta.n >= 2 and math.isnan(delta.low):
         return NOT_ESTIMABLE
-    if delta.n < 2 or math.isnan(delta.low) or delta.low <= 0 <= delta.high:
+    if delta.n < 2 or delta.low <= 0 <= delta.high:
         return "inconclusive"
     if paper is None or paper == 0:
         return "effect (paper gives no number)"
