@@ -1,4 +1,4 @@
-"""`harness` command line: train, sweep, report, describe, ui. Heavy modules (torch, lightning, mlflow) are
+"""`harness` command line: train, sweep, report, export, import, describe, ui. Heavy modules (torch, lightning, mlflow) are
 imported inside the command that needs them, so `--help` and config errors answer at once.
 
 Exit codes: 0 success; 1 a run failed; 2 bad input (config, data or arguments), with one message."""
@@ -62,15 +62,53 @@ def cmd_sweep(args) -> int:
                      overrides=args.overrides, worker_index=args.worker_index, since_trial=args.since_trial)
 
 
+def _store(uri: str) -> str | None:
+    """The tracking URI, or None where it names an SQLite file that does not exist (never created here)."""
+    from pathlib import Path
+
+    return None if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file() else uri
+
+
 def cmd_report(args) -> int:
     from pathlib import Path
 
-    uri = args.tracking_uri or C.tracking_uri(C.TrackingConfig())
-    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
-        raise C.ConfigError(f"--tracking-uri: no tracking store at {uri}; run a sweep first")
+    uri = _store(args.tracking_uri or C.tracking_uri(C.TrackingConfig()))
+    from harness import bundle
     from harness.report import build
-    readme = build(uri, args.sweeps, Path(args.out))
-    print(f"harness: report written to {readme} (tables and figures in {args.out}/<sweep>/)")
+    if uri is None and not any(Path(args.out).glob(f"*/{bundle.FILE_NAME}")):
+        raise C.ConfigError(f"--tracking-uri: no tracking store at {args.tracking_uri or C.tracking_uri(C.TrackingConfig())} "
+                            f"and no runs file under {args.out}/*/: run a sweep or `harness import` one first")
+    readme = build(uri, args.sweeps, Path(args.out), _storage(args.storage))
+    print(f"harness: report written to {readme} (tables, figures and runs files in {args.out}/<sweep>/)")
+    return 0
+
+
+def _storage(given: str | None) -> str:
+    from harness.sweep import storage_url  # optuna, no torch
+    return storage_url(given)
+
+
+def cmd_export(args) -> int:
+    from pathlib import Path
+
+    given = args.tracking_uri or C.tracking_uri(C.TrackingConfig())
+    if _store(given) is None:
+        raise C.ConfigError(f"--tracking-uri: no tracking store at {given}")
+    from harness import bundle
+    runs = bundle.from_store(given, args.sweep, _storage(args.storage), figures=args.figures)
+    out = bundle.write(runs, Path(args.out or f"{args.sweep}.runs.zip"))
+    points = sum(len(v) for r in runs.runs for v in r.metrics.values())
+    print(f"harness: sweep {args.sweep}: {len(runs.runs)} runs (1 parent, {len(runs.children)} cells), "
+          f"{points:,} metric points, {len(runs.trials)} Optuna trials -> {out} ({out.stat().st_size / 1024:,.0f} KiB)")
+    return 0
+
+
+def cmd_import(args) -> int:
+    from harness import bundle
+    uri = args.tracking_uri or C.tracking_uri(C.TrackingConfig())
+    for line in bundle.import_files(uri, args.files):
+        print(f"harness: {line}")
+    print(f"harness: imported into {uri}; `harness report` rebuilds their reports, `harness ui` shows them")
     return 0
 
 
@@ -83,12 +121,43 @@ def cmd_describe(args) -> int:
 
 
 def cmd_ui(args) -> int:
+    import socket
+
     uri = args.uri or C.tracking_uri(C.TrackingConfig())
+    with socket.socket() as probe:  # a second UI on a busy port would otherwise fail quietly
+        try:
+            probe.bind(("127.0.0.1", args.port))
+        except OSError:
+            raise C.ConfigError(f"--port {args.port}: 127.0.0.1:{args.port} is in use (another `harness ui`?); "
+                                f"stop it or pick another --port") from None
+    base = f"http://127.0.0.1:{args.port}"
+    view = "workflowType=machine_learning"  # MLflow 3.17's UI opens on its GenAI pages without it
+    if _store(uri):
+        from harness import tracking
+        sweeps = set(tracking.sweep_names(uri))
+        for name, (experiment, tags) in sorted(tracking.experiments(uri).items()):
+            if tags.get(tracking.KIND_TAG) != tracking.TRAINING_KIND and name in sweeps:  # made before the tag
+                tracking.set_experiment_tag(uri, experiment, tracking.KIND_TAG, tracking.TRAINING_KIND)
+            if name in sweeps:
+                print(f"harness: sweep {name}: {base}/#/experiments/{experiment}/runs?{view}")
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # 9 s to answer instead of 24
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                "--port", str(args.port), "--workers", "1", "--default-artifact-root", "mlruns"]
-    print(f"harness: MLflow UI for {uri} at http://127.0.0.1:{args.port} (Ctrl-C stops it)")
-    return subprocess.call(command, env=env)
+    print(f"harness: MLflow UI for {uri} at {base}/#/experiments?{view} (Ctrl-C stops it)", flush=True)
+    # Its own process group, so that stopping it stops its workers too.
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+    try:
+        return server.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main)
+        return 0
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
 
 
 def parser() -> argparse.ArgumentParser:
@@ -116,12 +185,35 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--since-trial", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="rebuild reports/ from the tracking store (tables, figures, README)")
-    p.add_argument("sweeps", nargs="*", metavar="SWEEP", help="sweep names (default: every sweep in the store)")
+    p = sub.add_parser("report", help="rebuild reports/ from the tracking store and reports/*/runs.zip")
+    p.add_argument("sweeps", nargs="*", metavar="SWEEP",
+                   help="sweep names (default: every sweep in the store or in a runs file)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
                                           "sqlite:///mlruns/mlflow.db)")
     p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--storage", help="Optuna storage URL, for the trials in each runs file (default: "
+                                     "$HARNESS_SWEEP_STORAGE or sqlite:///mlruns/optuna.db)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="write one sweep's runs to one file, for `harness import` anywhere",
+                       description="One sweep (its parent, every child run, metric histories, configs, "
+                                   "Optuna trials) to one deterministic zip of JSON lines.")
+    p.add_argument("sweep", metavar="SWEEP", help="the sweep's name (its MLflow experiment)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+                                          "sqlite:///mlruns/mlflow.db)")
+    p.add_argument("--storage", help="Optuna storage URL for the trials (default: $HARNESS_SWEEP_STORAGE or "
+                                     "sqlite:///mlruns/optuna.db)")
+    p.add_argument("--out", help="the file to write (default: SWEEP.runs.zip)")
+    p.add_argument("--figures", action="store_true", help="also the runs' PNG/SVG artifacts (learning curves)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="recreate exported sweeps in an MLflow store (idempotent)",
+                       description="Recreate each file's sweep as a parent run with nested children; "
+                                   "importing a file again changes nothing.")
+    p.add_argument("files", nargs="+", metavar="FILE", help="files written by `harness export` (or reports/*/runs.zip)")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+                                          "sqlite:///mlruns/mlflow.db)")
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("describe", help="print a model's layers, parameters and step cost")
     _config_args(p, "imagenet_alexnet")
@@ -154,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
         from harness.data.sources import DataError  # light: no torch
         if isinstance(err, DataError):
             print(f"harness: data error: {err}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        bundle = sys.modules.get("harness.bundle")  # loaded only by the commands that can raise its error
+        if bundle and isinstance(err, bundle.BundleError):
+            print(f"harness: {err}", file=sys.stderr)
             return EXIT_BAD_INPUT
         raise
 

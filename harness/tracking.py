@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import os
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,12 @@ from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 CONFIG_ARTIFACT = "config.yaml"
+# MLflow 3's UI opens an experiment on the view its kind names; harness experiments hold training
+# runs, so they open on the runs table (without the tag the UI may guess the GenAI overview).
+KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
+# On an imported run: its run id in the store it was exported from (what makes import idempotent).
+SOURCE_TAG = "harness.source_run_id"
+BATCH = 100  # MLflow takes at most 100 params or tags, 1000 metrics, per log_batch
 
 
 def client(uri: str) -> MlflowClient:
@@ -37,7 +44,7 @@ def experiment_id(mlflow: MlflowClient, name: str, artifact_root: str) -> str:
     if "://" not in artifact_root:  # a local folder: experiment artifacts go in <root>/<name>
         location = (Path(artifact_root).resolve() / name).as_uri()
     try:
-        return mlflow.create_experiment(name, artifact_location=location)
+        return mlflow.create_experiment(name, artifact_location=location, tags={KIND_TAG: TRAINING_KIND})
     except Exception:  # another worker created it between our look-up and create
         found = mlflow.get_experiment_by_name(name)
         if found is None:
@@ -119,9 +126,83 @@ def experiment_names(uri: str) -> list[str]:
     return sorted(e.name for e in client(uri).search_experiments())
 
 
+def sweep_names(uri: str) -> list[str]:
+    """Every experiment in the store that holds a sweep parent run."""
+    return [name for name in experiment_names(uri) if find_runs(uri, name, "tags.sweep_role = 'parent'")]
+
+
+def experiments(uri: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """Every active experiment: name -> (id, tags)."""
+    return {e.name: (e.experiment_id, dict(e.tags)) for e in client(uri).search_experiments()}
+
+
+def set_experiment_tag(uri: str, experiment: str, key: str, value: str) -> None:
+    client(uri).set_experiment_tag(experiment, key, value)
+
+
 def metric_history(uri: str, run_id: str, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
+    return {k: sorted((step, value) for step, _, value in points)
+            for k, points in metric_points(uri, run_id, keys).items()}
+
+
+def metric_points(uri: str, run_id: str, keys: list[str]) -> dict[str, list[tuple[int, int, float]]]:
+    """Every logged point of each metric: (step, timestamp in ms, value), in that order."""
     mlflow = client(uri)
-    return {k: sorted((m.step, m.value) for m in mlflow.get_metric_history(run_id, k)) for k in keys}
+    return {k: sorted((m.step, m.timestamp, m.value) for m in mlflow.get_metric_history(run_id, k)) for k in keys}
+
+
+def artifact_files(uri: str, run_id: str, folder: str | None = None) -> dict[str, int]:
+    """Every artifact file of a run, recursively: path -> size in bytes."""
+    mlflow, out = client(uri), {}
+    for item in mlflow.list_artifacts(run_id, folder):
+        if item.is_dir:
+            out.update(artifact_files(uri, run_id, item.path))
+        else:
+            out[item.path] = item.file_size or 0
+    return out
+
+
+def artifact_bytes(uri: str, run_id: str, path: str) -> bytes:
+    with tempfile.TemporaryDirectory() as tmp:
+        return Path(client(uri).download_artifacts(run_id, path, tmp)).read_bytes()
+
+
+def log_artifact_bytes(uri: str, run_id: str, path: str, data: bytes) -> None:
+    folder, _, name = path.rpartition("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / name).write_bytes(data)
+        client(uri).log_artifact(run_id, str(Path(tmp) / name), folder or None)
+
+
+def create_run(uri: str, experiment: str, name: str, start_ms: int, tags: dict[str, str]) -> str:
+    """A RUNNING run with a given start time (an imported run keeps the time it really started)."""
+    return client(uri).create_run(experiment, start_time=start_ms, tags=tags, run_name=name).info.run_id
+
+
+def log_batch(uri: str, run_id: str, params: dict[str, str] | None = None, tags: dict[str, str] | None = None,
+              points: list[tuple[str, int, int, float]] | None = None) -> None:
+    """Params, tags and metric points (key, step, timestamp, value), in batches MLflow accepts."""
+    mlflow = client(uri)
+    params_, tags_ = [Param(k, v) for k, v in (params or {}).items()], [RunTag(k, v) for k, v in (tags or {}).items()]
+    for i in range(0, len(params_), BATCH):
+        mlflow.log_batch(run_id, params=params_[i:i + BATCH])
+    for i in range(0, len(tags_), BATCH):
+        mlflow.log_batch(run_id, tags=tags_[i:i + BATCH])
+    metrics = [Metric(key, value, timestamp, step) for key, step, timestamp, value in points or []]
+    for i in range(0, len(metrics), 10 * BATCH):
+        mlflow.log_batch(run_id, metrics=metrics[i:i + 10 * BATCH])
+
+
+def delete_tag(uri: str, run_id: str, key: str) -> None:
+    client(uri).delete_tag(run_id, key)
+
+
+def set_status(uri: str, run_id: str, status: str, end_ms: int | None) -> None:
+    """A run's status and end time as recorded elsewhere (RUNNING has no end time)."""
+    if status == "RUNNING":
+        client(uri).update_run(run_id, status)
+    else:
+        client(uri).set_terminated(run_id, status, end_ms)
 
 
 @dataclass
@@ -136,6 +217,11 @@ class RunRecord:
     metrics: dict[str, float]  # the latest value of each
     start_ms: int
     end_ms: int | None
+
+    @property
+    def origin_id(self) -> str:
+        """The run's id where it ran: its own, or the source id an imported run carries."""
+        return self.tags.get(SOURCE_TAG, self.run_id)
 
 
 def find_runs(uri: str, experiment: str, where: str = "") -> list[RunRecord]:

@@ -170,7 +170,7 @@ def test_regenerating_gives_identical_bytes(store, tmp_path):
     first = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     cli.main(["report", "--tracking-uri", store, "--out", str(out)])
     assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == first
-    assert len(first) == (3 + 2 + 1) + (6 + 2 + 1) + 1  # per sweep: tables, figures, section; README
+    assert len(first) == (3 + 2 + 1 + 1) + (6 + 2 + 1 + 1) + 1  # per sweep: tables, figures, section, runs; README
 
 
 def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys):
@@ -182,7 +182,7 @@ def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys)
     section = (out / "syn_failed" / "section.md").read_text()
     assert "0/12 cells finished" in section and "No cell has finished yet" in section
     assert section.count(": FAILED: diverged") == 12
-    assert sorted(p.name for p in (out / "syn_failed").iterdir()) == ["section.md"]  # no empty tables or figures
+    assert sorted(p.name for p in (out / "syn_failed").iterdir()) == ["runs.zip", "section.md"]  # no empty tables or figures
 
 
 def test_speed_verdict_when_only_one_activation_reaches_the_target():

@@ -1,5 +1,5 @@
-"""A sweep as the report sees it, read from the tracking store alone (never the data, never a
-checkpoint): the parent run, its resolved grid, and each cell's FINISHED child with its curves."""
+"""A sweep as the report sees it, read from the tracking store or from a runs file (never the data,
+never a checkpoint): the parent run, its resolved grid, and each cell's FINISHED child with its curves."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from harness import bundle
 from harness import config as C
 from harness import grid as G
 from harness import tracking
@@ -46,12 +47,6 @@ class SweepRecord:
         return ", ".join(values) if values else "?"
 
 
-def sweep_names(uri: str) -> list[str]:
-    """Every experiment in the store that holds a sweep parent run."""
-    return [name for name in tracking.experiment_names(uri)
-            if tracking.find_runs(uri, name, "tags.sweep_role = 'parent'")]
-
-
 def _expected_cells(grid_yaml: str) -> list[G.Cell]:
     """The grid's cells, re-expanded from the recorded grid (config only: no data is read)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -63,15 +58,12 @@ def _expected_cells(grid_yaml: str) -> list[G.Cell]:
             return []
 
 
-def load_sweep(uri: str, name: str) -> SweepRecord:
-    parents = tracking.find_runs(uri, name, "tags.sweep_role = 'parent'")
-    if not parents:
-        raise C.ConfigError(f"sweep {name!r}: no sweep parent run in {uri} (known: {', '.join(sweep_names(uri))})")
-    parent = parents[0]
-    grid_yaml = tracking.run_config_yaml(uri, parent.run_id, "grid.yaml")
-    children = tracking.find_runs(uri, name, f"tags.sweep_parent = '{parent.run_id}'")
-    by_cell: dict[str, list[tracking.RunRecord]] = {}
-    for run in children:
+def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
+    """One FINISHED run per cell of the recorded grid, and the cells that have none, from a sweep's
+    runs (`bundle.from_store` or `bundle.read`: a store and a file give the same record)."""
+    grid_yaml = sweep.parent.artifacts["grid.yaml"].decode()
+    by_cell: dict[str, list[bundle.Run]] = {}
+    for run in sweep.children:
         by_cell.setdefault(run.tags.get("cell", ""), []).append(run)
     expected = _expected_cells(grid_yaml)
     if expected:  # cells of an earlier version of the grid file are not part of this report
@@ -89,8 +81,7 @@ def load_sweep(uri: str, name: str) -> SweepRecord:
         runs.append(CellRun(
             name=run.name, cell=key, trick=run.tags.get("trick", ""), seed=int(run.tags["seed"]),
             axes={k.removeprefix("axis."): v for k, v in run.tags.items() if k.startswith("axis.")},
-            params=run.params, tags=run.tags, metrics=run.metrics,
-            curves=tracking.metric_history(uri, run.run_id, CURVES)))
+            params=run.params, tags=run.tags, metrics=run.latest(), curves=run.history(CURVES)))
     seen = set(by_cell)
     missing += [(cell.name, "never ran") for cell in expected if cell.key not in seen]
-    return SweepRecord(name, parent, yaml.safe_load(grid_yaml), runs, sorted(missing))
+    return SweepRecord(sweep.sweep, sweep.parent.record(), yaml.safe_load(grid_yaml), runs, sorted(missing))

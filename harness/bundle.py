@@ -1,0 +1,399 @@
+"""A sweep's runs in one file, and back into any MLflow store (`harness export`, `harness import`).
+
+Sweeps run where the GPUs are and are read where people work; this file is how they travel, and
+what `reports/<sweep>/runs.zip` commits beside a report so that the report can be rebuilt anywhere.
+
+The file is a zip of plain text (format version 1, described by FORMAT below, which also travels
+inside it as README.md). The same runs give the same bytes: members in a fixed order with fixed
+dates, JSON with sorted keys, runs and points in a fixed order, and no export time. An imported run
+carries its original id in the tag `harness.source_run_id`; exporting it again gives its original
+ids back, so a file survives any number of import/export hops unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+from harness import tracking
+
+FORMAT_NAME, FORMAT_VERSION = "harness-runs", 1
+FILE_NAME = "runs.zip"  # the name a report folder gives its sweep's file
+TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".md", ".diff", ".patch")
+FIGURE_SUFFIXES = (".png", ".svg")
+TRIALS_ARTIFACT = "optuna/trials.jsonl"  # an imported parent's Optuna trials (the store has no study)
+SKIPPED_FOLDERS = ("report/", "optuna/")  # the report's figures are regenerated; trials travel apart
+PARENT_LINKS = ("mlflow.parentRunId", "sweep_parent")  # tags holding a run id of the same sweep
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+
+FORMAT = f"""# {FORMAT_NAME}, version {FORMAT_VERSION}: one sweep's MLflow runs
+
+Written by `harness export`, read by `harness import` and `harness report`. Plain text throughout:
+
+- `manifest.json`: format, version, sweep name, the experiment's tags, and counts of runs,
+  metric points and trials (a file whose contents disagree with its counts is refused).
+- `runs.jsonl`: one run a line, the sweep's parent run first, then its children by start time:
+  `run_id`, `parent_run_id` (null for the parent), `name`, `status`, `start_time`, `end_time`
+  (milliseconds since 1970, UTC), `params` and `tags` (string -> string).
+- `metrics.jsonl`: one logged metric point a line: `run_id`, `key`, `step` (epochs completed),
+  `timestamp` (ms), `value` (a number; "NaN", "Infinity" or "-Infinity" as strings).
+- `trials.jsonl`: the sweep's Optuna trials: `number`, `state`, `value`, `datetime_start`,
+  `datetime_complete`, `user_attrs` (the cell hash, seed, axis values, worker).
+- `artifacts/<run_id>/<path>`: the runs' text artifacts: each child's resolved `config.yaml`,
+  the parent's `grid.yaml` (learning-curve images only with `harness export --figures`).
+
+In Python: `pandas.read_json(zipfile.ZipFile(path).open("metrics.jsonl"), lines=True)`.
+"""
+
+
+class BundleError(Exception):
+    """A runs file or a store that cannot be used; the message names it."""
+
+
+@dataclass
+class Run:
+    run_id: str
+    parent_run_id: str | None
+    name: str
+    status: str
+    start_time: int
+    end_time: int | None
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)  # key -> (step, ms, value)
+    artifacts: dict[str, bytes] = field(default_factory=dict)
+
+    def latest(self) -> dict[str, float]:
+        """Each metric's latest value, by MLflow's rule: the largest (step, timestamp, value)."""
+        return {key: max(points)[2] for key, points in self.metrics.items() if points}
+
+    def history(self, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
+        return {k: sorted((step, value) for step, _, value in self.metrics.get(k, [])) for k in keys}
+
+    def record(self) -> tracking.RunRecord:
+        return tracking.RunRecord(self.run_id, self.name, self.status, dict(self.tags), dict(self.params),
+                                  self.latest(), self.start_time, self.end_time)
+
+
+@dataclass
+class Bundle:
+    sweep: str
+    experiment_tags: dict[str, str]
+    runs: list[Run]  # the parent first
+    trials: list[dict]
+
+    @property
+    def parent(self) -> Run:
+        return self.runs[0]
+
+    @property
+    def children(self) -> list[Run]:
+        return self.runs[1:]
+
+
+# ----------------------------------------------------------------------------- from a store
+
+def from_store(uri: str, sweep: str, storage_url: str | None = None, figures: bool = False) -> Bundle:
+    """The sweep's parent (the oldest, as the report reads it) and all its active children."""
+    parents = tracking.find_runs(uri, sweep, "tags.sweep_role = 'parent'")
+    if not parents:
+        known = ", ".join(tracking.sweep_names(uri)) or "none"
+        raise BundleError(f"sweep {sweep!r}: no sweep parent run in {uri} (sweeps there: {known})")
+    parent = parents[0]
+    children = tracking.find_runs(uri, sweep, f"tags.sweep_parent = '{parent.run_id}'")
+    children.sort(key=lambda r: (r.start_ms, r.origin_id))
+    original = {r.run_id: r.origin_id for r in [parent, *children]}
+    suffixes = TEXT_SUFFIXES + (FIGURE_SUFFIXES if figures else ())
+    runs = []
+    for record in [parent, *children]:
+        files = tracking.artifact_files(uri, record.run_id)
+        wanted = sorted(p for p in files if p.endswith(suffixes) and not p.startswith(SKIPPED_FOLDERS))
+        tags = {k: original.get(v, v) if k in PARENT_LINKS else v
+                for k, v in record.tags.items() if k != tracking.SOURCE_TAG}
+        runs.append(Run(
+            run_id=record.origin_id, parent_run_id=None if record is parent else parent.origin_id,
+            name=record.name, status=record.status, start_time=record.start_ms, end_time=record.end_ms,
+            params=record.params, tags=tags, metrics=tracking.metric_points(uri, record.run_id, sorted(record.metrics)),
+            artifacts={p: tracking.artifact_bytes(uri, record.run_id, p) for p in wanted}))
+    if TRIALS_ARTIFACT in tracking.artifact_files(uri, parent.run_id, "optuna"):
+        trials = _jsonl(tracking.artifact_bytes(uri, parent.run_id, TRIALS_ARTIFACT))
+    else:
+        trials = _study_trials(storage_url, parent.tags.get("optuna_study", sweep))
+    experiment_tags = tracking.experiments(uri)[sweep][1]
+    return Bundle(sweep, experiment_tags, runs, trials)
+
+
+def _study_trials(storage_url: str | None, study: str) -> list[dict]:
+    """The study's trials, read without writing: none where the storage or the study is absent."""
+    if not storage_url or (storage_url.startswith("sqlite:///")
+                           and not Path(storage_url.removeprefix("sqlite:///")).is_file()):
+        return []
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        found = optuna.load_study(study_name=study, storage=storage_url)
+    except KeyError:
+        return []
+
+    def when(moment: datetime | None) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return [{"number": t.number, "state": t.state.name, "value": t.value, "datetime_start": when(t.datetime_start),
+             "datetime_complete": when(t.datetime_complete), "user_attrs": t.user_attrs}
+            for t in found.get_trials(deepcopy=False)]
+
+
+# ------------------------------------------------------------------------------ the file
+
+def _number(value: float) -> float | str:
+    return value if math.isfinite(value) else str(value).replace("inf", "Infinity").replace("nan", "NaN")
+
+
+def _dumps(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(row, sort_keys=True, allow_nan=False) + "\n" for row in rows).encode()
+
+
+def _jsonl(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+def write(bundle: Bundle, path: Path) -> Path:
+    """Write the file atomically (a reader never sees half of it); the same bundle, the same bytes."""
+    path = Path(path)
+    _check_writable_folder(path.parent, f"--out {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runs = [{"run_id": r.run_id, "parent_run_id": r.parent_run_id, "name": r.name, "status": r.status,
+             "start_time": r.start_time, "end_time": r.end_time, "params": r.params, "tags": r.tags}
+            for r in bundle.runs]
+    points = [{"run_id": r.run_id, "key": key, "step": step, "timestamp": ms, "value": _number(value)}
+              for r in bundle.runs for key in sorted(r.metrics) for step, ms, value in sorted(r.metrics[key])]
+    manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "sweep": bundle.sweep,
+                "experiment_tags": bundle.experiment_tags, "runs": len(runs), "metric_points": len(points),
+                "trials": len(bundle.trials)}
+    members = {"manifest.json": (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode(),
+               "README.md": FORMAT.encode(), "runs.jsonl": _dumps(runs), "metrics.jsonl": _dumps(points),
+               "trials.jsonl": _dumps(sorted(bundle.trials, key=lambda t: t["number"]))}
+    for r in bundle.runs:
+        members.update({f"artifacts/{r.run_id}/{name}": data for name, data in sorted(r.artifacts.items())})
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with zipfile.ZipFile(partial, "w") as archive:
+            for name, data in members.items():
+                info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+                info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+                archive.writestr(info, data, compresslevel=9)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def read(path: Path) -> Bundle:
+    """Read and check a whole file; any damage raises BundleError naming it, before anything is used."""
+    path = Path(path)
+    if not path.is_file():
+        raise BundleError(f"{path}: no such file")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            manifest = json.loads(archive.read("manifest.json"))
+            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+                raise BundleError(f"{path}: not a {FORMAT_NAME} file (its manifest.json names no such format)")
+            if manifest.get("version") != FORMAT_VERSION:
+                raise BundleError(f"{path}: format version {manifest.get('version')!r}; this harness reads "
+                                  f"version {FORMAT_VERSION} (a newer harness wrote it: upgrade)")
+            rows = _jsonl(archive.read("runs.jsonl"))
+            points = _jsonl(archive.read("metrics.jsonl"))
+            trials = _jsonl(archive.read("trials.jsonl"))
+            runs = [Run(r["run_id"], r["parent_run_id"], r["name"], r["status"], int(r["start_time"]),
+                        None if r["end_time"] is None else int(r["end_time"]), dict(r["params"]), dict(r["tags"]))
+                    for r in rows]
+            by_id = {r.run_id: r for r in runs}
+            for p in points:
+                by_id[p["run_id"]].metrics.setdefault(p["key"], []).append((int(p["step"]), int(p["timestamp"]),
+                                                                              float(p["value"])))
+            for name in sorted(n for n in names if n.startswith("artifacts/") and not n.endswith("/")):
+                run_id, _, inner = name.removeprefix("artifacts/").partition("/")
+                by_id[run_id].artifacts[inner] = archive.read(name)
+    except BundleError:
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError, TypeError, AttributeError) as err:
+        raise BundleError(f"{path}: truncated or corrupt ({type(err).__name__}: {err})") from None
+    bundle = Bundle(str(manifest.get("sweep")), dict(manifest.get("experiment_tags") or {}), runs, trials)
+    _check(path, bundle, manifest, len(points))
+    return bundle
+
+
+def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
+    counts = {"runs": len(bundle.runs), "metric_points": points, "trials": len(bundle.trials)}
+    for key, count in counts.items():
+        if manifest.get(key) != count:
+            raise BundleError(f"{path}: truncated or corrupt (manifest says {manifest.get(key)} {key}, found {count})")
+    if not bundle.runs or bundle.parent.parent_run_id is not None or bundle.parent.tags.get("sweep_role") != "parent":
+        raise BundleError(f"{path}: truncated or corrupt (its first run is not a sweep parent)")
+    if "grid.yaml" not in bundle.parent.artifacts:
+        raise BundleError(f"{path}: truncated or corrupt (the parent run has no grid.yaml)")
+    strays = [r.name for r in bundle.children if r.parent_run_id != bundle.parent.run_id]
+    if strays or len({r.run_id for r in bundle.runs}) != len(bundle.runs):
+        raise BundleError(f"{path}: truncated or corrupt (runs outside the sweep or twice: {', '.join(strays[:3])})")
+
+
+# ------------------------------------------------------------------------------ into a store
+
+def _check_writable_folder(folder: Path, what: str) -> None:
+    """The folder exists or can be created, and can be written (checked before anything is written)."""
+    existing = Path(os.path.abspath(folder))
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise BundleError(f"{what}: cannot write under {existing}")
+
+
+def check_store(uri: str, artifact_root: str) -> None:
+    """A local store that import can write, and its artifact folder: checked before anything is written."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        if db.exists():
+            if not db.is_file() or not os.access(db, os.R_OK | os.W_OK):
+                raise BundleError(f"--tracking-uri {uri}: {db} is not a writable file")
+            with db.open("rb") as handle:
+                head = handle.read(16)
+            if head and head != b"SQLite format 3\x00":
+                raise BundleError(f"--tracking-uri {uri}: {db} is not an SQLite database")
+        _check_writable_folder(db.parent, f"--tracking-uri {uri}")
+    if "://" not in artifact_root:
+        _check_writable_folder(Path(artifact_root), f"artifact root {artifact_root}")
+
+
+def open_store(uri: str) -> None:
+    """Reach the store (creating a new SQLite one): a failure is one line naming it."""
+    try:
+        tracking.experiments(uri)
+    except Exception as err:  # noqa: BLE001 - any failure to read the store is reported the same way
+        raise BundleError(f"--tracking-uri {uri}: cannot use the tracking store ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0][:200] if str(err) else ''})") from None
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """One import at a time into a local SQLite store (two at once would each create the runs the
+    other has not finished yet); a tracking server is left to its own transactions."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    db = Path(uri.removeprefix("sqlite:///"))
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".import-lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass
+class Plan:
+    """What importing one file does to one store: the runs already there, by their original id."""
+
+    path: Path
+    bundle: Bundle
+    experiment_id: str | None
+    existing: dict[str, tracking.RunRecord]
+
+
+def plan(uri: str, path: Path, bundle: Bundle) -> Plan:
+    """Read the store and refuse a conflict (another sweep of the same name, a changed param)."""
+    found = tracking.experiments(uri).get(bundle.sweep)
+    existing = {r.origin_id: r for r in tracking.find_runs(uri, bundle.sweep)} if found else {}
+    for record in existing.values():
+        if record.tags.get("sweep_role") == "parent" and record.origin_id != bundle.parent.run_id:
+            raise BundleError(f"{path}: the store already holds another sweep named {bundle.sweep!r} (parent run "
+                              f"{record.origin_id}); import into another store with --tracking-uri")
+    for run in bundle.runs:
+        have = existing.get(run.run_id)
+        changed = [k for k, v in run.params.items() if have and k in have.params and have.params[k] != v]
+        if changed:
+            raise BundleError(f"{path}: run {run.name} is in the store with other values of {', '.join(changed[:3])}")
+    return Plan(path, bundle, found[0] if found else None, existing)
+
+
+def apply(uri: str, plan: Plan, artifact_root: str) -> dict[str, int]:
+    """Make the store hold the file's runs: create what is missing, bring the rest up to date
+    (a later export of a sweep that was still running), leave what matches untouched. Each run is
+    ended last, so an import that is killed leaves RUNNING runs that the next import completes."""
+    bundle, counts = plan.bundle, {"created": 0, "updated": 0, "unchanged": 0}
+    experiment = plan.experiment_id or tracking.experiment_id(tracking.client(uri), bundle.sweep, artifact_root)
+    have_tags = tracking.experiments(uri)[bundle.sweep][1]
+    for key, value in {**bundle.experiment_tags, tracking.KIND_TAG: tracking.TRAINING_KIND}.items():
+        if have_tags.get(key) != value:
+            tracking.set_experiment_tag(uri, experiment, key, value)
+    new_ids: dict[str, str] = {}
+    for run in bundle.runs:
+        target = plan.existing.get(run.run_id)
+        tags = {k: new_ids.get(v, v) if k in PARENT_LINKS else v for k, v in run.tags.items()}
+        artifacts = dict(run.artifacts)
+        if target is None or target.run_id != run.run_id:  # not the run itself: an imported copy
+            tags[tracking.SOURCE_TAG] = run.run_id
+            if run is bundle.parent and bundle.trials:
+                artifacts[TRIALS_ARTIFACT] = _dumps(sorted(bundle.trials, key=lambda t: t["number"]))
+        if target is None:
+            run_id = tracking.create_run(uri, experiment, run.name, run.start_time, tags)
+            have_params, have_tags_, have_points, have_files, status = {}, tags, {}, {}, ("RUNNING", None)
+        else:
+            run_id = target.run_id
+            have_params, have_tags_ = target.params, target.tags
+            have_points = tracking.metric_points(uri, run_id, sorted(run.metrics))
+            have_files, status = tracking.artifact_files(uri, run_id), (target.status, target.end_ms)
+        new_ids[run.run_id] = run_id
+        params = {k: v for k, v in run.params.items() if k not in have_params}
+        new_tags = {k: v for k, v in tags.items() if have_tags_.get(k) != v}
+        stale_tags = [k for k in have_tags_ if k not in tags]
+        points = [(key, step, ms, value) for key, values in sorted(run.metrics.items())
+                  for step, ms, value in _missing(values, have_points.get(key, []))]
+        files = {p: data for p, data in artifacts.items() if have_files.get(p) != len(data)}
+        tracking.log_batch(uri, run_id, params=params, tags=new_tags, points=points)
+        for key in stale_tags:
+            tracking.delete_tag(uri, run_id, key)
+        for name, data in files.items():
+            tracking.log_artifact_bytes(uri, run_id, name, data)
+        if status != (run.status, run.end_time):
+            tracking.set_status(uri, run_id, run.status, run.end_time)
+        touched = params or new_tags or stale_tags or points or files or status != (run.status, run.end_time)
+        counts["created" if target is None else "updated" if touched else "unchanged"] += 1
+    return counts
+
+
+def _missing(points: list[tuple[int, int, float]], have: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """The points not yet in the store (NaN equal to NaN, so a diverged run is not logged again)."""
+    seen = {(step, ms, _number(value)) for step, ms, value in have}
+    return sorted(p for p in set(points) if (p[0], p[1], _number(p[2])) not in seen)
+
+
+def import_files(uri: str, paths: list[Path], artifact_root: str = "mlruns") -> list[str]:
+    """Import every file, or none: each is read and checked, the store too, before the first write."""
+    bundles = [(Path(p), read(Path(p))) for p in paths]
+    names = [b.sweep for _, b in bundles]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise BundleError(f"{', '.join(str(p) for p, b in bundles if b.sweep in twice)}: "
+                          f"the same sweep ({', '.join(twice)}) in several files; import one")
+    check_store(uri, artifact_root)
+    lines = []
+    with store_lock(uri):  # also serialises creating a new store's tables
+        open_store(uri)
+        plans = [plan(uri, path, bundle) for path, bundle in bundles]
+        for p in plans:
+            counts = apply(uri, p, artifact_root)
+            lines.append(f"{p.path}: sweep {p.bundle.sweep}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    return lines

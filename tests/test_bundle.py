@@ -1,0 +1,272 @@
+"""`harness export` / `harness import` and reports from committed runs files, on real SQLite MLflow
+stores filled with the synthetic sweeps of test_report (chosen metrics, a failed cell)."""
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from harness import bundle, cli, tracking
+from test_report import SPEED, TRICKS, fill, speed_metrics, trick_metrics
+
+
+@pytest.fixture
+def source(tmp_path):
+    """A store holding two sweeps, and their runs files exported from it."""
+    uri = f"sqlite:///{tmp_path}/src/mlflow.db"
+    for sub, text, metrics in (("t", TRICKS, trick_metrics), ("s", SPEED, speed_metrics)):
+        (tmp_path / sub).mkdir()
+        fill(tmp_path / sub, uri, text, metrics)
+    failed = next(r for r in tracking.find_runs(uri, "syn_tricks") if r.status == "FAILED")
+    tracking.log_batch(uri, failed.run_id, points=[("train_loss", 3, 7, float("nan"))])  # as a diverged run logs
+    files = {}
+    for sweep in ("syn_tricks", "syn_speed"):
+        files[sweep] = tmp_path / f"{sweep}.runs.zip"
+        assert cli.main(["export", sweep, "--tracking-uri", uri, "--out", str(files[sweep])]) == 0
+    return uri, files
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def history_text(uri: str, run_id: str, keys: list[str]) -> dict[str, list[tuple[int, int, str]]]:
+    """Metric points with values as text, so that NaN equals NaN."""
+    return {k: [(step, ms, repr(value)) for step, ms, value in v]
+            for k, v in tracking.metric_points(uri, run_id, keys).items()}
+
+
+def run_ids(uri: str, sweep: str) -> list[str]:
+    return sorted(r.run_id for r in tracking.find_runs(uri, sweep))
+
+
+def test_export_is_deterministic_and_plain(source, tmp_path):
+    uri, files = source
+    again = tmp_path / "again.zip"
+    cli.main(["export", "syn_tricks", "--tracking-uri", uri, "--out", str(again)])
+    assert again.read_bytes() == files["syn_tricks"].read_bytes()
+    with zipfile.ZipFile(files["syn_tricks"]) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+        runs = [json.loads(line) for line in archive.read("runs.jsonl").splitlines()]
+        points = [json.loads(line) for line in archive.read("metrics.jsonl").splitlines()]
+        names = archive.namelist()
+    assert (manifest["format"], manifest["version"], manifest["runs"]) == ("harness-runs", 1, 1 + 9)
+    assert runs[0]["parent_run_id"] is None and runs[0]["tags"]["sweep_role"] == "parent"
+    assert {r["parent_run_id"] for r in runs[1:]} == {runs[0]["run_id"]}
+    assert sorted(r["status"] for r in runs[1:]).count("FAILED") == 1
+    # per cell: 3 epochs of train_err, val_err, train_time_s, and the final test_err
+    assert len(points) == manifest["metric_points"] == 9 * (3 * 3 + 1) + 1  # and the diverged run's NaN
+    assert {"key": "train_loss", "step": 3, "timestamp": 7, "value": "NaN"} in [
+        {k: p[k] for k in ("key", "step", "timestamp", "value")} for p in points]
+    assert f"artifacts/{runs[0]['run_id']}/grid.yaml" in names
+    assert sum(n.endswith("/config.yaml") for n in names) == 9
+
+
+def test_import_round_trips_runs_histories_and_report_bytes(source, tmp_path):
+    uri, files = source
+    target = f"sqlite:///{tmp_path}/dst/mlflow.db"
+    assert cli.main(["import", *map(str, files.values()), "--tracking-uri", target]) == 0
+    for sweep in files:
+        old = {r.run_id: r for r in tracking.find_runs(uri, sweep)}
+        new = tracking.find_runs(target, sweep)
+        assert len(new) == len(old)
+        parent = next(r for r in new if r.tags.get("sweep_role") == "parent")
+        for run in new:
+            was = old[run.tags[tracking.SOURCE_TAG]]
+            assert (run.name, run.status, run.params, run.start_ms, run.end_ms) == \
+                   (was.name, was.status, was.params, was.start_ms, was.end_ms)
+            assert history_text(target, run.run_id, sorted(was.metrics)) == \
+                   history_text(uri, was.run_id, sorted(was.metrics))  # every step, time and value, NaN too
+            if run is not parent:  # nested under the imported parent, as MLflow's UI reads it
+                assert run.tags["mlflow.parentRunId"] == run.tags["sweep_parent"] == parent.run_id
+        assert tracking.experiments(target)[sweep][1][tracking.KIND_TAG] == tracking.TRAINING_KIND
+    mine, theirs = tmp_path / "from_source", tmp_path / "from_import"
+    cli.main(["report", "--tracking-uri", uri, "--out", str(mine)])
+    cli.main(["report", "--tracking-uri", target, "--out", str(theirs)])
+    assert tree(theirs) == tree(mine)  # tables, figures, README and the runs files themselves
+    assert (mine / "syn_tricks" / "runs.zip").read_bytes() == files["syn_tricks"].read_bytes()
+
+
+def test_importing_twice_changes_nothing(source, tmp_path):
+    uri, files = source
+    target = f"sqlite:///{tmp_path}/dst/mlflow.db"
+    cli.main(["import", str(files["syn_speed"]), "--tracking-uri", target])
+    first = run_ids(target, "syn_speed")
+    db = Path(target.removeprefix("sqlite:///")).read_bytes()
+    assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", target]) == 0
+    assert run_ids(target, "syn_speed") == first and len(first) == 13
+    assert Path(target.removeprefix("sqlite:///")).read_bytes() == db  # not one row written
+    assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", uri]) == 0  # into its own origin
+    assert len(run_ids(uri, "syn_speed")) == 13
+
+
+def test_a_later_export_updates_the_imported_runs(source, tmp_path):
+    """A sweep exported while a cell still ran, then again after: the second import finishes it."""
+    uri, files = source
+    target = f"sqlite:///{tmp_path}/dst/mlflow.db"
+    failed = next(r for r in tracking.find_runs(uri, "syn_tricks") if r.status == "FAILED")
+    tracking.set_status(uri, failed.run_id, "RUNNING", None)
+    early = tmp_path / "early.zip"
+    cli.main(["export", "syn_tricks", "--tracking-uri", uri, "--out", str(early)])
+    cli.main(["import", str(early), "--tracking-uri", target])
+    tracking.log_batch(uri, failed.run_id, points=[("test_err", 4, 1, 42.0)])
+    tracking.set_status(uri, failed.run_id, "FINISHED", failed.end_ms)
+    late = tmp_path / "late.zip"
+    cli.main(["export", "syn_tricks", "--tracking-uri", uri, "--out", str(late)])
+    cli.main(["import", str(late), "--tracking-uri", target])
+    copy = [r for r in tracking.find_runs(target, "syn_tricks") if r.tags[tracking.SOURCE_TAG] == failed.run_id]
+    assert len(copy) == 1 and copy[0].status == "FINISHED" and copy[0].metrics["test_err"] == 42.0
+    again = tmp_path / "again.zip"
+    cli.main(["export", "syn_tricks", "--tracking-uri", target, "--out", str(again)])
+    assert again.read_bytes() == late.read_bytes()  # an imported store exports the original ids
+
+
+@pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run"])
+def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, damage):
+    _, files = source
+    good, bad = files["syn_tricks"], tmp_path / "bad.zip"
+    if damage == "truncated":
+        bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif damage == "not_zip":
+        bad.write_bytes(b"not a zip at all")
+    else:
+        with zipfile.ZipFile(good) as src, zipfile.ZipFile(bad, "w") as dst:
+            for name in src.namelist():
+                data = src.read(name)
+                if name == "manifest.json" and damage == "version":
+                    data = data.replace(b'"version": 1', b'"version": 99')
+                if name == "runs.jsonl" and damage == "missing_run":
+                    data = b"\n".join(data.splitlines()[:-1]) + b"\n"
+                dst.writestr(name, data)
+    target = tmp_path / "dst" / "mlflow.db"
+    # the good file first: nothing of it is written either
+    assert cli.main(["import", str(files["syn_speed"]), str(bad), "--tracking-uri", f"sqlite:///{target}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(bad) in err
+    assert "version 99" in err if damage == "version" else "truncated or corrupt" in err
+    assert not target.exists() and not (tmp_path / "dst").exists()
+
+
+def test_an_unwritable_store_or_a_name_clash_exits_2_and_writes_nothing(source, tmp_path, capsys):
+    uri, files = source
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a database")
+    assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", f"sqlite:///{blocker}/x/mlflow.db"]) == 2
+    assert "cannot write under" in capsys.readouterr().err
+    assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", f"sqlite:///{blocker}"]) == 2
+    assert "not an SQLite database" in capsys.readouterr().err and blocker.read_text() == "not a database"
+    # a store holding another sweep of the same name: refused, that store untouched
+    other = f"sqlite:///{tmp_path}/other/mlflow.db"
+    (tmp_path / "o").mkdir()
+    fill(tmp_path / "o", other, SPEED, speed_metrics)
+    before = run_ids(other, "syn_speed")
+    assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", other]) == 2
+    assert "already holds another sweep named 'syn_speed'" in capsys.readouterr().err
+    assert run_ids(other, "syn_speed") == before
+
+
+def test_report_from_committed_runs_alone_equals_the_store(source, tmp_path):
+    uri, _ = source
+    from_store = tmp_path / "reports"
+    cli.main(["report", "--tracking-uri", uri, "--out", str(from_store)])
+    committed = tree(from_store)
+    for path in from_store.rglob("*"):  # keep only the runs files, as a fresh clone has them
+        if path.is_file() and path.name != "runs.zip":
+            path.unlink()
+    missing = f"sqlite:///{tmp_path}/none/mlflow.db"
+    assert cli.main(["report", "--tracking-uri", missing, "--out", str(from_store)]) == 0
+    assert tree(from_store) == committed
+    assert not (tmp_path / "none").exists()  # no store created
+
+
+def test_a_sweep_in_the_store_replaces_its_committed_file(source, tmp_path):
+    uri, files = source
+    reports = tmp_path / "reports"
+    (reports / "syn_speed").mkdir(parents=True)
+    (reports / "syn_speed" / "runs.zip").write_bytes(files["syn_speed"].read_bytes())
+    (reports / "stale").mkdir()
+    (reports / "stale" / "section.md").write_text("## stale\nfrozen text with no runs\n")
+    empty = f"sqlite:///{tmp_path}/e/mlflow.db"
+    (tmp_path / "t2").mkdir()
+    fill(tmp_path / "t2", empty, TRICKS, trick_metrics)  # the same grid re-run here: other runs
+    cli.main(["report", "--tracking-uri", empty, "--out", str(reports)])
+    readme = (reports / "README.md").read_text()
+    assert "## syn_speed" in readme and "## syn_tricks" in readme and "frozen text" not in readme
+    local_parent = tracking.find_runs(empty, "syn_tricks", "tags.sweep_role = 'parent'")[0].run_id
+    assert f"parent run `{local_parent}`" in readme  # from the store, not from the exported file
+    assert (reports / "syn_speed" / "runs.zip").read_bytes() == files["syn_speed"].read_bytes()
+
+
+def test_two_imports_at_once_create_each_run_once(source, tmp_path):
+    _, files = source
+    target = f"sqlite:///{tmp_path}/dst/mlflow.db"
+    command = [sys.executable, "-m", "harness.cli", "import", *map(str, files.values()), "--tracking-uri", target]
+    procs = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert len(run_ids(target, "syn_tricks")) == 10 and len(run_ids(target, "syn_speed")) == 13
+    assert any("10 created" in o for o in outputs) and any("10 unchanged" in o for o in outputs)
+
+
+def test_ui_refuses_a_busy_port_and_stops_its_server(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.listen()
+        busy = subprocess.run([sys.executable, "-m", "harness.cli", "ui", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60)
+    assert busy.returncode == 2 and f"127.0.0.1:{port} is in use" in busy.stderr
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    ui = subprocess.Popen([sys.executable, "-m", "harness.cli", "ui", "--port", str(port), "--uri", uri],
+                          cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300  # a loaded 2-core machine can take minutes to start it
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            break
+        except OSError:
+            assert time.time() < deadline and ui.poll() is None, "the UI did not come up"
+            time.sleep(1)
+    server_group = [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) not in (None, os.getpgrp())
+                    and _parent_chain_has(int(p), ui.pid)]
+    assert server_group, "the MLflow server should run as a child of harness ui"
+    ui.terminate()  # SIGTERM, as a scheduler or `kill` sends
+    assert ui.wait(timeout=30) == 0
+    time.sleep(1)
+    assert not [p for p in server_group if _alive(p)], "server processes outlived harness ui"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))  # the port is free again
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def _parent_chain_has(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+        if pid == ancestor:
+            return True
+    return False
