@@ -48,7 +48,7 @@ def cmd_sweep(args) -> int:
     from harness import grid as G
 
     grid = G.load(args.file, args.overrides)  # a bad grid stops here, before any store exists
-    uri = args.tracking_uri or C.tracking_uri(C.TrackingConfig())
+    uri = _tracking_uri(args.tracking_uri)
     if args.workers < 1:
         raise C.ConfigError(f"--workers: must be at least 1; got {args.workers}")
     if args.dry_run:
@@ -62,25 +62,14 @@ def cmd_sweep(args) -> int:
                      overrides=args.overrides, worker_index=args.worker_index, since_trial=args.since_trial)
 
 
+def _tracking_uri(given: str | None) -> str:
+    return given or C.tracking_uri(C.TrackingConfig())
+
+
 def _store(uri: str) -> str | None:
     """The tracking URI, or None where it names an SQLite file that does not exist (never created here)."""
-    from pathlib import Path
-
-    return None if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file() else uri
-
-
-def cmd_report(args) -> int:
-    from pathlib import Path
-
-    uri = _store(args.tracking_uri or C.tracking_uri(C.TrackingConfig()))
-    from harness import bundle
-    from harness.report import build
-    if uri is None and not any(Path(args.out).glob(f"*/{bundle.FILE_NAME}")):
-        raise C.ConfigError(f"--tracking-uri: no tracking store at {args.tracking_uri or C.tracking_uri(C.TrackingConfig())} "
-                            f"and no runs file under {args.out}/*/: run a sweep or `harness import` one first")
-    readme = build(uri, args.sweeps, Path(args.out), _storage(args.storage))
-    print(f"harness: report written to {readme} (tables, figures and runs files in {args.out}/<sweep>/)")
-    return 0
+    db = C.sqlite_path(uri)
+    return None if db and not db.is_file() else uri
 
 
 def _storage(given: str | None) -> str:
@@ -88,43 +77,50 @@ def _storage(given: str | None) -> str:
     return storage_url(given)
 
 
+def cmd_report(args) -> int:
+    from pathlib import Path
+
+    from harness import bundle
+    from harness.report import build
+    uri = _store(_tracking_uri(args.tracking_uri))
+    if uri is None and not any(Path(args.out).glob(f"*/{bundle.FILE_NAME}")):
+        raise C.ConfigError(f"--tracking-uri: no tracking store at {_tracking_uri(args.tracking_uri)} and no "
+                            f"runs file under {args.out}/*/: run a sweep or `harness import` one first")
+    readme = build(uri, args.sweeps, Path(args.out), _storage(args.storage))
+    print(f"harness: report written to {readme} (tables, figures and runs files in {args.out}/<sweep>/)")
+    return 0
+
+
 def cmd_export(args) -> int:
     from pathlib import Path
 
-    given = args.tracking_uri or C.tracking_uri(C.TrackingConfig())
-    if _store(given) is None:
-        raise C.ConfigError(f"--tracking-uri: no tracking store at {given}")
+    uri = _tracking_uri(args.tracking_uri)
+    if _store(uri) is None:
+        raise C.ConfigError(f"--tracking-uri: no tracking store at {uri}")
     from harness import bundle
-    runs = bundle.from_store(given, args.sweep, _storage(args.storage), figures=args.figures)
-    out = bundle.write(runs, Path(args.out or f"{args.sweep}.runs.zip"))
-    points = sum(len(v) for r in runs.runs for v in r.metrics.values())
-    print(f"harness: sweep {args.sweep}: {len(runs.runs)} runs (1 parent, {len(runs.children)} cells), "
-          f"{points:,} metric points, {len(runs.trials)} Optuna trials -> {out} ({out.stat().st_size / 1024:,.0f} KiB)")
+    sweep = bundle.from_store(uri, args.sweep, _storage(args.storage), figures=args.figures)
+    out = bundle.write(sweep, Path(args.out or f"{args.sweep}.runs.zip"))
+    points = sum(len(v) for r in sweep.runs for v in r.metrics.values())
+    print(f"harness: sweep {args.sweep}: {len(sweep.runs)} runs (the parent and {len(sweep.children)} child runs), "
+          f"{points:,} metric points, {len(sweep.trials)} Optuna trials -> {out} ({out.stat().st_size / 1024:,.0f} KiB)")
     return 0
 
 
 def cmd_import(args) -> int:
     from harness import bundle
-    uri = args.tracking_uri or C.tracking_uri(C.TrackingConfig())
+    uri = _tracking_uri(args.tracking_uri)
     for line in bundle.import_files(uri, args.files):
         print(f"harness: {line}")
     print(f"harness: imported into {uri}; `harness report` rebuilds their reports, `harness ui` shows them")
     return 0
 
 
-def cmd_describe(args) -> int:
-    cfg = C.load(args.preset, args.overrides)
-    from harness.describe import describe
-    classes = cfg.model.num_classes or (1000 if cfg.data.dataset == "imagenet" else 10)
-    print(describe(cfg, classes, args.steps))
-    return 0
-
-
 def cmd_ui(args) -> int:
     import socket
 
-    uri = args.uri or C.tracking_uri(C.TrackingConfig())
+    uri = _tracking_uri(args.uri)
     with socket.socket() as probe:  # a second UI on a busy port would otherwise fail quietly
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is not busy
         try:
             probe.bind(("127.0.0.1", args.port))
         except OSError:
@@ -136,28 +132,49 @@ def cmd_ui(args) -> int:
         from harness import tracking
         sweeps = set(tracking.sweep_names(uri))
         for name, (experiment, tags) in sorted(tracking.experiments(uri).items()):
-            if tags.get(tracking.KIND_TAG) != tracking.TRAINING_KIND and name in sweeps:  # made before the tag
+            if name not in sweeps:
+                continue
+            if tags.get(tracking.KIND_TAG) != tracking.TRAINING_KIND:  # a store made before harness set it
                 tracking.set_experiment_tag(uri, experiment, tracking.KIND_TAG, tracking.TRAINING_KIND)
-            if name in sweeps:
-                print(f"harness: sweep {name}: {base}/#/experiments/{experiment}/runs?{view}")
+            print(f"harness: sweep {name}: {base}/#/experiments/{experiment}/runs?{view}")
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")  # 9 s to answer instead of 24
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                "--port", str(args.port), "--workers", "1", "--default-artifact-root", "mlruns"]
     print(f"harness: MLflow UI for {uri} at {base}/#/experiments?{view} (Ctrl-C stops it)", flush=True)
-    # Its own process group, so that stopping it stops its workers too.
-    server = subprocess.Popen(command, env=env, start_new_session=True)
+    server = None
     try:
+        # its own process group, so that stopping it stops its workers too; and told to stop if
+        # this process dies without a word (kill -9)
+        server = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_stop_with_parent)
         return server.wait()
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main)
         return 0
     finally:
-        if server.poll() is None:
+        if server is not None and server.poll() is None:
             os.killpg(server.pid, signal.SIGTERM)
             try:
                 server.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait()
+
+
+def _stop_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:  # not Linux: the process group still stops with Ctrl-C or SIGTERM
+        pass
+
+
+def cmd_describe(args) -> int:
+    cfg = C.load(args.preset, args.overrides)
+    from harness.describe import describe
+    classes = cfg.model.num_classes or (1000 if cfg.data.dataset == "imagenet" else 10)
+    print(describe(cfg, classes, args.steps))
+    return 0
 
 
 def parser() -> argparse.ArgumentParser:

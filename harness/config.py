@@ -157,6 +157,11 @@ def tracking_uri(cfg: TrackingConfig) -> str:
     return cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a `sqlite:///` URL (MLflow's or Optuna's), None for any other store."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
 # ------------------------------------------------------------------------- dict <-> dataclass
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:

@@ -21,6 +21,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from harness.config import sqlite_path  # noqa: E402
+
 CONFIG_ARTIFACT = "config.yaml"
 # MLflow 3's UI opens an experiment on the view its kind names; harness experiments hold training
 # runs, so they open on the runs table (without the tag the UI may guess the GenAI overview).
@@ -31,8 +33,8 @@ BATCH = 100  # MLflow takes at most 100 params or tags, 1000 metrics, per log_ba
 
 
 def client(uri: str) -> MlflowClient:
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if sqlite_path(uri):
+        sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri=uri)
 
 
@@ -134,6 +136,10 @@ def sweep_names(uri: str) -> list[str]:
 def experiments(uri: str) -> dict[str, tuple[str, dict[str, str]]]:
     """Every active experiment: name -> (id, tags)."""
     return {e.name: (e.experiment_id, dict(e.tags)) for e in client(uri).search_experiments()}
+
+
+def experiment_location(uri: str, experiment: str) -> str:
+    return client(uri).get_experiment(experiment).artifact_location
 
 
 def set_experiment_tag(uri: str, experiment: str, key: str, value: str) -> None:

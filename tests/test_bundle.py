@@ -84,6 +84,7 @@ def test_import_round_trips_runs_histories_and_report_bytes(source, tmp_path):
             if run is not parent:  # nested under the imported parent, as MLflow's UI reads it
                 assert run.tags["mlflow.parentRunId"] == run.tags["sweep_parent"] == parent.run_id
         assert tracking.experiments(target)[sweep][1][tracking.KIND_TAG] == tracking.TRAINING_KIND
+    assert (tmp_path / "dst" / "syn_speed").is_dir()  # artifacts beside the store, not in ./mlruns
     mine, theirs = tmp_path / "from_source", tmp_path / "from_import"
     cli.main(["report", "--tracking-uri", uri, "--out", str(mine)])
     cli.main(["report", "--tracking-uri", target, "--out", str(theirs)])
@@ -123,9 +124,14 @@ def test_a_later_export_updates_the_imported_runs(source, tmp_path):
     again = tmp_path / "again.zip"
     cli.main(["export", "syn_tricks", "--tracking-uri", target, "--out", str(again)])
     assert again.read_bytes() == late.read_bytes()  # an imported store exports the original ids
+    # the older file again, into the store that has seen the cell finish, and into the origin: no step back
+    for store in (target, uri):
+        cli.main(["import", str(early), "--tracking-uri", store])
+        run = [r for r in tracking.find_runs(store, "syn_tricks") if r.origin_id == failed.run_id]
+        assert len(run) == 1 and run[0].status == "FINISHED" and run[0].metrics["test_err"] == 42.0
 
 
-@pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run"])
+@pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "escape"])
 def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, damage):
     _, files = source
     good, bad = files["syn_tricks"], tmp_path / "bad.zip"
@@ -141,6 +147,8 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
                     data = data.replace(b'"version": 1', b'"version": 99')
                 if name == "runs.jsonl" and damage == "missing_run":
                     data = b"\n".join(data.splitlines()[:-1]) + b"\n"
+                if name.endswith("grid.yaml") and damage == "escape":
+                    name = name.replace("grid.yaml", "../../../escaped.yaml")
                 dst.writestr(name, data)
     target = tmp_path / "dst" / "mlflow.db"
     # the good file first: nothing of it is written either
@@ -190,15 +198,24 @@ def test_a_sweep_in_the_store_replaces_its_committed_file(source, tmp_path):
     (reports / "syn_speed" / "runs.zip").write_bytes(files["syn_speed"].read_bytes())
     (reports / "stale").mkdir()
     (reports / "stale" / "section.md").write_text("## stale\nfrozen text with no runs\n")
-    empty = f"sqlite:///{tmp_path}/e/mlflow.db"
+    local = f"sqlite:///{tmp_path}/e/mlflow.db"
     (tmp_path / "t2").mkdir()
-    fill(tmp_path / "t2", empty, TRICKS, trick_metrics)  # the same grid re-run here: other runs
-    cli.main(["report", "--tracking-uri", empty, "--out", str(reports)])
+    fill(tmp_path / "t2", local, TRICKS, trick_metrics)  # the same grid re-run here: other runs
+    cli.main(["report", "--tracking-uri", local, "--out", str(reports)])
     readme = (reports / "README.md").read_text()
     assert "## syn_speed" in readme and "## syn_tricks" in readme and "frozen text" not in readme
-    local_parent = tracking.find_runs(empty, "syn_tricks", "tags.sweep_role = 'parent'")[0].run_id
+    local_parent = tracking.find_runs(local, "syn_tricks", "tags.sweep_role = 'parent'")[0].run_id
     assert f"parent run `{local_parent}`" in readme  # from the store, not from the exported file
     assert (reports / "syn_speed" / "runs.zip").read_bytes() == files["syn_speed"].read_bytes()
+
+
+def test_trials_with_infinite_values_travel(tmp_path):
+    """A trial whose run logged no test error has the value inf: JSON has no inf, the file does."""
+    parent = bundle.Run("p", None, "s", "FINISHED", 1, 2, {}, {"sweep_role": "parent"}, artifacts={"grid.yaml": b"{}"})
+    trials = [{"number": 0, "state": "COMPLETE", "value": float("inf"), "user_attrs": {"score": float("nan")}}]
+    path = bundle.write(bundle.Bundle("s", {}, [parent], [bundle._plain(t) for t in trials]), tmp_path / "s.zip")
+    assert bundle.read(path).trials == [{"number": 0, "state": "COMPLETE", "value": "Infinity",
+                                         "user_attrs": {"score": "NaN"}}]
 
 
 def test_two_imports_at_once_create_each_run_once(source, tmp_path):
@@ -243,7 +260,9 @@ def test_ui_refuses_a_busy_port_and_stops_its_server(tmp_path):
     time.sleep(1)
     assert not [p for p in server_group if _alive(p)], "server processes outlived harness ui"
     with socket.socket() as s:
-        s.bind(("127.0.0.1", port))  # the port is free again
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the closed connections linger in TIME_WAIT
+        s.bind(("127.0.0.1", port))  # nobody listens there any more
+        s.listen()
 
 
 def _pgid(pid: int) -> int | None:

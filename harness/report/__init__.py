@@ -151,13 +151,22 @@ def write_readme(root: Path, names: list[str]) -> Path:
 
 
 def committed_runs(root: Path) -> dict[str, bundle.Bundle]:
-    """Every sweep with a runs file under root, by name (a damaged file stops the report, naming it)."""
-    return {runs.sweep: runs for runs in map(bundle.read, sorted(root.glob(f"*/{bundle.FILE_NAME}")))}
+    """Every sweep with a runs file under root, by name; a damaged file, or one in the folder of
+    another sweep, stops the report, naming it."""
+    found = {}
+    for path in sorted(root.glob(f"*/{bundle.FILE_NAME}")):
+        sweep = bundle.read(path)
+        if sweep.sweep != path.parent.name:
+            raise bundle.BundleError(f"{path}: holds sweep {sweep.sweep!r}, not {path.parent.name!r}: "
+                                     f"move it to {root / sweep.sweep / bundle.FILE_NAME}")
+        found[sweep.sweep] = sweep
+    return found
 
 
 def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str | None = None) -> Path:
     """Report the named sweeps (default: every sweep in the store or in a runs file under root)
-    and assemble root/README.md from every sweep found; uri None: no store, the files alone."""
+    and assemble root/README.md from every sweep found (one not named keeps its section, or gets
+    one if it has none); uri None: no store, the files alone."""
     in_store = set(tracking.sweep_names(uri)) if uri else set()
     in_files = committed_runs(root)
     found = sorted(in_store | set(in_files))
@@ -165,14 +174,18 @@ def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str
     if unknown:
         raise bundle.BundleError(f"no sweep {', '.join(unknown)} in {uri or 'no store'} or under {root}/*/"
                                  f"{bundle.FILE_NAME} (found: {', '.join(found) or 'none'})")
-    for name in names or found:
+    chosen = names or found
+    for name in found:
+        if name not in chosen and (root / name / "section.md").is_file():
+            continue
         if name not in in_store:
             report_sweep(sweep_record(in_files[name]), root)
             continue
         runs = bundle.from_store(uri, name, storage_url)
-        bundle.write(runs, root / name / bundle.FILE_NAME)
+        written = report_sweep(sweep_record(runs), root)
+        bundle.write(runs, root / name / bundle.FILE_NAME)  # beside the report it gave, once that is whole
         parent_id = tracking.find_runs(uri, name, "tags.sweep_role = 'parent'")[0].run_id
-        for path in report_sweep(sweep_record(runs), root):
+        for path in written:
             if path.suffix in {".png", ".svg"}:
                 tracking.log_artifact(uri, parent_id, path, "report")
     return write_readme(root, found)
