@@ -191,7 +191,8 @@ def write(bundle: Bundle, path: Path) -> Path:
     (with the same zlib: deflate's output is not promised across its versions)."""
     path = Path(path)
     _check_writable_folder(path.parent, f"--out {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise BundleError(f"--out {path}: a folder; name the file to write")
     runs = [{"run_id": r.run_id, "parent_run_id": r.parent_run_id, "name": r.name, "status": r.status,
              "start_time": r.start_time, "end_time": r.end_time, "params": r.params, "tags": r.tags}
             for r in bundle.runs]
@@ -207,12 +208,15 @@ def write(bundle: Bundle, path: Path) -> Path:
         members.update({f"artifacts/{r.run_id}/{name}": data for name, data in sorted(r.artifacts.items())})
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with zipfile.ZipFile(partial, "w") as archive:
             for name, data in members.items():
                 info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
                 info.compress_type, info.external_attr, info.create_system = zipfile.ZIP_DEFLATED, 0o644 << 16, 3
                 archive.writestr(info, data, compresslevel=9)
         os.replace(partial, path)
+    except OSError as err:
+        raise BundleError(f"--out {path}: cannot write it ({err.strerror or err})") from None
     finally:
         partial.unlink(missing_ok=True)
     return path
@@ -222,7 +226,7 @@ def read(path: Path) -> Bundle:
     """Read and check a whole file; any damage raises BundleError naming it, before anything is used."""
     path = Path(path)
     if not path.is_file():
-        raise BundleError(f"{path}: no such file")
+        raise BundleError(f"{path}: {'a folder, not a runs file' if path.is_dir() else 'no such file'}")
     try:
         with zipfile.ZipFile(path) as archive:
             manifest = json.loads(archive.read("manifest.json"))
@@ -288,6 +292,13 @@ def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
     strays = [r.name for r in bundle.children if r.parent_run_id != bundle.parent.run_id]
     if strays:
         raise corrupt(f"runs outside the sweep: {', '.join(strays[:3])}")
+    for run in bundle.runs:
+        if run.status not in tracking.STATUSES:
+            raise corrupt(f"run {run.name} has the status {run.status!r}")
+        try:
+            tracking.check_run_fields(run.params, run.tags, list(run.metrics))
+        except ValueError as err:
+            raise corrupt(f"run {run.name}: {err}") from None
 
 
 # ------------------------------------------------------------------------------ into a store
@@ -301,11 +312,11 @@ def _check_writable_folder(folder: Path, what: str) -> None:
         raise BundleError(f"{what}: cannot write under {existing}")
 
 
-def artifact_root(uri: str) -> str:
+def artifact_root(uri: str) -> str | None:
     """Where imported runs keep their artifacts: beside a SQLite store (mlruns/ for the default
-    sqlite:///mlruns/mlflow.db), or where a tracking server puts them."""
+    sqlite:///mlruns/mlflow.db); None for a tracking server, which puts them where it serves them."""
     db = sqlite_path(uri)
-    return str(db.parent) if db else "mlruns"
+    return str(db.parent) if db else None
 
 
 def check_store(uri: str) -> None:
@@ -340,8 +351,12 @@ def store_lock(uri: str) -> Iterator[None]:
         return
     import fcntl
 
-    db.parent.mkdir(parents=True, exist_ok=True)
-    with open(db.with_name(db.name + ".import-lock"), "a") as handle:
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(db.with_name(db.name + ".import-lock"), "a")
+    except OSError as err:
+        raise BundleError(f"--tracking-uri {uri}: cannot write beside {db} ({err.strerror or err})") from None
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -363,6 +378,9 @@ def plan(uri: str, path: Path, bundle: Bundle) -> Plan:
     """Read the store and refuse a conflict (another sweep of the same name, a changed param, an
     experiment whose artifact folder cannot be written)."""
     found = tracking.experiments(uri).get(bundle.sweep)
+    if found is None and tracking.deleted_experiment(uri, bundle.sweep):
+        raise BundleError(f"{path}: the store holds a deleted experiment named {bundle.sweep!r}; restore it "
+                          f"(`mlflow experiments restore`) or purge it (`mlflow gc`) first")
     existing = {r.origin_id: r for r in tracking.find_runs(uri, bundle.sweep)} if found else {}
     for record in existing.values():
         if record.tags.get("sweep_role") == "parent" and record.origin_id != bundle.parent.run_id:
@@ -425,6 +443,11 @@ def apply(uri: str, plan: Plan) -> dict[str, int]:
         points = [(key, step, ms, value) for key, values in sorted(run.metrics.items())
                   for step, ms, value in _missing(values, have_points.get(key, []))]
         files = {p: data for p, data in artifacts.items() if p not in have_files or (newer and have_files[p] != len(data))}
+        if TRIALS_ARTIFACT in artifacts and TRIALS_ARTIFACT in have_files and TRIALS_ARTIFACT not in files:
+            # a sweep's parent stays RUNNING while its cells run: its trials tell which export is later
+            stored = _jsonl(tracking.artifact_bytes(uri, run_id, TRIALS_ARTIFACT))
+            if _progress(bundle.trials) > _progress(stored):
+                files[TRIALS_ARTIFACT] = artifacts[TRIALS_ARTIFACT]
         tracking.log_batch(uri, run_id, params=params, tags=new_tags, points=points)
         for name, data in files.items():
             tracking.log_artifact_bytes(uri, run_id, name, data)
@@ -433,6 +456,11 @@ def apply(uri: str, plan: Plan) -> dict[str, int]:
         touched = params or new_tags or points or files or newer
         counts["created" if created else "updated" if touched else "unchanged"] += 1
     return counts
+
+
+def _progress(trials: list[dict]) -> int:
+    """How far a study has got: its trials, counting each that has ended twice."""
+    return len(trials) + sum(t.get("state") != "RUNNING" for t in trials)
 
 
 def _missing(points: list[tuple[int, int, float]], have: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:

@@ -38,12 +38,13 @@ def client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
-def experiment_id(mlflow: MlflowClient, name: str, artifact_root: str) -> str:
+def experiment_id(mlflow: MlflowClient, name: str, artifact_root: str | None) -> str:
+    """The experiment's id, created if new; artifact_root None: where the tracking server puts them."""
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     location = None
-    if "://" not in artifact_root:  # a local folder: experiment artifacts go in <root>/<name>
+    if artifact_root and "://" not in artifact_root:  # a local folder: experiment artifacts go in <root>/<name>
         location = (Path(artifact_root).resolve() / name).as_uri()
     try:
         return mlflow.create_experiment(name, artifact_location=location, tags={KIND_TAG: TRAINING_KIND})
@@ -136,6 +137,31 @@ def sweep_names(uri: str) -> list[str]:
 def experiments(uri: str) -> dict[str, tuple[str, dict[str, str]]]:
     """Every active experiment: name -> (id, tags)."""
     return {e.name: (e.experiment_id, dict(e.tags)) for e in client(uri).search_experiments()}
+
+
+STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
+
+
+def check_run_fields(params: dict[str, str], tags: dict[str, str], metric_keys: list[str]) -> None:
+    """Raise ValueError for a name or value this MLflow would refuse, before anything is written."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.validation import _validate_metric_name, _validate_param, _validate_tag
+
+    try:
+        for key, value in params.items():
+            _validate_param(key, value)
+        for key, value in tags.items():
+            _validate_tag(key, value)
+        for key in metric_keys:
+            _validate_metric_name(key)
+    except MlflowException as err:
+        raise ValueError(err.message) from None
+
+
+def deleted_experiment(uri: str, name: str) -> bool:
+    """Whether the store holds a deleted experiment of this name (a name stays taken until purged)."""
+    found = client(uri).get_experiment_by_name(name)
+    return found is not None and found.lifecycle_stage == "deleted"
 
 
 def experiment_location(uri: str, experiment: str) -> str:

@@ -131,7 +131,7 @@ def test_a_later_export_updates_the_imported_runs(source, tmp_path):
         assert len(run) == 1 and run[0].status == "FINISHED" and run[0].metrics["test_err"] == 42.0
 
 
-@pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "escape"])
+@pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "escape", "status", "param"])
 def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, damage):
     _, files = source
     good, bad = files["syn_tricks"], tmp_path / "bad.zip"
@@ -145,6 +145,9 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
                 data = src.read(name)
                 if name == "manifest.json" and damage == "version":
                     data = data.replace(b'"version": 1', b'"version": 99')
+                if name == "runs.jsonl" and damage in ("status", "param"):  # well-formed, but MLflow would refuse it
+                    data = data.replace(b'"FINISHED"', b'"BOGUS"', 1) if damage == "status" else \
+                        data.replace(b'"model.lrn":', b'"model lrn!?":', 1)
                 if name == "runs.jsonl" and damage == "missing_run":
                     data = b"\n".join(data.splitlines()[:-1]) + b"\n"
                 if name.endswith("grid.yaml") and damage == "escape":
@@ -207,6 +210,40 @@ def test_a_sweep_in_the_store_replaces_its_committed_file(source, tmp_path):
     local_parent = tracking.find_runs(local, "syn_tricks", "tags.sweep_role = 'parent'")[0].run_id
     assert f"parent run `{local_parent}`" in readme  # from the store, not from the exported file
     assert (reports / "syn_speed" / "runs.zip").read_bytes() == files["syn_speed"].read_bytes()
+
+
+def test_a_later_export_of_a_running_sweep_brings_its_trials(source, tmp_path):
+    """While a sweep runs its parent stays RUNNING; its Optuna trials tell which export is later."""
+    _, files = source
+    sweep = bundle.read(files["syn_speed"])
+    sweep.parent.status, sweep.parent.end_time = "RUNNING", None
+    trial = {"number": 0, "state": "RUNNING", "value": None, "user_attrs": {"cell": "abc"}}
+    early = bundle.write(bundle.Bundle(sweep.sweep, {}, sweep.runs, [trial]), tmp_path / "early.zip")
+    late = bundle.write(bundle.Bundle(sweep.sweep, {}, sweep.runs, [{**trial, "state": "COMPLETE", "value": 21.0},
+                                                                    {**trial, "number": 1}]), tmp_path / "late.zip")
+    target, again = f"sqlite:///{tmp_path}/dst/mlflow.db", tmp_path / "again.zip"
+    for path in (early, late, early):  # the older file last: it must not take the trials back
+        assert cli.main(["import", str(path), "--tracking-uri", target]) == 0
+    cli.main(["export", "syn_speed", "--tracking-uri", target, "--out", str(again)])
+    assert again.read_bytes() == late.read_bytes()
+
+
+def test_refusals_name_what_is_wrong(source, tmp_path, capsys):
+    uri, files = source
+    folder = tmp_path / "a_folder"
+    folder.mkdir()
+    assert cli.main(["export", "syn_speed", "--tracking-uri", uri, "--out", str(folder)]) == 2
+    assert cli.main(["import", str(folder), "--tracking-uri", f"sqlite:///{tmp_path}/x/mlflow.db"]) == 2
+    err = capsys.readouterr().err
+    assert "a folder; name the file to write" in err and "a folder, not a runs file" in err
+    # a deleted experiment keeps its name until purged: say so, write nothing
+    target = f"sqlite:///{tmp_path}/dst/mlflow.db"
+    cli.main(["import", str(files["syn_speed"]), "--tracking-uri", target])
+    experiment = tracking.experiments(target)["syn_speed"][0]
+    tracking.client(target).delete_experiment(experiment)
+    assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", target]) == 2
+    assert "holds a deleted experiment named 'syn_speed'" in capsys.readouterr().err
+    assert tracking.experiments(target).get("syn_speed") is None
 
 
 def test_trials_with_infinite_values_travel(tmp_path):
