@@ -107,9 +107,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from harness import bundle
+    from harness import importing
     uri = _tracking_uri(args.tracking_uri)
-    for line in bundle.import_files(uri, args.files):
+    for line in importing.import_files(uri, args.files):
         print(f"harness: {line}")
     print(f"harness: imported into {uri}; `harness report` rebuilds their reports, `harness ui` shows them")
     return 0

@@ -250,7 +250,7 @@ def test_trials_with_infinite_values_travel(tmp_path):
     """A trial whose run logged no test error has the value inf: JSON has no inf, the file does."""
     parent = bundle.Run("p", None, "s", "FINISHED", 1, 2, {}, {"sweep_role": "parent"}, artifacts={"grid.yaml": b"{}"})
     trials = [{"number": 0, "state": "COMPLETE", "value": float("inf"), "user_attrs": {"score": float("nan")}}]
-    path = bundle.write(bundle.Bundle("s", {}, [parent], [bundle._plain(t) for t in trials]), tmp_path / "s.zip")
+    path = bundle.write(bundle.Bundle("s", {}, [parent], [bundle.json_safe(t) for t in trials]), tmp_path / "s.zip")
     assert bundle.read(path).trials == [{"number": 0, "state": "COMPLETE", "value": "Infinity",
                                          "user_attrs": {"score": "NaN"}}]
 
