@@ -33,8 +33,9 @@ BATCH = 100  # MLflow takes at most 100 params or tags, 1000 metrics, per log_ba
 
 
 def client(uri: str) -> MlflowClient:
-    if sqlite_path(uri):
-        sqlite_path(uri).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite_path(uri)
+    if db:
+        db.parent.mkdir(parents=True, exist_ok=True)
     return MlflowClient(tracking_uri=uri)
 
 
