@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness import tracking
-from harness.config import sqlite_path
+from harness.config import check_writable, sqlite_path
 
 FORMAT_NAME, FORMAT_VERSION = "harness-runs", 1
 FILE_NAME = "runs.zip"  # the name a report folder gives its sweep's file
@@ -78,7 +78,7 @@ class Run:
         return {key: max(points)[2] for key, points in self.metrics.items() if points}
 
     def history(self, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
-        return {k: sorted((step, value) for step, _, value in self.metrics.get(k, [])) for k in keys}
+        return {k: tracking.per_step(self.metrics.get(k, [])) for k in keys}
 
     def record(self) -> tracking.RunRecord:
         return tracking.RunRecord(self.run_id, self.name, self.status, dict(self.tags), dict(self.params),
@@ -189,7 +189,7 @@ def write(bundle: Bundle, path: Path) -> Path:
     """Write the file atomically (a reader never sees half of it); the same bundle, the same bytes
     (with the same zlib: deflate's output is not promised across its versions)."""
     path = Path(path)
-    check_writable_folder(path.parent, f"--out {path}")
+    check_writable(path.parent, f"--out {path}")
     if path.is_dir():
         raise BundleError(f"--out {path}: a folder; name the file to write")
     runs = [{"run_id": r.run_id, "parent_run_id": r.parent_run_id, "name": r.name, "status": r.status,
@@ -298,12 +298,3 @@ def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
             tracking.check_run_fields(run.params, run.tags, list(run.metrics))
         except ValueError as err:
             raise corrupt(f"run {run.name}: {err}") from None
-
-
-def check_writable_folder(folder: Path, what: str) -> None:
-    """The folder exists or can be created, and can be written (checked before anything is written)."""
-    existing = Path(os.path.abspath(folder))
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise BundleError(f"{what}: cannot write under {existing}")

@@ -34,6 +34,9 @@ def cmd_train(args) -> int:
         if args.print_config:
             print(C.to_yaml(cfg), end="")
             return 0
+        from harness.data import check_source  # light: a bad source fails before torch is imported
+        check_source(cfg.data)
+        C.check_outputs(cfg)
         from harness.train import train
         result = train(cfg)
     print(f"harness: run {result.run_id} {result.status} after {result.epochs} epochs"
@@ -48,17 +51,17 @@ def cmd_sweep(args) -> int:
     from harness import grid as G
 
     grid = G.load(args.file, args.overrides)  # a bad grid stops here, before any store exists
-    uri = _tracking_uri(args.tracking_uri)
+    tracking_uri, storage_url = _tracking_uri(args.tracking_uri), _storage(args.storage)
     if args.workers < 1:
         raise C.ConfigError(f"--workers: must be at least 1; got {args.workers}")
     if args.dry_run:
-        from harness.sweep import plan
-        print(plan(grid, uri, args.workers, args.calibrate_steps))
+        from harness.plan import plan
+        print(plan(grid, storage_url, tracking_uri, args.workers, args.calibrate_steps))
         return 0
     if args.worker_index is None:
         print(G.describe(grid), flush=True)
     from harness import sweep
-    return sweep.run(grid, url=sweep.storage_url(args.storage), uri=uri, workers=args.workers,
+    return sweep.run(grid, storage_url=storage_url, tracking_uri=tracking_uri, workers=args.workers,
                      overrides=args.overrides, worker_index=args.worker_index, since_trial=args.since_trial)
 
 
@@ -67,14 +70,15 @@ def _tracking_uri(given: str | None) -> str:
 
 
 def _store(uri: str) -> str | None:
-    """The tracking URI, or None where it names an SQLite file that does not exist (never created here)."""
-    db = C.sqlite_path(uri)
-    return None if db and not db.is_file() else uri
+    """The tracking URI, or None where it names an SQLite store that does not exist (a missing or
+    empty file: never created by a command that only reads); a file that is not one raises."""
+    from harness import tracking
+    return uri if tracking.has_store(uri) else None
 
 
 def _storage(given: str | None) -> str:
-    from harness.sweep import storage_url  # optuna, no torch
-    return storage_url(given)
+    from harness.claims import resolve_storage  # optuna, no torch
+    return resolve_storage(given)
 
 
 def cmd_report(args) -> int:
@@ -257,7 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except C.ConfigError as err:
-        print(f"harness: config error: {err}", file=sys.stderr)
+        from harness.stores import StoreError  # light: no MLflow
+        kind = "store error" if isinstance(err, StoreError) else "config error"
+        print(f"harness: {kind}: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Exception as err:
         from harness.data.sources import DataError  # light: no torch

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,6 +163,31 @@ def sqlite_path(url: str) -> Path | None:
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
+def check_writable(path: str | Path, what: str) -> None:
+    """Raise ConfigError unless the folder `path` (which need not exist yet) can be created and
+    written: its nearest existing ancestor must be a writable folder. Nothing is created."""
+    path = Path(path).expanduser().absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{what}: {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{what}: {path}: {existing} is not writable")
+
+
+def check_outputs(cfg: RunConfig) -> None:
+    """The run's local output folders can be written: checked before any run exists."""
+    check_writable(cfg.trainer.checkpoint_dir, "trainer.checkpoint_dir")
+    if "://" not in cfg.tracking.artifact_root:
+        check_writable(cfg.tracking.artifact_root, "tracking.artifact_root")
+
+
+def checkpoint_path(trainer: TrainerConfig, run_id: str) -> Path:
+    """A run's checkpoint, rewritten at the end of every epoch: what a killed run continues from."""
+    return Path(trainer.checkpoint_dir) / run_id / "last.ckpt"
+
+
 # ------------------------------------------------------------------------- dict <-> dataclass
 
 def to_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -281,6 +307,16 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
     return nested
 
 
+def _hint(key: str) -> Any:
+    """The annotation of a dotted key ('data.sha256' -> str); None where it names no field."""
+    node: Any = RunConfig
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(node) or part not in _fields(node):
+            return None
+        node = _fields(node)[part][0]
+    return node
+
+
 def parse_flat(overrides: list[str]) -> dict[str, Any]:
     """['model.lrn=false', 'seed=3'] -> {'model.lrn': False, 'seed': 3} (values read as YAML)."""
     flat: dict[str, Any] = {}
@@ -289,9 +325,12 @@ def parse_flat(overrides: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"{item!r}: an override is key=value, for example model.lrn=false")
         try:
-            flat[key.strip()] = yaml.safe_load(raw) if raw else ""
+            value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
-            flat[key.strip()] = raw
+            value = raw
+        # A text key keeps the text as typed where YAML reads it as something else: YAML reads
+        # data.sha256=000...0 as the integer 0, and str(0) would lose the 64 digits given.
+        flat[key.strip()] = raw.strip() if _hint(key.strip()) is str and not isinstance(value, str) else value
     return flat
 
 
@@ -365,6 +404,8 @@ def validate(cfg: RunConfig) -> None:
     require(d.val_size >= 0, "data.val_size", "must be >= 0")
     require(d.train_subset >= 0 and d.test_subset >= 0, "data.train_subset", "must be >= 0")
     require(d.cifar_pad >= 0, "data.cifar_pad", "must be >= 0")
+    require(not d.sha256 or re.fullmatch(r"[0-9a-fA-F]{64}", d.sha256) is not None, "data.sha256",
+            f"expected 64 hexadecimal digits (quote it in a YAML file); got {d.sha256!r}")
     require(0 < d.image_size <= d.resize, "data.image_size", f"must be in (0, data.resize={d.resize}]")
     require(d.num_workers >= 0, "data.num_workers", "must be >= 0")
     require(o.lr > 0, "optim.lr", f"must be positive; got {o.lr}")

@@ -29,7 +29,6 @@ or Optuna: a bad grid fails in milliseconds with the file and key in the message
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -117,50 +116,60 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return merged
 
 
+class GridError(C.ConfigError):
+    """A grid key and what is wrong with it; `load` names the file."""
+
+    def __init__(self, key: str, why: str):
+        super().__init__(f"{key}: {why}")
+
+
 def load(path: str | Path, overrides: list[str] | None = None) -> Grid:
     """Read, validate and expand a grid file; `overrides` (key=value) apply to every cell."""
     path = Path(path)
     values = _read(path)
+    try:
+        return _validate(path, values, overrides)
+    except GridError as err:
+        raise C.ConfigError(f"{path}: {err}") from None
 
-    def fail(key: str, why: str):
-        raise C.ConfigError(f"{path}: {key}: {why}")
 
+def _validate(path: Path, values: dict[str, Any], overrides: list[str] | None) -> Grid:
     for key in ("name", "preset", "design", "axes", "seeds"):
         if key not in values:
-            fail(key, "missing")
+            raise GridError(key, "missing")
     name = values["name"]
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        fail("name", f"letters, digits, '_', '.' or '-' only; got {name!r}")
+        raise GridError("name", f"letters, digits, '_', '.' or '-' only; got {name!r}")
     if not isinstance(values["preset"], str):
-        fail("preset", f"expected a preset name; got {values['preset']!r}")
+        raise GridError("preset", f"expected a preset name; got {values['preset']!r}")
     if values["design"] not in DESIGNS:
-        fail("design", f"expected one of {', '.join(DESIGNS)}; got {values['design']!r}")
+        raise GridError("design", f"expected one of {', '.join(DESIGNS)}; got {values['design']!r}")
     axes = values["axes"]
     if not isinstance(axes, dict) or not axes:
-        fail("axes", "expected a mapping of config keys to lists of values")
+        raise GridError("axes", "expected a mapping of config keys to lists of values")
     least = 2 if values["design"] == "leave_one_out" else 1
     for key, choices in axes.items():
         if not isinstance(key, str):
-            fail(f"axes.{key}", "expected a config key such as model.lrn")
+            raise GridError(f"axes.{key}", "expected a config key such as model.lrn")
         if not isinstance(choices, list) or len(choices) < least:
-            fail(f"axes.{key}", f"expected a list of at least {least} values; got {choices!r}")
+            raise GridError(f"axes.{key}", f"expected a list of at least {least} values; got {choices!r}")
         if len({json.dumps(c) for c in choices}) < len(choices):
-            fail(f"axes.{key}", f"repeats a value: {choices}")
+            raise GridError(f"axes.{key}", f"repeats a value: {choices}")
         if key == "seed":
-            fail("axes.seed", "seeds have their own key: seeds: [0, 1, 2]")
+            raise GridError("axes.seed", "seeds have their own key: seeds: [0, 1, 2]")
     seeds = values["seeds"]
     if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) < len(seeds)
             or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-        fail("seeds", f"expected a list of distinct integers; got {seeds!r}")
+        raise GridError("seeds", f"expected a list of distinct integers; got {seeds!r}")
     stop = values.get("stop") or {}
     if not isinstance(stop, dict):
-        fail("stop", f"expected a mapping; got {stop!r}")
+        raise GridError("stop", f"expected a mapping; got {stop!r}")
     for key in stop:
         if key not in STOP_KEYS:
-            fail(f"stop.{key}", f"unknown key (known: {', '.join(STOP_KEYS)})")
+            raise GridError(f"stop.{key}", f"unknown key (known: {', '.join(STOP_KEYS)})")
     shared = values.get("set") or {}
     if not isinstance(shared, dict):
-        fail("set", f"expected a mapping of config keys to values; got {shared!r}")
+        raise GridError("set", f"expected a mapping of config keys to values; got {shared!r}")
     shared = {**shared, **{STOP_KEYS[k]: v for k, v in stop.items()}}
     shared.update(C.parse_flat(overrides or []))
     # `stop` as resolved, so the recorded grid re-expands to the same cells and the report reads the
@@ -169,30 +178,30 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Grid:
 
     coupled = values.get("with") or {}
     if not isinstance(coupled, dict):
-        fail("with", f"expected {{axis: {{value: {{key: value}}}}}}; got {coupled!r}")
+        raise GridError("with", f"expected {{axis: {{value: {{key: value}}}}}}; got {coupled!r}")
     for axis, by_value in coupled.items():
         if axis not in axes:
-            fail(f"with.{axis}", f"not one of the axes ({', '.join(axes)})")
+            raise GridError(f"with.{axis}", f"not one of the axes ({', '.join(axes)})")
         if not isinstance(by_value, dict) or not all(isinstance(v, dict) for v in by_value.values()):
-            fail(f"with.{axis}", f"expected {{value: {{key: value}}}}; got {by_value!r}")
+            raise GridError(f"with.{axis}", f"expected {{value: {{key: value}}}}; got {by_value!r}")
         unknown = {str(k).lower() for k in by_value} - {str(v).lower() for v in axes[axis]}
         if unknown:
-            fail(f"with.{axis}", f"{', '.join(sorted(unknown))}: not values of the axis")
+            raise GridError(f"with.{axis}", f"{', '.join(sorted(unknown))}: not values of the axis")
 
     grid = Grid(name=name, path=path, preset=values["preset"], design=values["design"], axes=axes,
                 seeds=seeds, about=str(values.get("about", "")).strip(), set=shared,
                 lr=values.get("lr"), with_=coupled, stop=stop)
-    grid.cells = _expand(grid, fail)
+    grid.cells = _expand(grid)
     if grid.design == "leave_one_out" and grid.lr is not None:
         variants = [(c.seed, json.dumps({k: v for k, v in c.values.items() if k != "optim.lr"},
                                         sort_keys=True, default=str)) for c in grid.cells]
         if len(set(variants)) < len(variants):  # one variant at several rates
-            fail("lr", "a leave_one_out grid pairs each trick's runs with the full model's by seed: "
+            raise GridError("lr", "a leave_one_out grid pairs each trick's runs with the full model's by seed: "
                        "give each cell one rate (lr: [0.01]) or use a factorial design")
     return grid
 
 
-def _rates(grid: Grid, cell: dict[str, Any], fail) -> list[Any]:
+def _rates(grid: Grid, cell: dict[str, Any]) -> list[Any]:
     """The learning rates a cell runs with: [None] (the preset's) unless the grid lists some."""
     lr = grid.lr
     if lr is None:
@@ -202,18 +211,18 @@ def _rates(grid: Grid, cell: dict[str, Any], fail) -> list[Any]:
     if isinstance(lr, dict) and len(lr) == 1:
         (axis, by_value), = lr.items()
         if axis not in grid.axes:
-            fail(f"lr.{axis}", f"not one of the axes ({', '.join(grid.axes)})")
+            raise GridError(f"lr.{axis}", f"not one of the axes ({', '.join(grid.axes)})")
         if not isinstance(by_value, dict):
-            fail(f"lr.{axis}", f"expected a mapping of {axis} values to lists of rates; got {by_value!r}")
+            raise GridError(f"lr.{axis}", f"expected a mapping of {axis} values to lists of rates; got {by_value!r}")
         by_text = {str(k).lower(): v for k, v in by_value.items()}
         rates = by_text.get(str(cell[axis]).lower())
         if not isinstance(rates, list) or not rates:
-            fail(f"lr.{axis}", f"no list of rates for {axis}={cell[axis]}")
+            raise GridError(f"lr.{axis}", f"no list of rates for {axis}={cell[axis]}")
         return rates
-    fail("lr", "expected a list of rates, or {axis: {value: [rates]}} for exactly one axis")
+    raise GridError("lr", "expected a list of rates, or {axis: {value: [rates]}} for exactly one axis")
 
 
-def _expand(grid: Grid, fail) -> list[Cell]:
+def _expand(grid: Grid) -> list[Cell]:
     full = {key: choices[0] for key, choices in grid.axes.items()}
     if grid.design == "leave_one_out":
         designs = [(BASELINE, full)] + [(key, {**full, key: value}) for key, choices in grid.axes.items()
@@ -221,11 +230,11 @@ def _expand(grid: Grid, fail) -> list[Cell]:
     else:
         designs = [("", dict(zip(grid.axes, combo))) for combo in itertools.product(*grid.axes.values())]
     if grid.lr is not None and "optim.lr" in grid.axes:
-        fail("lr", "optim.lr is already an axis")
+        raise GridError("lr", "optim.lr is already an axis")
 
     cells: list[Cell] = []
     for trick, axis_values in designs:
-        for rate in _rates(grid, axis_values, fail):
+        for rate in _rates(grid, axis_values):
             values = axis_values | ({"optim.lr": rate} if rate is not None else {})
             for seed in grid.seeds:
                 coupled = {k: v for axis, by_value in grid.with_.items() for value, settings in by_value.items()
@@ -234,9 +243,9 @@ def _expand(grid: Grid, fail) -> list[Cell]:
                     cfg = C.load(grid.preset, values={**grid.set, **coupled, **values, "seed": seed})
                 except C.ConfigError as err:
                     label = ", ".join(f"{k}={v}" for k, v in values.items())
-                    fail(f"cell {label}, seed {seed}", str(err))
+                    raise GridError(f"cell {label}, seed {seed}", str(err)) from None
                 cells.append(_cell(cfg, trick, values, seed))
-    _check_distinct(cells, fail)
+    _check_distinct(cells)
     # Seed-major order: a sweep stopped part-way holds whole replicates of the grid, not a few
     # cells with every seed and others with none.
     cells.sort(key=lambda c: grid.seeds.index(c.seed))
@@ -255,14 +264,20 @@ def _cell(cfg: C.RunConfig, trick: str, values: dict[str, Any], seed: int) -> Ce
     return Cell(name=name, key=cell_key(cfg), trick=trick, values=values, seed=seed, config=cfg)
 
 
-def _check_distinct(cells: list[Cell], fail) -> None:
+def _check_distinct(cells: list[Cell]) -> None:
     for attr in ("key", "name"):
         seen: dict[str, Cell] = {}
         for cell in cells:
             other = seen.setdefault(getattr(cell, attr), cell)
             if other is not cell:
-                fail("axes", f"two cells resolve to the same {'config' if attr == 'key' else 'run name'} "
+                raise GridError("axes", f"two cells resolve to the same {'config' if attr == 'key' else 'run name'} "
                              f"({other.values} and {cell.values}, seed {cell.seed}): drop one")
+
+
+def duration(seconds: float) -> str:
+    """'7m05s', or '2h13m' from an hour up: how the sweep's progress and estimates show time."""
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def describe(grid: Grid) -> str:

@@ -8,16 +8,13 @@ checked before the first write.
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-from harness import tracking
-from harness.bundle import (PARENT_LINKS, TRIALS_ARTIFACT, Bundle, BundleError, Run, check_writable_folder,
-                            json_number, parse_jsonl, read, trials_jsonl)
-from harness.config import sqlite_path
+from harness import stores, tracking
+from harness.bundle import (PARENT_LINKS, TRIALS_ARTIFACT, Bundle, BundleError, Run, json_number, parse_jsonl, read,
+                            trials_jsonl)
+from harness.config import check_writable, sqlite_path
 
 
 def artifact_root(uri: str) -> str | None:
@@ -27,49 +24,10 @@ def artifact_root(uri: str) -> str | None:
     return str(db.parent) if db else None
 
 
-def check_store(uri: str) -> None:
-    """A local store that import can write, and its artifact folder: checked before anything is written."""
-    db = sqlite_path(uri)
-    if db is None:
-        return
-    if db.exists():
-        if not db.is_file() or not os.access(db, os.R_OK | os.W_OK):
-            raise BundleError(f"--tracking-uri {uri}: {db} is not a writable file")
-        with db.open("rb") as handle:
-            head = handle.read(16)
-        if head and head != b"SQLite format 3\x00":
-            raise BundleError(f"--tracking-uri {uri}: {db} is not an SQLite database")
-    check_writable_folder(db.parent, f"--tracking-uri {uri}")
-
-
 def _store_failure(uri: str, err: Exception, partial: bool = False) -> BundleError:
     first = str(err).splitlines()[0][:200] if str(err) else ""
     tail = "; the import stopped partway: run it again to finish it" if partial else ""
     return BundleError(f"--tracking-uri {uri}: the tracking store failed ({type(err).__name__}: {first}){tail}")
-
-
-@contextmanager
-def store_lock(uri: str) -> Iterator[None]:
-    """One import at a time into a local SQLite store (two at once would each create the runs the
-    other has not finished yet, or race to create a new store's tables); a tracking server is left
-    to its own transactions."""
-    db = sqlite_path(uri)
-    if db is None:
-        yield
-        return
-    import fcntl
-
-    try:
-        db.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(db.with_name(db.name + ".import-lock"), "a")
-    except OSError as err:
-        raise BundleError(f"--tracking-uri {uri}: cannot write beside {db} ({err.strerror or err})") from None
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @dataclass
@@ -101,7 +59,7 @@ def plan(uri: str, path: Path, bundle: Bundle) -> Plan:
             raise BundleError(f"{path}: run {run.name} is in the store with other values of {', '.join(changed[:3])}")
     location = tracking.experiment_location(uri, found[0]) if found else None
     if location and location.startswith("file:"):
-        check_writable_folder(Path(location.removeprefix("file://")), f"{path}: experiment {bundle.sweep}'s artifacts")
+        check_writable(location.removeprefix("file://"), f"{path}: experiment {bundle.sweep}'s artifacts")
     return Plan(path, bundle, found[0] if found else None, existing)
 
 
@@ -186,9 +144,11 @@ def import_files(uri: str, paths: list[Path]) -> list[str]:
     if twice:
         raise BundleError(f"{', '.join(str(p) for p, b in bundles if b.sweep in twice)}: "
                           f"the same sweep ({', '.join(twice)}) in several files; import one")
-    check_store(uri)
+    tracking.check_store(uri)
     lines = []
-    with store_lock(uri):  # also serialises creating a new store's tables
+    # One import at a time into a store: two at once would each create the runs the other has not
+    # finished yet. (Creating a new store's tables has its own lock: harness.stores.)
+    with stores.creation_lock(uri, "import"):
         try:
             plans = [plan(uri, path, bundle) for path, bundle in bundles]
         except BundleError:

@@ -11,6 +11,9 @@ import os
 import subprocess
 import tempfile
 import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,8 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from harness.config import sqlite_path  # noqa: E402
+from harness import stores  # noqa: E402
+from harness.config import check_writable, sqlite_path  # noqa: E402
 
 CONFIG_ARTIFACT = "config.yaml"
 # MLflow 3's UI opens an experiment on the view its kind names; harness experiments hold training
@@ -30,13 +34,103 @@ KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"
 # On an imported run: its run id in the store it was exported from (what makes import idempotent).
 SOURCE_TAG = "harness.source_run_id"
 BATCH = 100  # MLflow takes at most 100 params or tags, 1000 metrics, per log_batch
+# failure_reason of a run stopped from outside (Ctrl-C, SIGTERM: a pre-empted job), not by its own fault
+INTERRUPTED = "interrupted"
+FAILURE_TAGS = ("failure_reason", "failure_message", "failure_traceback")
+
+
+_READY: set[str] = set()  # stores this process has checked (and created where new)
 
 
 def client(uri: str) -> MlflowClient:
-    db = sqlite_path(uri)
-    if db:
-        db.parent.mkdir(parents=True, exist_ok=True)
+    if uri not in _READY:
+        open_store(uri)
     return MlflowClient(tracking_uri=uri)
+
+
+def check_store(uri: str) -> None:
+    """Raise StoreError (or ConfigError) for a store that cannot be used or created as it is, without
+    writing anything: a file that is not a database, an unwritable place, a store whose schema is
+    incomplete and that already holds runs."""
+    db = sqlite_path(uri)
+    if db is None or _complete(db):
+        return
+    check_writable(db.parent, f"tracking store {uri}")
+    if db.exists() and not os.access(db, os.R_OK | os.W_OK):
+        raise stores.StoreError(f"tracking store {uri}: {db} is not writable")
+    _half_made(db, uri)
+
+
+def open_store(uri: str) -> None:
+    """Check the store, and create it where it is new, once per process (see harness.stores). A
+    complete SQLite store is only read; creating or repairing one happens under the creation lock,
+    so processes that start together on a new store make its tables once."""
+    check_store(uri)
+    db = sqlite_path(uri)
+    if db is not None and not _complete(db):
+        with stores.creation_lock(uri, "create"):
+            if not _complete(db):
+                if _half_made(db, uri):
+                    db.unlink()  # its creation was cut off, and it holds nothing: made again below
+                _first_call(uri)
+    else:
+        with stores.creation_lock(uri, "create") if uri.startswith("postgres") else _nothing():
+            _first_call(uri)
+    _READY.add(uri)
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _first_call(uri: str) -> None:
+    """MLflow creates or checks a database store's schema on the first call."""
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - whatever MLflow or the driver raised: one line, naming the store
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+        raise stores.StoreError(f"tracking store {uri}: {type(err).__name__}: {first}") from None
+
+
+def _schema(db: Path) -> tuple[dict[str, list[tuple]], str | None]:
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    return stores.sqlite_tables(db), _get_latest_schema_revision()
+
+
+def _complete(db: Path) -> bool:
+    """An SQLite store with MLflow's current schema, and no table left by a cut-off migration."""
+    if stores.sqlite_kind(db) != "sqlite":
+        return False
+    tables, head = _schema(db)
+    return (tables.get("alembic_version") == [(head,)] and "runs" in tables
+            and not any(t.startswith("_alembic_tmp_") for t in tables))
+
+
+def has_store(uri: str) -> bool:
+    """Whether the URI names a store that exists (a server or database URL is taken to), read
+    without writing; a file that is not a database raises StoreError."""
+    db = sqlite_path(uri)
+    return db is None or (stores.sqlite_kind(db) == "sqlite" and "runs" in stores.sqlite_tables(db))
+
+
+def _half_made(db: Path, uri: str) -> bool:
+    """Whether the SQLite store's schema is incomplete while it holds nothing, not even an
+    experiment (MLflow adds its Default experiment once the schema is complete): one whose creation
+    was cut off, safe to make again. One that holds anything raises StoreError: never touched."""
+    if stores.sqlite_kind(db) != "sqlite" or _complete(db):
+        return False  # missing or 0 bytes: MLflow makes its tables
+    tables, head = _schema(db)
+    version = (tables.get("alembic_version") or [("none",)])[0][0]
+    runs, experiments = (tables.get(t, [(0,)])[0][0] for t in ("runs", "experiments"))
+    if runs or experiments:
+        leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+        raise stores.StoreError(
+            f"tracking store {uri}: schema version {version}, not MLflow {head}'s"
+            f"{' (leftover ' + ', '.join(leftovers) + ')' if leftovers else ''}, and it holds {experiments} "
+            f"experiments and {runs} runs: back it up, then run `mlflow db upgrade {uri}`")
+    return True
 
 
 def experiment_id(mlflow: MlflowClient, name: str, artifact_root: str | None) -> str:
@@ -44,16 +138,31 @@ def experiment_id(mlflow: MlflowClient, name: str, artifact_root: str | None) ->
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = None
-    if artifact_root and "://" not in artifact_root:  # a local folder: experiment artifacts go in <root>/<name>
-        location = (Path(artifact_root).resolve() / name).as_uri()
     try:
-        return mlflow.create_experiment(name, artifact_location=location, tags={KIND_TAG: TRAINING_KIND})
+        return mlflow.create_experiment(name, artifact_location=_location(artifact_root, name),
+                                        tags={KIND_TAG: TRAINING_KIND})
     except Exception:  # another worker created it between our look-up and create
         found = mlflow.get_experiment_by_name(name)
         if found is None:
             raise
         return found.experiment_id
+
+
+def _location(artifact_root: str, name: str) -> str | None:
+    """Where a new experiment's artifacts go: <root>/<name> for a local folder, None for the server's."""
+    if artifact_root and "://" not in artifact_root:
+        return (Path(artifact_root).resolve() / name).as_uri()
+    return None
+
+
+def check_experiment(uri: str, name: str, artifact_root: str) -> None:
+    """The experiment's artifact folder (its recorded one where it exists, else the one it would get)
+    can be written, checked before any run exists; nothing is created."""
+    found = client(uri).get_experiment_by_name(name) if has_store(uri) else None
+    location = found.artifact_location if found else _location(artifact_root, name)
+    if location and location.startswith(("file:", "/")):
+        where = "tracking.artifact_root" if not found else f"experiment {name}'s artifact location"
+        check_writable(location.removeprefix("file://"), where)
 
 
 @functools.cache
@@ -83,8 +192,12 @@ def start_run(uri: str, experiment: str, artifact_root: str, name: str, params: 
     run = mlflow.create_run(experiment_id(mlflow, experiment, artifact_root), run_name=name,
                             tags={k: str(v) for k, v in tags.items()})
     run_id = run.info.run_id
-    mlflow.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-    mlflow.log_text(run_id, config_yaml, config_name)
+    try:
+        mlflow.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
+        mlflow.log_text(run_id, config_yaml, config_name)
+    except BaseException:
+        mlflow.delete_run(run_id)  # a run without its config is no record: never leave one RUNNING
+        raise
     return run_id
 
 
@@ -93,10 +206,45 @@ def resume_run(uri: str, run_id: str) -> None:
 
 
 def end_run(uri: str, run_id: str, status: str, tags: dict[str, str] | None = None) -> None:
-    """status: FINISHED, FAILED or KILLED; tags record why a run did not finish."""
+    """status: FINISHED, FAILED or KILLED; tags record why a run did not finish. A run that
+    FINISHED after being continued loses the failure tags of its earlier stop."""
+    mlflow = client(uri)
     if tags:
         set_tags(uri, run_id, tags)
-    client(uri).set_terminated(run_id, status)
+    if status == "FINISHED":
+        for key in set(FAILURE_TAGS) & set(mlflow.get_run(run_id).data.tags):
+            mlflow.delete_tag(run_id, key)
+    mlflow.set_terminated(run_id, status)
+
+
+def failure_tags(err: BaseException) -> dict[str, str]:
+    """Why a run failed: the exception's `failure_reason` attribute where it has one, else its type."""
+    last_lines = "".join(traceback.format_exception(err)).strip().splitlines()[-12:]
+    return {"failure_reason": getattr(err, "failure_reason", type(err).__name__),
+            "failure_message": str(err)[:4000], "failure_traceback": "\n".join(last_lines)[-4000:]}
+
+
+class RunStopped(Exception):
+    """Raised inside `ending` to end the run KILLED, with the message as its failure_reason: stopped
+    for a reason outside the run (a sweep that lost its claim on the cell)."""
+
+
+@contextmanager
+def ending(uri: str, run_id: str) -> Iterator[None]:
+    """A run's lifecycle: FINISHED when the block completes; KILLED when Ctrl-C, SIGTERM or
+    RunStopped stops it, FAILED with the reason as tags on any other exception (all re-raised)."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit):
+        end_run(uri, run_id, "KILLED", {"failure_reason": INTERRUPTED})
+        raise
+    except RunStopped as err:
+        end_run(uri, run_id, "KILLED", {"failure_reason": str(err)})
+        raise
+    except Exception as err:
+        end_run(uri, run_id, "FAILED", failure_tags(err))
+        raise
+    end_run(uri, run_id, "FINISHED")
 
 
 def log_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int) -> None:
@@ -173,9 +321,14 @@ def set_experiment_tag(uri: str, experiment: str, key: str, value: str) -> None:
     client(uri).set_experiment_tag(experiment, key, value)
 
 
+def per_step(points: list[tuple[int, int, float]]) -> list[tuple[int, float]]:
+    """(step, value) with one value per step, the last logged: an epoch redone after a kill (its
+    metrics logged, its checkpoint not yet written) replaces the first attempt's values."""
+    return sorted({step: value for step, _, value in sorted(points)}.items())
+
+
 def metric_history(uri: str, run_id: str, keys: list[str]) -> dict[str, list[tuple[int, float]]]:
-    return {k: sorted((step, value) for step, _, value in points)
-            for k, points in metric_points(uri, run_id, keys).items()}
+    return {k: per_step(points) for k, points in metric_points(uri, run_id, keys).items()}
 
 
 def metric_points(uri: str, run_id: str, keys: list[str]) -> dict[str, list[tuple[int, int, float]]]:
@@ -272,6 +425,19 @@ def find_runs(uri: str, experiment: str, where: str = "") -> list[RunRecord]:
         token = page.token
         if not token:
             return runs
+
+
+def by_cell(runs: list) -> dict[str, list]:
+    """Runs (anything with .tags: RunRecord, bundle.Run) grouped by their sweep cell's hash, in order."""
+    out: dict[str, list] = {}
+    for run in runs:
+        out.setdefault(run.tags.get("cell", ""), []).append(run)
+    return out
+
+
+def cell_runs(uri: str, sweep: str, parent_id: str) -> dict[str, list[RunRecord]]:
+    """A sweep parent's child runs by cell hash, oldest first."""
+    return by_cell(find_runs(uri, sweep, f"tags.sweep_parent = '{parent_id}'"))
 
 
 def set_tags(uri: str, run_id: str, tags: dict[str, str]) -> None:

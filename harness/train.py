@@ -2,8 +2,14 @@
 that turns a config into a recorded MLflow run.
 
 Order of work, so that a bad input never leaves a half-written store: the config was validated
-when it was built; the data is read and verified next; only then is the run created. Metrics go
-to MLflow once per epoch with step = epochs completed. Errors are percent.
+when it was built; the data is read and verified next; only then is the run created. Errors are
+percent.
+
+An epoch ends in this order: its metrics reach MLflow (step = epochs completed), the learning-rate
+schedule steps, and only then is its checkpoint written. A run killed at any moment therefore
+continues from a checkpoint whose epochs are all recorded and whose schedule is up to date; one
+killed between the metrics and the checkpoint redoes that epoch, and its second values replace
+the first (readers take the last value per step).
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ import math
 import os
 import tempfile
 import time
-import traceback
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,25 +28,27 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import MLFlowLogger
 
 from harness import config as C
 from harness import tracking
 from harness.curves import plot_learning_curve
 from harness.data import Data, load_data
 from harness.data.augment import BatchTransform
-from harness.models import build_model, count_parameters
+from harness.models import build_model
 
 # Lightning's start-up chatter (accelerators available, tips) is noise in a sweep of many runs.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
 
-EPOCH_METRICS = ["train_loss", "train_err", "val_err", "val_err5", "lr", "images_per_sec", "train_time_s"]
+EPOCH_METRICS = ["train_loss", "train_err", "val_loss", "val_err", "val_err5", "lr", "images_per_sec", "train_time_s"]
+TEST_METRICS = ["test_loss", "test_err", "test_err5"]
 
 
 class Diverged(FloatingPointError):
     """The training loss stopped being a finite number."""
+
+    failure_reason = "diverged"
 
 
 def topk_errors(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,15 +59,22 @@ def topk_errors(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
 
 
 class Classifier(pl.LightningModule):
-    def __init__(self, cfg: C.RunConfig, transform: BatchTransform, num_classes: int):
+    """`record(step, metrics)` receives each epoch's metrics before its checkpoint is written."""
+
+    def __init__(self, cfg: C.RunConfig, transform: BatchTransform, num_classes: int,
+                 record: Callable[[int, dict[str, float]], None] = lambda step, metrics: None):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.transform, self.record = cfg, transform, record
         self.model = build_model(cfg.model, num_classes)
-        self.transform = transform
         if cfg.trainer.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.train_time_s = 0.0  # cumulative over epochs, saved in checkpoints
-        self.best_train_err, self.best_epoch = math.inf, 0  # for trainer.stop_stalled
+        # Saved in checkpoints: cumulative training time, the best training error so far (for
+        # trainer.stop_stalled), whether a stop rule fired, and the schedule's state.
+        self.train_time_s = 0.0
+        self.best_train_err, self.best_epoch = math.inf, 0
+        self.stopped = False
+        self.scheduler = None
+        self._scheduler_state: dict | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits; for N x V x C x H x W input (V test views), the log of the mean softmax."""
@@ -94,8 +109,8 @@ class Classifier(pl.LightningModule):
                            f"step {batch_idx + 1} (learning rate {self._epoch_lr:g})")
         err1, _ = topk_errors(logits.detach(), labels)
         n = len(labels)
-        self.log("train_loss", loss.detach(), on_step=False, on_epoch=True, batch_size=n)
-        self.log("train_err", err1, on_step=False, on_epoch=True, batch_size=n, prog_bar=True)
+        self.log("train_loss", loss.detach(), on_step=False, on_epoch=True, batch_size=n, logger=False)
+        self.log("train_err", err1, on_step=False, on_epoch=True, batch_size=n, prog_bar=True, logger=False)
         self._epoch_images += n
         return loss
 
@@ -105,68 +120,74 @@ class Classifier(pl.LightningModule):
         self._epoch_seconds = time.perf_counter() - self._epoch_started
 
     def on_train_epoch_end(self) -> None:
-        if not math.isfinite(self.trainer.callback_metrics["train_loss"]):
-            raise Diverged(f"training loss became {float(self.trainer.callback_metrics['train_loss'])} "
+        """Runs before Lightning's checkpoint callback (see the module docstring for why it matters)."""
+        logged = self.trainer.callback_metrics
+        if not math.isfinite(logged["train_loss"]):
+            raise Diverged(f"training loss became {float(logged['train_loss'])} "
                            f"in epoch {self.current_epoch + 1} (learning rate {self._epoch_lr:g})")
         self.train_time_s += self._epoch_seconds
-        self.log("images_per_sec", self._epoch_images / self._epoch_seconds)
-        self.log("train_time_s", self.train_time_s)
-        self.log("lr", self._epoch_lr)
-        train_err = float(self.trainer.callback_metrics["train_err"])
+        metrics = {k: float(logged[k]) for k in EPOCH_METRICS if k in logged}
+        metrics |= {"images_per_sec": self._epoch_images / self._epoch_seconds,
+                    "train_time_s": self.train_time_s, "lr": self._epoch_lr}
+        self.record(self.current_epoch + 1, metrics)
+        self._step_schedule(metrics)
         t = self.cfg.trainer
-        if train_err < self.best_train_err:
-            self.best_train_err, self.best_epoch = train_err, self.current_epoch
+        if metrics["train_err"] < self.best_train_err:
+            self.best_train_err, self.best_epoch = metrics["train_err"], self.current_epoch
         stalled = t.stop_stalled and self.current_epoch - self.best_epoch >= t.stop_stalled
-        if (t.stop_train_err and train_err < t.stop_train_err) or stalled:
-            self.trainer.should_stop = True
+        if (t.stop_train_err and metrics["train_err"] < t.stop_train_err) or stalled:
+            self.stopped = self.trainer.should_stop = True
+
+    def on_train_start(self) -> None:
+        self.trainer.should_stop = self.stopped  # a run killed after its stop rule fired stays stopped
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["harness_train_time_s"] = self.train_time_s
-        checkpoint["harness_best_train_err"] = (self.best_train_err, self.best_epoch)
+        checkpoint["harness"] = {"train_time_s": self.train_time_s, "stopped": self.stopped,
+                                 "best_train_err": (self.best_train_err, self.best_epoch),
+                                 "scheduler": self.scheduler.state_dict() if self.scheduler else None}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.train_time_s = checkpoint.get("harness_train_time_s", 0.0)
-        self.best_train_err, self.best_epoch = checkpoint.get("harness_best_train_err", (math.inf, 0))
+        state = checkpoint["harness"]
+        self.train_time_s, self.stopped = state["train_time_s"], state["stopped"]
+        self.best_train_err, self.best_epoch = state["best_train_err"]
+        self._scheduler_state = state["scheduler"]  # loaded once configure_optimizers makes it
 
     # -- evaluation ----------------------------------------------------------------------------
-    def _evaluate(self, batch, prefix: str, to_logger: bool) -> None:
+    def _evaluate(self, batch, prefix: str) -> None:
         images, labels = batch
         logits = self(images)
         err1, err5 = topk_errors(logits, labels)
         n = len(labels)
-        self.log(f"{prefix}_loss", F.cross_entropy(logits, labels), batch_size=n, logger=to_logger)
-        self.log(f"{prefix}_err", err1, batch_size=n, prog_bar=True, logger=to_logger)
-        self.log(f"{prefix}_err5", err5, batch_size=n, logger=to_logger)
+        self.log(f"{prefix}_loss", F.cross_entropy(logits, labels), batch_size=n, logger=False)
+        self.log(f"{prefix}_err", err1, batch_size=n, prog_bar=True, logger=False)
+        self.log(f"{prefix}_err5", err5, batch_size=n, logger=False)
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._evaluate(batch, "val", to_logger=True)
+        self._evaluate(batch, "val")
 
     def test_step(self, batch, batch_idx: int) -> None:
-        self._evaluate(batch, "test", to_logger=False)  # logged once, by train(), at the last epoch
+        self._evaluate(batch, "test")  # recorded once, by train(), at the last epoch
 
+    # -- optimisation --------------------------------------------------------------------------
     def configure_optimizers(self):
+        """SGD for Lightning to step; the schedule is stepped here, at the end of each epoch
+        (`_step_schedule`), so that the epoch's checkpoint holds it already stepped."""
         o = self.cfg.optim
         sgd = torch.optim.SGD(self.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-        if o.schedule == "constant":
-            return sgd
+        self.scheduler = None
         if o.schedule == "step":
-            return {"optimizer": sgd, "lr_scheduler": torch.optim.lr_scheduler.StepLR(sgd, o.step_every, o.lr_factor)}
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(sgd, "min", o.lr_factor, o.plateau_patience)
-        monitor = "val_err" if self.cfg.data.val_size else "train_err"
-        return {"optimizer": sgd, "lr_scheduler": {"scheduler": plateau, "monitor": monitor}}
+            self.scheduler = torch.optim.lr_scheduler.StepLR(sgd, o.step_every, o.lr_factor)
+        elif o.schedule == "plateau":
+            self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(sgd, "min", o.lr_factor, o.plateau_patience)
+        if self.scheduler and self._scheduler_state:
+            self.scheduler.load_state_dict(self._scheduler_state)
+        return sgd
 
-
-class EpochMLFlowLogger(MLFlowLogger):
-    """Lightning's MLflow logger with step = epochs completed, and no say over the run's status
-    (train() ends the run once everything, test included, is recorded)."""
-
-    def log_metrics(self, metrics, step=None):
-        metrics = dict(metrics)
-        epoch = metrics.pop("epoch", None)
-        super().log_metrics(metrics, step=int(epoch) + 1 if epoch is not None else step)
-
-    def finalize(self, status: str = "success") -> None:
-        pass
+    def _step_schedule(self, metrics: dict[str, float]) -> None:
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(metrics["val_err" if "val_err" in metrics else "train_err"])
+        elif self.scheduler:
+            self.scheduler.step()
 
 
 @dataclass
@@ -185,12 +206,6 @@ def run_tags(cfg: C.RunConfig, data: Data) -> dict[str, str]:
                    "dataset_sha256": data.checksum, "git_commit": tracking.git_commit()}
 
 
-def failure_tags(err: BaseException) -> dict[str, str]:
-    last_lines = "".join(traceback.format_exception(err)).strip().splitlines()[-12:]
-    return {"failure_reason": "diverged" if isinstance(err, Diverged) else type(err).__name__,
-            "failure_message": str(err)[:4000], "failure_traceback": "\n".join(last_lines)[-4000:]}
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (cuda)"
@@ -204,22 +219,26 @@ def describe_data(data: Data) -> str:
 
 
 def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: str | None = None,
-          extra_tags: dict[str, str] | None = None, data: Data | None = None) -> Result:
+          extra_tags: dict[str, str] | None = None, data: Data | None = None,
+          confirm: Callable[[dict[str, float]], str | None] | None = None) -> Result:
     """Train, test and record one run. Exceptions inside training end the run FAILED (with the
-    reason as tags) and are returned in the Result, not raised; Ctrl-C ends it KILLED and re-raises."""
+    reason as tags) and are returned in the Result, not raised; Ctrl-C ends it KILLED and re-raises.
+    `confirm(metrics)`, called once everything is recorded and before the run is marked FINISHED,
+    may return a reason to end it KILLED instead (a sweep whose claim on the cell was lost)."""
     from harness.describe import cost_line
 
     data = data or load_data(cfg.data)  # reads and verifies before any run exists
     num_classes = cfg.model.num_classes or len(data.classes)
     if num_classes != len(data.classes):
         raise C.ConfigError(f"model.num_classes: {num_classes}, but {data.source} has {len(data.classes)} classes")
+    uri = C.tracking_uri(cfg.tracking)
+    C.check_outputs(cfg)
+    tracking.check_store(uri)
+    tracking.check_experiment(uri, cfg.tracking.experiment, cfg.tracking.artifact_root)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
-    module = Classifier(cfg, data.transform, num_classes)
-    print(f"harness: {describe_data(data)}\nharness: {cost_line(module.model, cfg, data.sizes['train'])}")
 
-    uri = C.tracking_uri(cfg.tracking)
     if resume_run_id:
         run_id = resume_run_id
         tracking.resume_run(uri, run_id)
@@ -227,55 +246,79 @@ def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: 
         run_id = tracking.start_run(
             uri, cfg.tracking.experiment, cfg.tracking.artifact_root, cfg.tracking.run_name or C.run_name(cfg),
             C.flatten(cfg), run_tags(cfg, data) | (extra_tags or {}), C.to_yaml(cfg), parent_run_id)
-    checkpoints = Path(cfg.trainer.checkpoint_dir) / run_id
-    last_ckpt = checkpoints / "last.ckpt"
+    module = Classifier(cfg, data.transform, num_classes,
+                        record=lambda step, metrics: tracking.log_metrics(uri, run_id, metrics, step))
+    print(f"harness: {describe_data(data)}\nharness: {cost_line(module.model, cfg, data.sizes['train'])}")
     trainer = None
     try:
-        trainer = pl.Trainer(
-            max_epochs=cfg.trainer.max_epochs, accelerator=cfg.trainer.accelerator, devices=1,
-            precision=cfg.trainer.precision,
-            # "warn": LRN's CUDA backward has no deterministic kernel; keep going, say so.
-            deterministic="warn" if cfg.trainer.deterministic else False,
-            logger=EpochMLFlowLogger(tracking_uri=uri, run_id=run_id),
-            # save_top_k=1 without a monitor keeps the newest: last.ckpt, rewritten every epoch.
-            callbacks=[ModelCheckpoint(dirpath=checkpoints, filename="last", save_top_k=1,
-                                       enable_version_counter=False)],
-            enable_progress_bar=cfg.trainer.progress_bar, enable_model_summary=False,
-            num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(checkpoints),
-        )
-        data.to(trainer.strategy.root_device)
-        tracking.set_tags(uri, run_id, {"device": device_name(trainer.strategy.root_device)})
-        trainer.fit(module, data.train, data.val, ckpt_path=str(last_ckpt) if resume_run_id else None)
-        epochs = trainer.current_epoch
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        trainer.test(module, data.test, verbose=False)
-        test = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("test_")}
-        tracking.log_metrics(uri, run_id, test, step=epochs)
-        with tempfile.TemporaryDirectory() as tmp:
-            history = tracking.metric_history(uri, run_id, ["train_err", "val_err", "train_loss", "val_loss"])
-            png = plot_learning_curve(history, C.run_name(cfg), Path(tmp) / "learning_curve.png")
-            tracking.log_artifact(uri, run_id, png)
-        if cfg.tracking.log_checkpoint and last_ckpt.exists():
-            tracking.log_artifact(uri, run_id, last_ckpt, "checkpoints")
-        metrics |= test
-    except (KeyboardInterrupt, SystemExit) as err:
-        tracking.end_run(uri, run_id, "KILLED", {"failure_reason": "interrupted"})
-        raise err
-    except Exception as err:
-        tracking.end_run(uri, run_id, "FAILED", failure_tags(err))
+        with tracking.ending(uri, run_id):
+            trainer = _trainer(cfg, C.checkpoint_path(cfg.trainer, run_id))
+            data.to(trainer.strategy.root_device)
+            tracking.set_tags(uri, run_id, {"device": device_name(trainer.strategy.root_device)})
+            ckpt = C.checkpoint_path(cfg.trainer, run_id)
+            trainer.fit(module, data.train, data.val, ckpt_path=str(ckpt) if resume_run_id else None)
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+            metrics |= _test(trainer, module, data, uri, run_id)
+            _log_artifacts(cfg, uri, run_id)
+            stop = confirm(metrics) if confirm else None
+            if stop:
+                raise tracking.RunStopped(stop)
+    except tracking.RunStopped as err:
+        return Result(run_id, "KILLED", metrics, trainer.current_epoch, error=str(err))
+    except Exception as err:  # recorded as the run's failure by tracking.ending
         epochs = trainer.current_epoch if trainer else 0
         return Result(run_id, "FAILED", epochs=epochs, error=f"{type(err).__name__}: {err}")
-    tracking.end_run(uri, run_id, "FINISHED")
-    return Result(run_id, "FINISHED", metrics, epochs)
+    return Result(run_id, "FINISHED", metrics, trainer.current_epoch)
+
+
+def _trainer(cfg: C.RunConfig, checkpoint: Path) -> pl.Trainer:
+    return pl.Trainer(
+        max_epochs=cfg.trainer.max_epochs, accelerator=cfg.trainer.accelerator, devices=1,
+        precision=cfg.trainer.precision,
+        # "warn": LRN's CUDA backward has no deterministic kernel; keep going, say so.
+        deterministic="warn" if cfg.trainer.deterministic else False,
+        logger=False,  # the module records each epoch itself, before its checkpoint is written
+        # save_top_k=1 without a monitor keeps the newest: last.ckpt, rewritten every epoch.
+        callbacks=[ModelCheckpoint(dirpath=checkpoint.parent, filename=checkpoint.stem, save_top_k=1,
+                                   enable_version_counter=False)],
+        enable_progress_bar=cfg.trainer.progress_bar, enable_model_summary=False,
+        num_sanity_val_steps=0, default_root_dir=str(checkpoint.parent),
+    )
+
+
+def _test(trainer: pl.Trainer, module: Classifier, data: Data, uri: str, run_id: str) -> dict[str, float]:
+    """Test the trained model and record the result at the last epoch, once: a run killed after
+    recording it and continued does not record it again (testing is deterministic)."""
+    epochs = trainer.current_epoch
+    trainer.test(module, data.test, verbose=False)
+    test = {k: float(v) for k, v in trainer.callback_metrics.items() if k in TEST_METRICS}
+    recorded = tracking.metric_history(uri, run_id, ["test_err"])["test_err"]
+    if not any(step == epochs for step, _ in recorded):
+        tracking.log_metrics(uri, run_id, test, step=epochs)
+    return test
+
+
+def _log_artifacts(cfg: C.RunConfig, uri: str, run_id: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        history = tracking.metric_history(uri, run_id, ["train_err", "val_err", "train_loss", "val_loss"])
+        png = plot_learning_curve(history, C.run_name(cfg), Path(tmp) / "learning_curve.png")
+        tracking.log_artifact(uri, run_id, png)
+    checkpoint = C.checkpoint_path(cfg.trainer, run_id)
+    if cfg.tracking.log_checkpoint and checkpoint.exists():
+        tracking.log_artifact(uri, run_id, checkpoint, "checkpoints")
 
 
 def resume(run_id: str, uri: str | None = None) -> Result:
     """Continue a run from its last checkpoint, with the config it was started with."""
     uri = uri or C.tracking_uri(C.TrackingConfig())
+    if not tracking.has_store(uri):
+        raise C.ConfigError(f"--resume {run_id}: no tracking store at {uri}")
+    if not tracking.run_active(uri, run_id):
+        raise C.ConfigError(f"--resume {run_id}: no such run in {uri}")
     if tracking.run_status(uri, run_id) == "FINISHED":
         raise C.ConfigError(f"--resume {run_id}: that run already FINISHED; nothing to continue")
     cfg = C.from_yaml(tracking.run_config_yaml(uri, run_id), f"run {run_id} config")
-    checkpoint = Path(cfg.trainer.checkpoint_dir) / run_id / "last.ckpt"
+    checkpoint = C.checkpoint_path(cfg.trainer, run_id)
     if not checkpoint.is_file():
         raise C.ConfigError(f"--resume {run_id}: no checkpoint at {checkpoint} (run from the folder it started in)")
     cfg.tracking.uri = uri

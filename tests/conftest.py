@@ -88,9 +88,14 @@ def imagenet_zip(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def real_cifar() -> Path:
+    """The real CIFAR-10 archive, $HARNESS_DATA_DIR/cifar10-jpeg.zip. Skips where it is missing,
+    except where HARNESS_REQUIRE_DATA=1 (.ci/run sets that), which fails instead."""
     path = (Path(os.environ.get("HARNESS_DATA_DIR", "data")) / "cifar10-jpeg.zip").resolve()
     if not path.is_file():
-        pytest.skip(f"real CIFAR-10 not found at {path} (set HARNESS_DATA_DIR)")
+        message = f"real CIFAR-10 not found at {path} (set HARNESS_DATA_DIR to the folder holding cifar10-jpeg.zip)"
+        if os.environ.get("HARNESS_REQUIRE_DATA") == "1":
+            pytest.fail(f"{message}; HARNESS_REQUIRE_DATA=1 makes this a failure, not a skip", pytrace=False)
+        pytest.skip(message)
     return path
 
 

@@ -167,7 +167,7 @@ def test_an_unwritable_store_or_a_name_clash_exits_2_and_writes_nothing(source, 
     blocker = tmp_path / "a_file"
     blocker.write_text("not a database")
     assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", f"sqlite:///{blocker}/x/mlflow.db"]) == 2
-    assert "cannot write under" in capsys.readouterr().err
+    assert "a_file is a file, not a folder" in capsys.readouterr().err
     assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", f"sqlite:///{blocker}"]) == 2
     assert "not an SQLite database" in capsys.readouterr().err and blocker.read_text() == "not a database"
     # a store holding another sweep of the same name: refused, that store untouched

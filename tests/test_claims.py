@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from harness import grid as G
-from harness import sweep, tracking
+from harness import claims, tracking
 
 GRID = """
 name: claims
@@ -34,16 +34,16 @@ def stores(request, tmp_path):
 
 
 def _claim_everything(path, url, uri, barrier, results) -> None:
-    sw = sweep.open_sweep(G.load(path), url, uri)
+    sw = claims.open_sweep(G.load(path), url, uri)
     barrier.wait()  # every worker goes for the same cells in the same order at the same moment
-    won = [cell.key for cell in sw.grid.cells if sweep.claim(sw, cell) is not None]
+    won = [cell.key for cell in sw.grid.cells if claims.claim(sw, cell) is not None]
     results.put((os.getpid(), won))
 
 
 def test_racing_workers_claim_each_cell_exactly_once(stores):
     path, url, uri = stores
     grid = G.load(path)
-    sweep.open_sweep(grid, url, uri)  # the study and parent run exist before the race, as with --workers
+    claims.open_sweep(grid, url, uri)  # the study and parent run exist before the race, as with --workers
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(4), ctx.Queue()
     procs = [ctx.Process(target=_claim_everything, args=(path, url, uri, barrier, results)) for _ in range(4)]
@@ -55,8 +55,8 @@ def test_racing_workers_claim_each_cell_exactly_once(stores):
     claimed = [key for _, keys in won for key in keys]
     assert sorted(claimed) == sorted(c.key for c in grid.cells)  # every cell once, none twice
     assert len([keys for _, keys in won if keys]) >= 1
-    sw = sweep.open_sweep(grid, url, uri)
-    trials = sweep.trials_by_cell(sw)
+    sw = claims.open_sweep(grid, url, uri)
+    trials = claims.trials_by_cell(sw)
     for cell in grid.cells:  # all four went for every cell: one RUNNING claim, three stood down
         states = sorted(t.state.name for t in trials[cell.key])
         assert states == ["PRUNED", "PRUNED", "PRUNED", "RUNNING"]
@@ -72,56 +72,56 @@ def _dead_pid() -> int:
 def test_dead_worker_on_this_host_is_reaped_once_and_its_run_killed(stores):
     path, url, uri = stores
     grid = G.load(path)
-    dead = sweep.open_sweep(grid, url, uri)
+    dead = claims.open_sweep(grid, url, uri)
     dead.worker = f"{socket.gethostname()}:{_dead_pid()}"
     cell = grid.cells[0]
-    trial_id = sweep.claim(dead, cell)
+    trial_id = claims.claim(dead, cell)
     number = dead.storage.get_trial_number_from_id(trial_id)
     run_id = tracking.start_run(uri, grid.name, str(path.parent / "artifacts"), cell.name, {},
                                 {"sweep_parent": dead.parent_id, "cell": cell.key, "optuna_trial": str(number)},
                                 "", parent_run_id=dead.parent_id)
 
-    live = sweep.open_sweep(grid, url, uri)
+    live = claims.open_sweep(grid, url, uri)
     assert live.parent_id == dead.parent_id  # one parent run per sweep and tracking store
-    states, _, _ = sweep.snapshot(live)
+    states, _, _ = claims.snapshot(live)
     assert states[cell.key] == "running"
-    sweep.reap(live)
-    sweep.reap(live)  # the second look finds nothing left to do
+    claims.reap(live)
+    claims.reap(live)  # the second look finds nothing left to do
     assert live.storage.get_trial(trial_id).state == TrialState.FAIL
     run = tracking.find_runs(uri, grid.name, f"tags.optuna_trial = '{number}'")[0]
     assert (run.run_id, run.status, run.tags["failure_reason"]) == (run_id, "KILLED", "worker_lost")
-    states, _, _ = sweep.snapshot(live)
+    states, _, _ = claims.snapshot(live)
     assert states[cell.key] == "todo"  # a lost worker's cell is free again at once
 
 
 def test_silent_worker_elsewhere_is_reaped_after_the_grace_period(stores, monkeypatch):
     path, url, uri = stores
-    monkeypatch.setattr(sweep, "HEARTBEAT_S", 1)
-    monkeypatch.setattr(sweep, "GRACE_S", 1)
+    monkeypatch.setattr(claims, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(claims, "GRACE_S", 1)
     grid = G.load(path)
-    other = sweep.open_sweep(grid, url, uri)
+    other = claims.open_sweep(grid, url, uri)
     other.worker = "another-machine:4242"
-    trial_id = sweep.claim(other, grid.cells[1])
-    live = sweep.open_sweep(grid, url, uri)
-    sweep.reap(live)
+    trial_id = claims.claim(other, grid.cells[1])
+    live = claims.open_sweep(grid, url, uri)
+    claims.reap(live)
     assert live.storage.get_trial(trial_id).state == TrialState.RUNNING  # within the grace period
     time.sleep(2.5)
-    sweep.reap(live)
+    claims.reap(live)
     assert live.storage.get_trial(trial_id).state == TrialState.FAIL
 
 
 def test_a_failure_is_retried_by_the_next_invocation_not_this_one(stores):
     path, url, uri = stores
     grid = G.load(path)
-    before = sweep.open_sweep(grid, url, uri)
-    old = sweep.claim(before, grid.cells[0])
-    sweep._end_trial(before, old, TrialState.FAIL, reason="Diverged: loss became nan")
-    now = sweep.open_sweep(grid, url, uri)  # a new invocation: the failure above predates it
-    new = sweep.claim(now, grid.cells[1])
-    sweep._end_trial(now, new, TrialState.FAIL, reason="Diverged: loss became inf")
-    interrupted = sweep.claim(now, grid.cells[2])  # e.g. a pre-empted job elsewhere: free to continue
-    sweep._end_trial(now, interrupted, TrialState.FAIL, reason=sweep.INTERRUPTED)
-    states, _, _ = sweep.snapshot(now)
+    before = claims.open_sweep(grid, url, uri)
+    old = claims.claim(before, grid.cells[0])
+    claims.end_trial(before, old, TrialState.FAIL, reason="Diverged: loss became nan")
+    now = claims.open_sweep(grid, url, uri)  # a new invocation: the failure above predates it
+    new = claims.claim(now, grid.cells[1])
+    claims.end_trial(now, new, TrialState.FAIL, reason="Diverged: loss became inf")
+    interrupted = claims.claim(now, grid.cells[2])  # e.g. a pre-empted job elsewhere: free to continue
+    claims.end_trial(now, interrupted, TrialState.FAIL, reason=tracking.INTERRUPTED)
+    states, _, _ = claims.snapshot(now)
     assert states[grid.cells[0].key] == "todo"
     assert states[grid.cells[1].key] == "failed"
     assert states[grid.cells[2].key] == "todo"
@@ -129,15 +129,15 @@ def test_a_failure_is_retried_by_the_next_invocation_not_this_one(stores):
 
 def test_a_grid_that_gains_seeds_keeps_claiming(stores, tmp_path):
     path, url, uri = stores
-    first = sweep.open_sweep(G.load(path), url, uri)
-    assert sweep.claim(first, first.grid.cells[0]) is not None
+    first = claims.open_sweep(G.load(path), url, uri)
+    assert claims.claim(first, first.grid.cells[0]) is not None
     grown = tmp_path / "claims.yaml"
     grown.write_text(path.read_text().replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2, 3]"))
     bigger = G.load(grown)
-    later = sweep.open_sweep(bigger, url, uri)
+    later = claims.open_sweep(bigger, url, uri)
     new_cells = [c for c in bigger.cells if c.seed == 3]
     assert len(new_cells) == 4  # seed 3 for every (activation, init)
-    assert sweep.claim(later, new_cells[0]) is not None
+    assert claims.claim(later, new_cells[0]) is not None
     trial = later.study.get_trials()[-1]
     assert trial.user_attrs["seed"] == new_cells[0].seed and trial.user_attrs["axis.model.init"] == "paper"
 
@@ -145,19 +145,19 @@ def test_a_grid_that_gains_seeds_keeps_claiming(stores, tmp_path):
 def test_one_parent_per_tracking_store_and_a_new_one_when_the_store_is_replaced(stores, tmp_path):
     path, url, uri = stores
     grid = G.load(path)
-    first = sweep.open_sweep(grid, url, uri).parent_id
-    assert sweep.open_sweep(grid, url, uri).parent_id == first
+    first = claims.open_sweep(grid, url, uri).parent_id
+    assert claims.open_sweep(grid, url, uri).parent_id == first
     other_uri = f"sqlite:///{tmp_path}/other-mlflow.db"
-    second = sweep.open_sweep(grid, url, other_uri).parent_id
+    second = claims.open_sweep(grid, url, other_uri).parent_id
     assert second != first and tracking.run_active(other_uri, second)
     # The study is lost, the MLflow store kept: the new study on the same storage adopts the parent
     # (its FINISHED cells stay done); a study on another storage keeps a parent of its own.
     optuna.delete_study(study_name=grid.name, storage=url)
-    assert sweep.open_sweep(grid, url, uri).parent_id == first
-    elsewhere = sweep.open_sweep(grid, f"sqlite:///{tmp_path}/other-optuna.db", uri).parent_id
+    assert claims.open_sweep(grid, url, uri).parent_id == first
+    elsewhere = claims.open_sweep(grid, f"sqlite:///{tmp_path}/other-optuna.db", uri).parent_id
     assert elsewhere != first
     tracking.delete_run(uri, elsewhere)
     tracking.delete_run(uri, first)  # the first store's parent is gone: the sweep starts a new one there
-    third = sweep.open_sweep(grid, url, uri).parent_id
+    third = claims.open_sweep(grid, url, uri).parent_id
     assert third not in (first, second) and tracking.run_active(uri, third)
     assert len(tracking.find_runs(uri, grid.name, "tags.sweep_role = 'parent'")) == 1

@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from harness import cli
 from harness import grid as G
-from harness import sweep, tracking
+from harness import claims, tracking
 
 pytestmark = pytest.mark.slow
 
@@ -84,8 +84,8 @@ def test_four_cell_sweep_one_parent_four_children_then_nothing_to_do(tmp_path, r
     grid_yaml = MlflowClient(uri).download_artifacts(parents[0].run_id, "grid.yaml")
     assert "model.activation" in Path(grid_yaml).read_text()
 
-    sw = sweep.open_sweep(G.load(path), url, uri)
-    trials = [t for ts in sweep.trials_by_cell(sw).values() for t in ts]
+    sw = claims.open_sweep(G.load(path), url, uri)
+    trials = [t for ts in claims.trials_by_cell(sw).values() for t in ts]
     assert sorted(t.state.name for t in trials) == ["COMPLETE"] * 4
     assert {t.user_attrs["axis.model.activation"] for t in trials} == {"relu", "tanh"}
 
@@ -131,8 +131,8 @@ def test_two_workers_share_the_study_and_run_no_cell_twice(tmp_path, real_cifar,
     finished = assert_each_cell_finished_once(path, uri)
     assert len(child_runs(uri)) == 4
     assert len({r.tags["worker"] for r in finished}) == 2  # both worked, on different cells
-    sw = sweep.open_sweep(G.load(path), url, uri)
-    for cell_trials in sweep.trials_by_cell(sw).values():
+    sw = claims.open_sweep(G.load(path), url, uri)
+    for cell_trials in claims.trials_by_cell(sw).values():
         assert [t.state.name for t in cell_trials].count("COMPLETE") == 1
 
 

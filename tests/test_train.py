@@ -102,6 +102,69 @@ def test_interrupted_run_resumes_from_its_epoch_checkpoint(real_cifar, store, mo
     assert [s for s, _ in history(cfg.tracking.uri, run.info.run_id, "train_loss")] == [1, 2]  # epoch 1 not redone
 
 
+def test_each_epoch_is_recorded_before_its_checkpoint_is_written(real_cifar, store, monkeypatch):
+    """A kill just after a checkpoint must not lose that epoch's metrics: the run would continue
+    from the next epoch and the lost one would never be logged."""
+    from harness.train import Classifier, train
+
+    cfg = config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=2")
+    recorded_at_save = []
+    save = Classifier.on_save_checkpoint
+
+    def look_at_mlflow(self, checkpoint):
+        run_id = MlflowClient(cfg.tracking.uri).search_runs(
+            [MlflowClient(cfg.tracking.uri).get_experiment_by_name("harness").experiment_id])[0].info.run_id
+        recorded_at_save.append([s for s, _ in history(cfg.tracking.uri, run_id, "train_err")])
+        save(self, checkpoint)
+
+    monkeypatch.setattr(Classifier, "on_save_checkpoint", look_at_mlflow)
+    assert train(cfg).status == "FINISHED"
+    assert recorded_at_save == [[1], [1, 2]]
+
+
+def test_resumed_run_keeps_the_plateau_schedule(real_cifar, store):
+    """The rate sequence of a run stopped after epoch 2 and continued equals that of an
+    uninterrupted run (Lightning skips a plateau step after a restore; the harness steps it)."""
+    from harness.train import train
+
+    # lr 1e-6: the weights barely move, val_err does not improve, so with patience 0 the rate
+    # halves after every epoch but the first (ReduceLROnPlateau ignores changes below 1e-8).
+    rate = ["optim.lr=1e-6", "optim.schedule=plateau", "optim.plateau_patience=0", "optim.lr_factor=0.5"]
+    whole = train(config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=4", *rate))
+    part = train(config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=2", *rate))
+    train(config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=4", *rate), resume_run_id=part.run_id)
+    uri = store["tracking.uri"]
+    for run_id in (whole.run_id, part.run_id):
+        steps, rates = zip(*history(uri, run_id, "lr"))
+        assert steps == (1, 2, 3, 4) and rates == pytest.approx([1e-6, 1e-6, 5e-7, 2.5e-7], rel=1e-6)
+
+
+def test_run_killed_after_testing_continues_without_training_or_testing_twice(real_cifar, store, monkeypatch):
+    from harness import train as T
+
+    # stop_train_err=99.9 stops after epoch 1 of 3: the stop must survive the kill (it is not
+    # Lightning state), and the continued run must not train epoch 2 or record test_err again.
+    cfg = config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=3", "trainer.stop_train_err=99.9")
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(T, "_log_artifacts", killed)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg)
+    monkeypatch.undo()
+    uri, client = cfg.tracking.uri, MlflowClient(cfg.tracking.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
+    assert run.info.status == "KILLED" and run.data.tags["failure_reason"] == "interrupted"
+    assert [s for s, _ in history(uri, run.info.run_id, "test_err")] == [1]
+
+    result = T.resume(run.info.run_id, uri)
+    assert result.status == "FINISHED" and result.epochs == 1
+    assert [s for s, _ in history(uri, run.info.run_id, "test_err")] == [1]
+    assert [s for s, _ in history(uri, run.info.run_id, "train_err")] == [1]
+    assert "failure_reason" not in client.get_run(run.info.run_id).data.tags  # no stale reason on a FINISHED run
+
+
 def test_divergence_fails_the_run_with_a_reason(real_cifar, store):
     from harness.train import train
 

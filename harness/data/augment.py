@@ -12,7 +12,11 @@ result times 255 to 0-255 pixels.
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -56,6 +60,19 @@ def fit_pixel_stats(images: torch.Tensor, chunk: int = 4096) -> PixelStats:
         eigvals=tuple(eigvals.tolist()),
         eigvecs=tuple(tuple(row) for row in eigvecs.tolist()),
     )
+
+
+def load_or_fit(file: Path, fit: Callable[[], PixelStats]) -> PixelStats:
+    """The statistics saved in `file`, else `fit()`'s, saved there for the next run (written beside
+    it and renamed, so a concurrent run never reads half a file)."""
+    if file.is_file():
+        return PixelStats.from_json(json.loads(file.read_text()))
+    stats = fit()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    staging = file.with_suffix(f".{os.getpid()}.tmp")
+    staging.write_text(json.dumps(stats.to_json()))
+    os.replace(staging, file)
+    return stats
 
 
 def random_crop(images: torch.Tensor, pad: int) -> torch.Tensor:

@@ -5,10 +5,11 @@ Readable sources (`data.source`):
 - an image-folder tree `train/<class>/*`, `test/<class>/*`, or a zip of one (such as
   `cifar10-jpeg.zip`); class folders sort alphabetically, which is CIFAR-10's label order.
 
-The first read decodes every image and fits the pixel statistics (mean, std, RGB PCA) over the
-50,000 training images; both are saved under the cache folder, named by the source's sha256, and
-later runs load them in a fraction of a second. The validation split (`data.val_size` images,
-chosen by `data.split_seed`) comes out of the training set; the test set is only for reporting.
+The first read decodes every image and saves the arrays under the cache folder, named by the
+source's sha256 and the pillow that decoded it; later runs load them in a fraction of a second. The
+validation split (`data.val_size` images, chosen by `data.split_seed`) comes out of the training
+set; the pixel statistics (mean, std, RGB PCA) are fitted on the rest, the training split, and saved
+beside the arrays under a name for that split. The test set is only for reporting.
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from harness.data.augment import PixelStats, fit_pixel_stats
-from harness.data.sources import DataError, open_zip, split_class_tree
+from harness.data.augment import PixelStats, fit_pixel_stats, load_or_fit
+from harness.data.sources import (
+    BATCH_FILES, DataError, Source, cifar_form, decoded_key, list_names, open_zip, split_class_tree,
+)
 
-CACHE_VERSION = 1
-BATCH_FILES = [f"data_batch_{i}" for i in range(1, 6)]
+CACHE_VERSION = 2  # 2: pillow's version in the name; statistics of the training split, in their own files
 
 
 @dataclass
@@ -85,9 +87,7 @@ def _read_zip(path: Path) -> Arrays:
 
 
 def _read_folder(path: Path) -> Arrays:
-    names = [str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()]
-    names += [str(p.relative_to(path)) + "/" for p in path.rglob("*") if p.is_dir()]
-    tree = split_class_tree(names, ("train", "test"), path)
+    tree = split_class_tree(list_names(path), ("train", "test"), path)
     return _from_tree(tree, lambda name: (path / name).read_bytes())
 
 
@@ -141,18 +141,12 @@ def _read_tarball(path: Path) -> Arrays:
         raise DataError(path, f"not a readable tar archive (truncated or corrupt?): {err}") from None
 
 
+READERS = {"pickles": _read_pickle_dir, "tree": _read_folder, "zip": _read_zip, "tarball": _read_tarball}
+
+
 def read_source(path: Path) -> Arrays:
-    if path.is_dir():
-        if (path / "cifar-10-batches-py").is_dir():
-            path = path / "cifar-10-batches-py"
-        if (path / "data_batch_1").exists() or (path / "test_batch").exists():
-            return _read_pickle_dir(path)
-        return _read_folder(path)
-    if path.suffix == ".zip":
-        return _read_zip(path)
-    if path.name.endswith((".tar.gz", ".tgz", ".tar")):
-        return _read_tarball(path)
-    raise DataError(path, "expected a .zip, a .tar.gz, a cifar-10-batches-py folder or a train/ test/ tree")
+    form, where = cifar_form(path)
+    return READERS[form](where)
 
 
 def _check(arrays: Arrays, path: Path) -> None:
@@ -160,22 +154,27 @@ def _check(arrays: Arrays, path: Path) -> None:
         raise DataError(path, f"expected CIFAR-10's 10 classes, found {len(arrays.classes)}")
 
 
-def load_cached(path: Path, checksum: str, cache_root: Path) -> tuple[Arrays, PixelStats]:
-    """Decoded arrays and pixel statistics, from the cache if this checksum was read before."""
-    folder = cache_root / f"cifar10-v{CACHE_VERSION}-{checksum[:16]}"
+def cache_folder(source: Source, cache_root: Path) -> Path:
+    return cache_root / f"cifar10-v{CACHE_VERSION}-{decoded_key(source.checksum)}"
+
+
+def load_cached(source: Source, cache_root: Path) -> Arrays:
+    """Decoded arrays, from the cache if this checksum was decoded by this pillow before. Takes a
+    checked `Source`, so a bad archive has failed before the line that announces the decoding."""
+    folder = cache_folder(source, cache_root)
     names = ("train_x", "train_y", "test_x", "test_y")
     if not (folder / "meta.json").is_file():
         started = time.time()
-        print(f"harness: decoding {path} once; caching under {folder}", file=sys.stderr)
-        arrays = read_source(path)
-        _check(arrays, path)
-        stats = fit_pixel_stats(torch.from_numpy(arrays.train_x))
+        print(f"harness: decoding {source.path} once; caching under {folder}", file=sys.stderr)
+        arrays = read_source(source.path)
+        _check(arrays, source.path)
         cache_root.mkdir(parents=True, exist_ok=True)
         # Write beside the target and rename, so concurrent workers never read half a cache.
         staging = Path(tempfile.mkdtemp(dir=cache_root, prefix=".staging-"))
         for name in names:
             np.save(staging / f"{name}.npy", getattr(arrays, name))
-        meta = {"source": str(path), "sha256": checksum, "classes": arrays.classes, "stats": stats.to_json()}
+        meta = {"source": str(source.path), "sha256": source.checksum, "classes": arrays.classes,
+                "decoder": decoded_key(source.checksum)}
         (staging / "meta.json").write_text(json.dumps(meta, indent=1))
         try:
             os.rename(staging, folder)
@@ -184,5 +183,10 @@ def load_cached(path: Path, checksum: str, cache_root: Path) -> tuple[Arrays, Pi
         print(f"harness: decoded {len(arrays.train_x) + len(arrays.test_x):,} images in "
               f"{time.time() - started:.0f} s", file=sys.stderr)
     meta = json.loads((folder / "meta.json").read_text())
-    arrays = Arrays(*(np.load(folder / f"{n}.npy") for n in names), meta["classes"])
-    return arrays, PixelStats.from_json(meta["stats"])
+    return Arrays(*(np.load(folder / f"{n}.npy") for n in names), meta["classes"])
+
+
+def pixel_stats(source: Source, cache_root: Path, train_images: torch.Tensor, split_key: str) -> PixelStats:
+    """Of the training split's images (named by `split_key`), saved beside the decoded arrays."""
+    file = cache_folder(source, cache_root) / f"stats-{split_key}.json"
+    return load_or_fit(file, lambda: fit_pixel_stats(train_images))

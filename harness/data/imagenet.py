@@ -11,7 +11,6 @@ the validation split for learning-rate decisions is held out of `train/`.
 from __future__ import annotations
 
 import io
-import json
 import os
 import sys
 from pathlib import Path
@@ -21,11 +20,12 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from harness.data.augment import PixelStats, fit_pixel_stats
-from harness.data.sources import DataError, open_zip, split_class_tree
+from harness.data.augment import PixelStats, fit_pixel_stats, load_or_fit
+from harness.data.sources import DataError, Source, decoded_key, open_zip
 
 STATS_SAMPLE = 2000  # training images whose pixels estimate mean, std and the RGB PCA
 STATS_SIDE = 64  # they are shrunk to this side first: colour statistics barely depend on size
+STATS_VERSION = 2  # 2: fitted on the training split only, named by it and by pillow's version
 
 
 class ImageFiles(Dataset):
@@ -54,20 +54,6 @@ class ImageFiles(Dataset):
         return self.transform(image), self.labels[i]
 
 
-def list_images(root: Path) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(train tree, val tree) as {wnid: [names]}."""
-    if not root.exists():
-        raise DataError(root, "no such file or folder (set data.data_dir, data.source or $HARNESS_DATA_DIR)")
-    if root.is_dir():
-        names = [str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()]
-        names += [str(p.relative_to(root)) + "/" for p in root.rglob("*") if p.is_dir()]
-    else:
-        with open_zip(root) as archive:
-            names = archive.namelist()
-    tree = split_class_tree(names, ("train", "val"), root)
-    return tree["train"], tree["val"]
-
-
 def flat(tree: dict[str, list[str]]) -> tuple[list[str], list[int]]:
     names, labels = [], []
     for label, files in enumerate(tree.values()):
@@ -92,21 +78,22 @@ def stack_views(crops: tuple[torch.Tensor, ...]) -> torch.Tensor:
     return torch.stack(crops)  # a named function, so DataLoader workers can pickle the transform
 
 
-def pixel_stats(root: Path, names: list[str], checksum: str, cache_root: Path) -> PixelStats:
-    """Fitted on a seeded sample of training images; cached by the source's checksum."""
-    file = cache_root / f"imagenet-stats-{checksum[:16]}.json"
-    if file.is_file():
-        return PixelStats.from_json(json.loads(file.read_text()))
-    print(f"harness: fitting pixel statistics of {root} once; caching in {file}", file=sys.stderr)
-    pick = torch.randperm(len(names), generator=torch.Generator().manual_seed(0))[:STATS_SAMPLE]
-    shrink = v2.Compose([v2.Resize(STATS_SIDE), v2.CenterCrop(STATS_SIDE), v2.PILToTensor()])
-    sample = ImageFiles(root, [names[i] for i in pick], [0] * len(pick), shrink)
-    stats = fit_pixel_stats(torch.stack([sample[i][0] for i in range(len(sample))]))
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(stats.to_json()))
-    os.replace(tmp, file)
-    return stats
+def stats_view():
+    """What the statistics see of an image: shrunk to STATS_SIDE, centre square, uint8 CHW."""
+    return v2.Compose([v2.Resize(STATS_SIDE), v2.CenterCrop(STATS_SIDE), v2.PILToTensor()])
+
+
+def pixel_stats(source: Source, names: list[str], split_key: str, cache_root: Path) -> PixelStats:
+    """Fitted on a seeded sample of `names`, the training split's images (named by `split_key`)."""
+    file = cache_root / f"imagenet-stats-v{STATS_VERSION}-{decoded_key(source.checksum)}-{split_key}.json"
+
+    def fit() -> PixelStats:
+        print(f"harness: fitting pixel statistics of {source.path} once; caching in {file}", file=sys.stderr)
+        pick = torch.randperm(len(names), generator=torch.Generator().manual_seed(0))[:STATS_SAMPLE]
+        sample = ImageFiles(source.path, [names[i] for i in pick], [0] * len(pick), stats_view())
+        return fit_pixel_stats(torch.stack([sample[i][0] for i in range(len(sample))]))
+
+    return load_or_fit(file, fit)
 
 
 def loader(dataset: Dataset, batch_size: int, workers: int, shuffle: bool) -> DataLoader:

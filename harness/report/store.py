@@ -62,9 +62,7 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
     """One FINISHED run per cell of the recorded grid, and the cells that have none, from a sweep's
     runs (`bundle.from_store` or `bundle.read`: a store and a file give the same record)."""
     grid_yaml = sweep.parent.artifacts["grid.yaml"].decode()
-    by_cell: dict[str, list[bundle.Run]] = {}
-    for run in sweep.children:
-        by_cell.setdefault(run.tags.get("cell", ""), []).append(run)
+    by_cell = tracking.by_cell(sweep.children)
     expected = _expected_cells(grid_yaml)
     if expected:  # cells of an earlier version of the grid file are not part of this report
         by_cell = {k: v for k, v in by_cell.items() if k in {c.key for c in expected}}

@@ -16,6 +16,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness import paper
+from harness.grid import BASELINE
 from harness.report import stats as S
 from harness.report.store import CellRun, SweepRecord
 
@@ -40,14 +41,14 @@ def _epochs_to_best(baseline: list[CellRun], ablated: list[CellRun]) -> tuple[fl
 
 
 def trick_table(sweep: SweepRecord) -> pd.DataFrame:
-    baseline = [r for r in sweep.runs if r.trick == "baseline"]
+    baseline = [r for r in sweep.runs if r.trick == BASELINE]
     dataset = sweep.param("data.dataset")
     top5 = dataset == "imagenet"
     seeds_total = len(sweep.grid.get("seeds", []))
     rows = []
     groups: dict[tuple[str, str], list[CellRun]] = {}
     for run in sweep.runs:
-        if run.trick not in ("", "baseline"):
+        if run.trick not in ("", BASELINE):
             groups.setdefault((run.trick, run.axes.get(run.trick, "?")), []).append(run)
     for (key, value), ablated in sorted(groups.items()):
         claim = paper.claim(key, dataset)

@@ -1,0 +1,337 @@
+"""The exactly-once protocol of a sweep: its stores (an Optuna study and an MLflow parent run),
+claims, heartbeats, reaping dead workers, and each cell's state. No torch, no training.
+
+The rule, keyed on the cell's config hash (`grid.cell_key`) and applied by every worker:
+1. A cell is **done** when the sweep's parent run has a FINISHED child tagged with its hash.
+   MLflow is the record; an Optuna trial only ever claims a cell.
+2. A cell is **taken** while one of its trials is RUNNING.
+3. A worker **claims** a free cell by creating a RUNNING trial that carries the hash. Trial
+   creation is serialised per study (a row lock on PostgreSQL; BEGIN IMMEDIATE on SQLite, set
+   below), so each claim sees every claim made before it: the claim with the lowest trial
+   number wins and any later one backs off (its trial PRUNED). The winner checks rule 1 once
+   more, then trains.
+4. Workers heartbeat their trial every 10 s. A RUNNING trial without a heartbeat for 2 minutes,
+   or whose process is gone from this host, is failed by whichever worker sees it first (a
+   compare-and-set, so once), its MLflow run marked KILLED, and its cell is free again; a killed
+   cell continues from its last completed epoch when its checkpoint is on this machine.
+5. A cell that failed in this invocation (diverged, raised) is not retried by it; running the
+   same command again retries it. Optuna's GridSampler is not used: it treats a failed cell as
+   visited and can hand one cell to two workers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import yaml
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState
+
+from harness import stores, tracking
+from harness.config import check_writable, sqlite_path
+from harness.grid import Cell, Grid
+
+DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
+HEARTBEAT_S, GRACE_S = 10, 120  # a worker silent for GRACE_S is taken for dead
+WORKER_LOST = "worker_lost"  # the failure_reason of a run whose worker died or went silent
+
+warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def resolve_storage(given: str | None) -> str:
+    """The Optuna storage URL: --storage, else $HARNESS_SWEEP_STORAGE, else the local default."""
+    return given or os.environ.get("HARNESS_SWEEP_STORAGE") or DEFAULT_STORAGE
+
+
+def redact(url: str) -> str:
+    """A storage URL without its password, for tags and messages."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    return f"{scheme}{sep}{credentials.split(':')[0]}:***@{host}"
+
+
+# ------------------------------------------------------------------------------------ storage
+
+def check_storage(storage_url: str) -> None:
+    """Raise StoreError for an SQLite storage that is not a database or cannot be written, before
+    anything is created (a server URL is checked when it is opened)."""
+    db = sqlite_path(storage_url)
+    if db is None:
+        return
+    stores.sqlite_kind(db)
+    check_writable(db.parent, f"--storage {storage_url}")
+    if db.exists() and not os.access(db, os.R_OK | os.W_OK):
+        raise stores.StoreError(f"--storage {storage_url}: {db} is not writable")
+
+
+def open_storage(storage_url: str, on_lost: Callable[[optuna.Study, FrozenTrial], None] | None = None
+                 ) -> optuna.storages.RDBStorage:
+    """Optuna's storage, its tables made once under the creation lock (harness.stores)."""
+    check_storage(storage_url)
+    sqlite = sqlite_path(storage_url) is not None
+    try:
+        with stores.creation_lock(storage_url, "create"):
+            storage = optuna.storages.RDBStorage(
+                storage_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                heartbeat_stale_trial_callback=on_lost,
+                engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None)
+    except Exception as err:  # noqa: BLE001 - whatever Optuna or the driver raised: one line, naming it
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+        raise stores.StoreError(f"--storage {redact(storage_url)}: {type(err).__name__}: {first}") from None
+    if sqlite:
+        _serialise_sqlite(storage.engine)
+    return storage
+
+
+def _serialise_sqlite(engine) -> None:
+    """Make every SQLite transaction take the write lock when it begins (SQLAlchemy's recipe):
+    SQLite ignores SELECT ... FOR UPDATE, so without this two workers can both read a trial as
+    RUNNING and both 'win' the update that fails it."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _driver_autocommit(dbapi_connection, record):
+        dbapi_connection.isolation_level = None  # the begin hook below issues BEGIN itself
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened while Optuna set up its tables predate the hooks
+
+
+# ------------------------------------------------------------------------------------- sweep
+
+@dataclass
+class Sweep:
+    grid: Grid
+    storage: optuna.storages.RDBStorage
+    study: optuna.Study
+    storage_url: str  # the Optuna storage of its claims
+    tracking_uri: str  # the MLflow store of its runs
+    parent_id: str  # the sweep's MLflow parent run
+    since_trial: int  # trials numbered above this were made by this invocation
+    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    label: str = ""  # printed before every line ("[worker 2] ")
+    started: float = 0.0
+
+    def say(self, text: str) -> None:
+        print(f"{self.label}{text}", flush=True)
+
+
+def _parent_run(grid: Grid, study: optuna.Study, tracking_uri: str, storage_url: str) -> str:
+    """The sweep's MLflow parent run in this tracking store, created once. Its id is kept in the
+    study; two workers starting together each create one, and the one whose claim trial has the
+    lower number wins (trial creation is serialised), the other deleting its run. A study that is
+    new to a store already holding the sweep (its Optuna storage was lost or moved) adopts the
+    store's parent, so the FINISHED cells under it stay done: MLflow is the record."""
+    attr = f"mlflow_parent_run:{redact(tracking_uri)}"
+    if attr in study.user_attrs and tracking.run_active(tracking_uri, study.user_attrs[attr]):
+        return study.user_attrs[attr]
+    existing = find_parent(tracking_uri, grid.name, storage_url)
+    if existing:
+        mine = existing
+    else:
+        tags = {"sweep": grid.name, "sweep_role": "parent", "optuna_study": grid.name,
+                "optuna_storage": redact(storage_url), "grid_file": str(grid.path), "git_commit": tracking.git_commit()}
+        params = {"design": grid.design, "preset": grid.preset, "cells": len(grid.cells), "seeds": len(grid.seeds)}
+        mine = tracking.start_run(tracking_uri, grid.name, grid.cells[0].config.tracking.artifact_root, grid.name,
+                                  params, tags, yaml.safe_dump(grid.as_dict(), sort_keys=False), config_name="grid.yaml")
+    study_id = study._storage.get_study_id_from_name(grid.name)
+    study._storage.create_new_trial(study_id, _template(TrialState.PRUNED, {"mlflow_parent": mine}))
+    # Claims made for an earlier, since deleted, tracking store have no run here and do not count.
+    claims = [t for t in study.get_trials(deepcopy=False) if "mlflow_parent" in t.user_attrs
+              and tracking.run_active(tracking_uri, t.user_attrs["mlflow_parent"])]
+    winner = min(claims, key=lambda t: t.number).user_attrs["mlflow_parent"]
+    if winner != mine and not existing:
+        tracking.delete_run(tracking_uri, mine)
+    study.set_user_attr(attr, winner)
+    return winner
+
+
+def _template(state: TrialState, user_attrs: dict) -> FrozenTrial:
+    return FrozenTrial(number=0, state=state, value=None, datetime_start=datetime.now(),
+                       datetime_complete=None if state == TrialState.RUNNING else datetime.now(),
+                       params={}, distributions={}, user_attrs=user_attrs, system_attrs={},
+                       intermediate_values={}, trial_id=0)
+
+
+def find_parent(tracking_uri: str, sweep: str, storage_url: str) -> str | None:
+    """The oldest parent run of the sweep made for this Optuna storage (the one the report reads).
+    Only that storage's: workers on another storage keep their claims in another study, and
+    sharing a parent with them could give a cell two FINISHED runs."""
+    for run in tracking.find_runs(tracking_uri, sweep, "tags.sweep_role = 'parent'"):
+        if run.tags.get("optuna_storage") == redact(storage_url):
+            return run.run_id
+    return None
+
+
+def open_sweep(grid: Grid, storage_url: str, tracking_uri: str, since_trial: int | None = None,
+               label: str = "") -> Sweep:
+    """Both stores checked (the tracking store first: a bad one must not leave a new Optuna
+    database behind), created where new, then the study and the parent run."""
+    tracking.open_store(tracking_uri)
+    check_storage(storage_url)
+    holder: list[Sweep] = []
+    storage = open_storage(storage_url, on_lost=lambda study, trial: _on_lost(holder[0], trial))
+    study = optuna.create_study(study_name=grid.name, storage=storage, load_if_exists=True, direction="minimize")
+    parent = _parent_run(grid, study, tracking_uri, storage_url)
+    if since_trial is None:
+        since_trial = max((t.number for t in study.get_trials(deepcopy=False)), default=-1)
+    holder.append(Sweep(grid, storage, study, storage_url, tracking_uri, parent, since_trial, label=label,
+                        started=time.time()))
+    return holder[0]
+
+
+# ------------------------------------------------------------------------------ cell states
+
+def children(sw: Sweep) -> dict[str, list[tracking.RunRecord]]:
+    """The parent's child runs by cell hash, oldest first."""
+    return tracking.cell_runs(sw.tracking_uri, sw.grid.name, sw.parent_id)
+
+
+def trials_by_cell(sw: Sweep) -> dict[str, list[FrozenTrial]]:
+    out: dict[str, list[FrozenTrial]] = {}
+    for trial in sw.study.get_trials(deepcopy=False):
+        if "cell" in trial.user_attrs:
+            out.setdefault(trial.user_attrs["cell"], []).append(trial)
+    return out
+
+
+def cell_state(sw: Sweep, cell: Cell, trials: dict, runs: dict) -> str:
+    """done | running | failed (in this invocation: not retried by it) | todo."""
+    if any(r.status == "FINISHED" for r in runs.get(cell.key, [])):
+        return "done"
+    mine = trials.get(cell.key, [])
+    if any(t.state == TrialState.RUNNING for t in mine):
+        return "running"
+    # A FAIL with a failure_reason was ended by its own worker; one without was reaped (worker lost).
+    # An interrupted cell (Ctrl-C, SIGTERM: a pre-empted job) is free for any worker to continue.
+    if any(t.state == TrialState.FAIL and t.number > sw.since_trial
+           and t.user_attrs.get("failure_reason", tracking.INTERRUPTED) != tracking.INTERRUPTED for t in mine):
+        return "failed"
+    return "todo"
+
+
+def snapshot(sw: Sweep) -> tuple[dict[str, str], dict, int]:
+    """Each cell's state, the child runs, and how many workers hold cells now."""
+    trials, runs = trials_by_cell(sw), children(sw)
+    states = {cell.key: cell_state(sw, cell, trials, runs) for cell in sw.grid.cells}
+    holders = {t.user_attrs.get("worker") for ts in trials.values() for t in ts if t.state == TrialState.RUNNING}
+    return states, runs, max(1, len(holders))
+
+
+# ------------------------------------------------------------------------------ dead workers
+
+def _alive(pid: int) -> bool:
+    """Whether a process of this host is running: a zombie (exited, not yet reaped by its parent,
+    e.g. a worker of a coordinator that is waiting on another) is not."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # /proc/<pid>/stat: "pid (name) state ..."; the name may hold spaces and parentheses
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): the signal said it exists
+
+
+def reap(sw: Sweep) -> None:
+    """Fail the trials of dead workers: silent past the grace period (Optuna's heartbeat check,
+    which calls `_on_lost` for the trials it failed), or a process gone from this host."""
+    optuna.storages.fail_stale_trials(sw.study)
+    host = socket.gethostname()
+    study_id = sw.storage.get_study_id_from_name(sw.grid.name)
+    for trial in sw.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker", "")
+        owner, _, pid = worker.rpartition(":")
+        if owner != host or worker == sw.worker or not pid.isdigit() or _alive(int(pid)):
+            continue
+        trial_id = sw.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        try:
+            if sw.storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                _on_lost(sw, trial)
+        except UpdateFinishedTrialError:
+            pass  # another worker failed it first
+
+
+def _on_lost(sw: Sweep, trial: FrozenTrial) -> None:
+    where = (f"tags.sweep_parent = '{sw.parent_id}' and tags.optuna_trial = '{trial.number}' "
+             f"and tags.cell = '{trial.user_attrs.get('cell')}'")
+    for run in tracking.find_runs(sw.tracking_uri, sw.grid.name, where):
+        if run.status == "RUNNING":
+            why = f"worker {trial.user_attrs.get('worker')} stopped answering"
+            tracking.end_run(sw.tracking_uri, run.run_id, "KILLED", {"failure_reason": WORKER_LOST, "failure_message": why})
+    sw.say(f"sweep {sw.grid.name}: {trial.user_attrs.get('name')} was held by {trial.user_attrs.get('worker')}, "
+           "which is gone; the cell is free again")
+
+
+# ------------------------------------------------------------------------------------ claims
+
+def claim(sw: Sweep, cell: Cell) -> int | None:
+    """A RUNNING trial for the cell, or None when an earlier claim holds it (rule 3).
+
+    The axis values and seed go in user attributes, not Optuna parameters: a parameter's
+    distribution is fixed by the study's first trial, so adding a seed or an axis value to the grid
+    file would make every later claim raise ("does not support dynamic value space")."""
+    attrs = {f"axis.{k}": v for k, v in cell.values.items()} | {"seed": cell.seed}
+    template = _template(TrialState.RUNNING, {"cell": cell.key, "name": cell.name, "worker": sw.worker} | attrs)
+    study_id = sw.storage.get_study_id_from_name(sw.grid.name)
+    trial_id = sw.storage.create_new_trial(study_id, template)
+    number = sw.storage.get_trial_number_from_id(trial_id)
+    sw.storage.record_heartbeat(trial_id)
+    earlier = [t for t in trials_by_cell(sw).get(cell.key, [])
+               if t.state == TrialState.RUNNING and t.number < number]
+    if earlier:
+        sw.storage.set_trial_user_attr(trial_id, "lost_claim_to", earlier[0].number)
+        sw.storage.set_trial_state_values(trial_id, TrialState.PRUNED)
+        return None
+    return trial_id
+
+
+def end_trial(sw: Sweep, trial_id: int, state: TrialState, value: float | None = None,
+               reason: str = "") -> bool:
+    """False when the trial was already ended by someone else (we were taken for dead)."""
+    try:
+        if reason:
+            sw.storage.set_trial_user_attr(trial_id, "failure_reason", reason[-2000:])
+        return sw.storage.set_trial_state_values(trial_id, state, None if value is None else [value])
+    except UpdateFinishedTrialError:
+        return False
+
+
+class Heartbeat:
+    def __init__(self, storage: optuna.storages.RDBStorage, trial_id: int):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(storage, trial_id), daemon=True)
+
+    def _beat(self, storage, trial_id: int) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception:  # a storage hiccup; the next beat retries, the grace period is 12 beats
+                pass
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+

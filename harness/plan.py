@@ -1,0 +1,68 @@
+"""`harness sweep --dry-run`: every cell of a grid with its state in the tracking store (read, never
+created) and its cost, estimated from SGD steps measured on this machine before anything runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+from harness import tracking
+from harness.claims import find_parent
+from harness.grid import Grid, describe, duration
+
+CELL_SETUP_S = 3  # measured here: a cell's run, Trainer, test pass and learning-curve upload
+
+
+def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: int) -> str:
+    """`harness sweep --dry-run`: every cell with its state in the store (read, never created) and
+    its cost from a calibration: `steps` measured SGD steps per distinct network on this machine.
+    Evaluation is counted as a third of a training step per image (a forward pass)."""
+    import torch
+
+    from harness.data import load_data
+    from harness.describe import measure_step
+    from harness.models import build_model
+
+    runs: dict[str, list[tracking.RunRecord]] = {}
+    if tracking.has_store(tracking_uri):
+        parent = find_parent(tracking_uri, grid.name, storage_url)
+        runs = tracking.cell_runs(tracking_uri, grid.name, parent) if parent else {}
+
+    sizes, step_s = {}, {}
+    busy = os.getloadavg()[0]  # other work on the cores inflates every measured step
+    lines = [describe(grid), f"{'cell':<58}{'state':>9}{'epochs':>8}{'est.':>9}"]
+    total = todo_total = 0.0
+    for cell in grid.cells:
+        cfg = cell.config
+        data_key = repr(cfg.data)
+        if data_key not in sizes:
+            data = load_data(cfg.data)
+            sizes[data_key] = (data.sizes, len(data.classes))
+        # The initialisation does not change a step's cost: one calibration serves both.
+        (n, classes), shape = sizes[data_key], repr((dataclasses.replace(cfg.model, init="paper"),
+                                                     cfg.data.batch_size, cfg.trainer.channels_last))
+        if shape not in step_s:
+            torch.manual_seed(0)
+            step_s[shape] = measure_step(build_model(cfg.model, classes), cfg.data.batch_size, steps,
+                                         cfg.trainer.channels_last)
+        batch, epochs = cfg.data.batch_size, cfg.trainer.max_epochs
+        seconds = CELL_SETUP_S + step_s[shape] * (epochs * math.ceil(n["train"] / batch)
+                                   + (epochs * n["val"] + n["test"] * cfg.data.test_crops) / batch / 3)
+        history = runs.get(cell.key, [])
+        state = ("done" if any(r.status == "FINISHED" for r in history)
+                 else history[-1].status.lower() if history else "todo")
+        total += seconds
+        todo_total += 0 if state == "done" else seconds
+        bound = "<=" if cfg.trainer.stop_train_err else ""
+        lines.append(f"{cell.name:<58}{state:>9}{bound + str(epochs):>8}{duration(seconds):>9}")
+    lines.append(f"calibrated {len(step_s)} network(s) x {steps} steps on this machine ({torch.get_num_threads()} "
+                 f"threads), plus {CELL_SETUP_S} s of set-up per cell; '<=N' cells stop at their target, so theirs "
+                 "is an upper bound")
+    if busy >= max(1.0, 0.25 * (os.cpu_count() or 1)):
+        lines.append(f"caution: the machine was busy as calibration began (load average {busy:.1f} on "
+                     f"{os.cpu_count()} cores): the estimates include that contention and run high")
+    lines.append(f"estimate: {duration(total)} for all {len(grid.cells)} cells; {duration(todo_total)} for those "
+                 f"not done, {duration(todo_total / workers)} with {workers} worker(s) if they do not share cores")
+    return "\n".join(lines)
+
