@@ -2,7 +2,8 @@
 claims, heartbeats, reaping dead workers, and each cell's state. No torch, no training.
 
 The rule, keyed on the cell's config hash (`grid.cell_key`) and applied by every worker:
-1. A cell is **done** when the sweep's parent run has a FINISHED child tagged with its hash.
+1. A cell is **done** when the sweep's parent run has a FINISHED child tagged with its hash, or
+   a RUNNING one whose trial its worker completed (FINISHED comes next; see `claim_next`).
    MLflow is the record; an Optuna trial only ever claims a cell.
 2. A cell is **taken** while one of its trials is RUNNING.
 3. A worker **claims** a free cell by creating a RUNNING trial that carries the hash. Trial
@@ -21,6 +22,7 @@ The rule, keyed on the cell's config hash (`grid.cell_key`) and applied by every
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import threading
@@ -43,6 +45,7 @@ from harness.grid import Cell, Grid
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 HEARTBEAT_S, GRACE_S = 10, 120  # a worker silent for GRACE_S is taken for dead
 WORKER_LOST = "worker_lost"  # the failure_reason of a run whose worker died or went silent
+EXITED, SILENT = "whose process has exited", f"which has been silent for {GRACE_S} s (no heartbeat)"
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -185,7 +188,7 @@ def open_sweep(grid: Grid, storage_url: str, tracking_uri: str, since_trial: int
     tracking.open_store(tracking_uri)
     check_storage(storage_url)
     holder: list[Sweep] = []
-    storage = open_storage(storage_url, on_lost=lambda study, trial: _on_lost(holder[0], trial))
+    storage = open_storage(storage_url, on_lost=lambda study, trial: _on_lost(holder[0], trial, SILENT))
     study = optuna.create_study(study_name=grid.name, storage=storage, load_if_exists=True, direction="minimize")
     parent = _parent_run(grid, study, tracking_uri, storage_url)
     if since_trial is None:
@@ -210,11 +213,17 @@ def trials_by_cell(sw: Sweep) -> dict[str, list[FrozenTrial]]:
     return out
 
 
+def _confirmed(run: tracking.RunRecord, trials: list[FrozenTrial]) -> bool:
+    """A RUNNING run whose worker completed its trial: everything recorded, FINISHED comes next."""
+    complete = {str(t.number) for t in trials if t.state == TrialState.COMPLETE}
+    return run.status == "RUNNING" and run.tags.get("optuna_trial") in complete
+
+
 def cell_state(sw: Sweep, cell: Cell, trials: dict, runs: dict) -> str:
     """done | running | failed (in this invocation: not retried by it) | todo."""
-    if any(r.status == "FINISHED" for r in runs.get(cell.key, [])):
-        return "done"
     mine = trials.get(cell.key, [])
+    if any(r.status == "FINISHED" or _confirmed(r, mine) for r in runs.get(cell.key, [])):
+        return "done"
     if any(t.state == TrialState.RUNNING for t in mine):
         return "running"
     # A FAIL with a failure_reason was ended by its own worker; one without was reaped (worker lost).
@@ -252,7 +261,13 @@ def _alive(pid: int) -> bool:
 
 def reap(sw: Sweep) -> None:
     """Fail the trials of dead workers: silent past the grace period (Optuna's heartbeat check,
-    which calls `_on_lost` for the trials it failed), or a process gone from this host."""
+    which calls `_on_lost` for the trials it failed), or a process gone from this host. And mark
+    FINISHED a confirmed run whose worker died before it could (see `claim_next`)."""
+    trials = trials_by_cell(sw)
+    for key, runs in children(sw).items():
+        for run in runs:
+            if _confirmed(run, trials.get(key, [])):
+                tracking.end_run(sw.tracking_uri, run.run_id, "FINISHED")
     optuna.storages.fail_stale_trials(sw.study)
     host = socket.gethostname()
     study_id = sw.storage.get_study_id_from_name(sw.grid.name)
@@ -264,20 +279,20 @@ def reap(sw: Sweep) -> None:
         trial_id = sw.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         try:
             if sw.storage.set_trial_state_values(trial_id, TrialState.FAIL):
-                _on_lost(sw, trial)
+                _on_lost(sw, trial, EXITED)
         except UpdateFinishedTrialError:
             pass  # another worker failed it first
 
 
-def _on_lost(sw: Sweep, trial: FrozenTrial) -> None:
+def _on_lost(sw: Sweep, trial: FrozenTrial, how: str) -> None:
+    """End the lost worker's run KILLED (its cell is continued from its checkpoint) and say so."""
     where = (f"tags.sweep_parent = '{sw.parent_id}' and tags.optuna_trial = '{trial.number}' "
              f"and tags.cell = '{trial.user_attrs.get('cell')}'")
+    why = f"worker {trial.user_attrs.get('worker')} {how}"
     for run in tracking.find_runs(sw.tracking_uri, sw.grid.name, where):
         if run.status == "RUNNING":
-            why = f"worker {trial.user_attrs.get('worker')} stopped answering"
             tracking.end_run(sw.tracking_uri, run.run_id, "KILLED", {"failure_reason": WORKER_LOST, "failure_message": why})
-    sw.say(f"sweep {sw.grid.name}: {trial.user_attrs.get('name')} was held by {trial.user_attrs.get('worker')}, "
-           "which is gone; the cell is free again")
+    sw.say(f"sweep {sw.grid.name}: {trial.user_attrs.get('name')} was held by {why}; the cell is free again")
 
 
 # ------------------------------------------------------------------------------------ claims
@@ -301,6 +316,32 @@ def claim(sw: Sweep, cell: Cell) -> int | None:
         sw.storage.set_trial_state_values(trial_id, TrialState.PRUNED)
         return None
     return trial_id
+
+
+def claim_next(sw: Sweep, index: int = 0) -> tuple[Cell, int] | bool:
+    """Claim a free cell: (cell, trial id); else True while cells still run elsewhere (look again
+    later), False once every cell is done or failed. Worker `index` starts at a different cell
+    from the others, to collide less.
+
+    The claimed cell's worker ends it by completing the trial, then marking its run FINISHED (in
+    that order: a worker that lost its claim while silent finds the trial failed, and its run
+    stands down as KILLED, so a cell never gets two FINISHED runs); a run left RUNNING after its
+    trial completed counts as done and the next `reap` marks it FINISHED."""
+    while True:
+        states, _, _ = snapshot(sw)
+        todo = [cell for cell in sw.grid.cells if states[cell.key] == "todo"]
+        if not todo:
+            return "running" in states.values()
+        cell = todo[index % len(todo)]
+        trial_id = claim(sw, cell)
+        if trial_id is None:
+            continue
+        trials = trials_by_cell(sw).get(cell.key, [])
+        done = [r for r in children(sw).get(cell.key, []) if r.status == "FINISHED" or _confirmed(r, trials)]
+        if not done:
+            return cell, trial_id
+        # done between our look and our claim
+        end_trial(sw, trial_id, TrialState.COMPLETE, value=done[0].metrics.get("test_err", math.inf))
 
 
 def end_trial(sw: Sweep, trial_id: int, state: TrialState, value: float | None = None,

@@ -54,6 +54,8 @@ def cmd_sweep(args) -> int:
     tracking_uri, storage_url = _tracking_uri(args.tracking_uri), _storage(args.storage)
     if args.workers < 1:
         raise C.ConfigError(f"--workers: must be at least 1; got {args.workers}")
+    if args.calibrate_steps < 1:
+        raise C.ConfigError(f"--calibrate-steps: must be at least 1; got {args.calibrate_steps}")
     if args.dry_run:
         from harness.plan import plan
         print(plan(grid, storage_url, tracking_uri, args.workers, args.calibrate_steps))
@@ -98,12 +100,13 @@ def cmd_report(args) -> int:
 def cmd_export(args) -> int:
     from pathlib import Path
 
-    uri = _tracking_uri(args.tracking_uri)
+    uri, out = _tracking_uri(args.tracking_uri), Path(args.out or f"{args.sweep}.runs.zip")
+    C.check_writable(out.absolute().parent, "--out")
     if _store(uri) is None:
         raise C.ConfigError(f"--tracking-uri: no tracking store at {uri}")
     from harness import bundle
     sweep = bundle.from_store(uri, args.sweep, _storage(args.storage), figures=args.figures)
-    out = bundle.write(sweep, Path(args.out or f"{args.sweep}.runs.zip"))
+    out = bundle.write(sweep, out)
     points = sum(len(v) for r in sweep.runs for v in r.metrics.values())
     print(f"harness: sweep {args.sweep}: {len(sweep.runs)} runs (the parent and {len(sweep.children)} child runs), "
           f"{points:,} metric points, {len(sweep.trials)} Optuna trials -> {out} ({out.stat().st_size / 1024:,.0f} KiB)")

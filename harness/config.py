@@ -106,7 +106,7 @@ class TrackingConfig:
     """Where the run is recorded."""
 
     uri: str = ""  # "" = $MLFLOW_TRACKING_URI, else sqlite:///mlruns/mlflow.db
-    artifact_root: str = "mlruns"  # artifacts of experiments this project creates
+    artifact_root: str = "mlruns"  # artifacts of experiments this project creates (a tracking server keeps its own)
     experiment: str = "harness"
     run_name: str = ""  # "" = derived from the switches and the seed
     log_checkpoint: bool = False  # also upload the final checkpoint as an artifact
@@ -179,7 +179,8 @@ def check_writable(path: str | Path, what: str) -> None:
 def check_outputs(cfg: RunConfig) -> None:
     """The run's local output folders can be written: checked before any run exists."""
     check_writable(cfg.trainer.checkpoint_dir, "trainer.checkpoint_dir")
-    if "://" not in cfg.tracking.artifact_root:
+    served = tracking_uri(cfg.tracking).startswith(("http://", "https://"))  # the server keeps artifacts
+    if "://" not in cfg.tracking.artifact_root and not served:
         check_writable(cfg.tracking.artifact_root, "tracking.artifact_root")
 
 

@@ -75,7 +75,7 @@ def apply(uri: str, plan: Plan) -> dict[str, int]:
     original, not a copy) and anything the store has recorded since. Each new run is ended last,
     so an import that is killed leaves RUNNING runs that the next import completes."""
     bundle, counts = plan.bundle, {"created": 0, "updated": 0, "unchanged": 0}
-    experiment = plan.experiment_id or tracking.experiment_id(tracking.client(uri), bundle.sweep, artifact_root(uri))
+    experiment = plan.experiment_id or tracking.experiment_id(uri, bundle.sweep, artifact_root(uri))
     experiment_tags = tracking.experiments(uri)[bundle.sweep][1]
     for key, value in {**bundle.experiment_tags, tracking.KIND_TAG: tracking.TRAINING_KIND}.items():
         if experiment_tags.get(key) != value:

@@ -48,8 +48,10 @@ def sqlite_tables(db: Path) -> dict[str, list[tuple]]:
     """Table name -> its rows for the small bookkeeping tables (alembic_version, version_info),
     else one row holding the row count; read over a read-only connection."""
     try:
-        con = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True)
+        con = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True, timeout=60, isolation_level=None)
         try:
+            # One read transaction: a consistent view while another process may be creating tables.
+            con.execute("BEGIN")
             names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
             return {name: con.execute(f'SELECT * FROM "{name}"' if name in ("alembic_version", "version_info")
                                       else f'SELECT COUNT(*) FROM "{name}"').fetchall() for name in names}

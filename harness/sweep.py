@@ -5,7 +5,6 @@ in `harness.claims`; the --dry-run estimate is in `harness.plan`."""
 from __future__ import annotations
 
 import copy
-import math
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from optuna.trial import TrialState
 
 from harness import config as C
 from harness import tracking
-from harness.claims import (Heartbeat, Sweep, check_storage, children, claim, end_trial, open_sweep, reap, redact,
+from harness.claims import (Heartbeat, Sweep, check_storage, claim_next, end_trial, open_sweep, reap, redact,
                             snapshot)
 from harness.grid import Cell, Grid, duration
 
@@ -93,25 +92,17 @@ def work(sw: Sweep, index: int = 0) -> None:
     last_wait_note = 0.0
     while True:
         reap(sw)
+        claimed = claim_next(sw, index)
+        if claimed is False:
+            return
         states, runs, workers = snapshot(sw)
-        todo = [cell for cell in sw.grid.cells if states[cell.key] == "todo"]
-        if not todo:
-            if "running" not in states.values():
-                return
+        if claimed is True:  # the rest are running elsewhere: wait for them to finish or be freed
             if time.time() - last_wait_note > 60:
                 sw.say(progress_line(sw, states, runs, workers) + " (waiting for other workers)")
                 last_wait_note = time.time()
             time.sleep(POLL_S)
             continue
-        cell = todo[index % len(todo)]  # workers start at different cells to avoid colliding
-        trial_id = claim(sw, cell)
-        if trial_id is None:
-            continue
-        runs = children(sw)
-        finished = [r for r in runs.get(cell.key, []) if r.status == "FINISHED"]
-        if finished:  # finished between our look and our claim
-            end_trial(sw, trial_id, TrialState.COMPLETE, value=finished[0].metrics.get("test_err", math.inf))
-            continue
+        cell, trial_id = claimed
         sw.say(progress_line(sw, {**states, cell.key: "running"}, runs, workers) + f"\n{sw.label}  -> {cell.name}")
         status, what = run_cell(sw, cell, trial_id, runs.get(cell.key, []))
         sw.say(f"  {cell.name}: {status}: {what}")

@@ -72,6 +72,7 @@ def open_store(uri: str) -> None:
             if not _complete(db):
                 if _half_made(db, uri):
                     db.unlink()  # its creation was cut off, and it holds nothing: made again below
+                    _forget_engine(uri)
                 _first_call(uri)
     else:
         with stores.creation_lock(uri, "create") if uri.startswith("postgres") else _nothing():
@@ -82,6 +83,15 @@ def open_store(uri: str) -> None:
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield
+
+
+def _forget_engine(uri: str) -> None:
+    """Drop MLflow's per-process engine for the URI: its pooled connections still hold the removed file."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    engine = SqlAlchemyStore._engine_map.pop(uri, None)
+    if engine is not None:
+        engine.dispose()
 
 
 def _first_call(uri: str) -> None:
@@ -133,13 +143,14 @@ def _half_made(db: Path, uri: str) -> bool:
     return True
 
 
-def experiment_id(mlflow: MlflowClient, name: str, artifact_root: str | None) -> str:
+def experiment_id(uri: str, name: str, artifact_root: str | None) -> str:
     """The experiment's id, created if new; artifact_root None: where the tracking server puts them."""
+    mlflow = client(uri)
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
     try:
-        return mlflow.create_experiment(name, artifact_location=_location(artifact_root, name),
+        return mlflow.create_experiment(name, artifact_location=_location(uri, artifact_root, name),
                                         tags={KIND_TAG: TRAINING_KIND})
     except Exception:  # another worker created it between our look-up and create
         found = mlflow.get_experiment_by_name(name)
@@ -148,18 +159,24 @@ def experiment_id(mlflow: MlflowClient, name: str, artifact_root: str | None) ->
         return found.experiment_id
 
 
-def _location(artifact_root: str, name: str) -> str | None:
-    """Where a new experiment's artifacts go: <root>/<name> for a local folder, None for the server's."""
+def served(uri: str) -> bool:
+    """Whether the store is an MLflow tracking server (which keeps the artifacts it is sent)."""
+    return uri.startswith(("http://", "https://"))
+
+
+def _location(uri: str, artifact_root: str, name: str) -> str | None:
+    """Where a new experiment's artifacts go: <root>/<name> for a local folder, None (the server's
+    choice) for a tracking server, whose workers on other machines could not see a local folder."""
     if artifact_root and "://" not in artifact_root:
-        return (Path(artifact_root).resolve() / name).as_uri()
-    return None
+        return None if served(uri) else (Path(artifact_root).resolve() / name).as_uri()
+    return artifact_root or None
 
 
 def check_experiment(uri: str, name: str, artifact_root: str) -> None:
     """The experiment's artifact folder (its recorded one where it exists, else the one it would get)
     can be written, checked before any run exists; nothing is created."""
     found = client(uri).get_experiment_by_name(name) if has_store(uri) else None
-    location = found.artifact_location if found else _location(artifact_root, name)
+    location = found.artifact_location if found else _location(uri, artifact_root, name)
     if location and location.startswith(("file:", "/")):
         where = "tracking.artifact_root" if not found else f"experiment {name}'s artifact location"
         check_writable(location.removeprefix("file://"), where)
@@ -189,7 +206,7 @@ def start_run(uri: str, experiment: str, artifact_root: str, name: str, params: 
     tags = {**tags, "mlflow.runName": name}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
-    run = mlflow.create_run(experiment_id(mlflow, experiment, artifact_root), run_name=name,
+    run = mlflow.create_run(experiment_id(uri, experiment, artifact_root), run_name=name,
                             tags={k: str(v) for k, v in tags.items()})
     run_id = run.info.run_id
     try:

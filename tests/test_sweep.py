@@ -119,6 +119,31 @@ def test_kill_9_mid_cell_then_resume_finishes_only_the_rest(tmp_path, real_cifar
     assert sorted(m.step for m in continued) == [1, 2]
 
 
+def test_a_worker_killed_under_workers_2_frees_its_cell_at_once(tmp_path, real_cifar):
+    """The second worker is the one whose death the coordinator did not see while it waited on the
+    first: unreaped, it stayed a zombie that looked alive, so its cell waited out the 2-minute
+    heartbeat limit ("silent ... (no heartbeat)"), not the dead-process check."""
+    path = grid_file(tmp_path, real_cifar, epochs=2, images=2048)
+    url, uri = stores(tmp_path)
+    log = tmp_path / "sweep.log"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(path), "--workers", "2",
+                             "--storage", url, "--tracking-uri", uri], stdout=log.open("w"), stderr=subprocess.STDOUT)
+    deadline, victim = time.time() + 300, None
+    while victim is None and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+        workers = sorted(int(pid) for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split())
+        for run in child_runs(uri) if len(workers) == 2 else []:
+            mid_cell = run.status == "RUNNING" and (tmp_path / "checkpoints" / run.run_id / "last.ckpt").is_file()
+            if mid_cell and run.tags.get("worker", "").endswith(f":{workers[-1]}"):
+                victim = workers[-1], run.run_id
+    assert victim, log.read_text()[-3000:]
+    os.kill(victim[0], signal.SIGKILL)
+    assert proc.wait(timeout=600) == 0, log.read_text()[-3000:]
+    assert "whose process has exited; the cell is free again" in log.read_text()
+    finished = assert_each_cell_finished_once(path, uri)
+    assert victim[1] in {r.run_id for r in finished} and len(child_runs(uri)) == 4  # continued, not redone
+
+
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_two_workers_share_the_study_and_run_no_cell_twice(tmp_path, real_cifar, database, request):
     path = grid_file(tmp_path, real_cifar)

@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 from harness import bundle, tracking
+from harness import config as C
 from harness.report import figures, stats, tables
 from harness.report.store import SweepRecord, sweep_record
 
@@ -168,9 +169,13 @@ def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str
     """Report the named sweeps (default: every sweep in the store or in a runs file under root)
     and assemble root/README.md from every sweep found (one not named keeps its section, or gets
     one if it has none); uri None: no store, the files alone."""
+    C.check_writable(root, "--out")
     in_store = set(tracking.sweep_names(uri)) if uri else set()
     in_files = committed_runs(root)
     found = sorted(in_store | set(in_files))
+    if not found:
+        raise C.ConfigError(f"no sweep in {uri or 'no store'} or under {root}/*/{bundle.FILE_NAME}: run `harness "
+                            "sweep` or `harness import` first (single `harness train` runs are not reported)")
     unknown = sorted(set(names or []) - set(found))
     if unknown:
         raise bundle.BundleError(f"no sweep {', '.join(unknown)} in {uri or 'no store'} or under {root}/*/"

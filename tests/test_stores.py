@@ -1,0 +1,179 @@
+"""Stores under concurrency and abuse: processes that create a new store together, a store whose
+creation was cut off, a file that is not a store, places that cannot be written. Every bad input
+exits 2 with one line, before anything is written. No Lightning is imported here."""
+
+import multiprocessing
+import os
+import sqlite3
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from harness import claims, cli, tracking
+from harness import grid as G
+
+GRID = """
+name: race
+preset: cifar_convnet4
+design: factorial
+axes: {model.activation: [relu, tanh]}
+seeds: [0, 1]
+"""
+REPEATS, PROCESSES = 10, 4
+
+
+def _grid(tmp_path, settings: str = ""):
+    path = tmp_path / "race.yaml"
+    path.write_text(GRID + f"set:\n  tracking.artifact_root: {tmp_path / 'artifacts'}\n" + settings)
+    return path
+
+
+def _race(stores: list[tuple[str, str, str]], barrier, results) -> None:
+    """In each fresh store in turn, at the same moment as the others: open the sweep (which creates
+    both stores), then work as a worker does, with each claimed cell's training left out: its run
+    started, its trial completed, its run FINISHED."""
+    errors = []
+    for path, storage_url, tracking_uri in stores:
+        barrier.wait()
+        try:
+            sw = claims.open_sweep(G.load(path), storage_url, tracking_uri)
+            while (claimed := claims.claim_next(sw)) is not False:
+                if claimed is True:
+                    time.sleep(0.1)
+                    continue
+                cell, trial_id = claimed
+                tags = {"sweep_parent": sw.parent_id, "cell": cell.key,
+                        "optuna_trial": str(sw.storage.get_trial_number_from_id(trial_id))}
+                run_id = tracking.start_run(tracking_uri, sw.grid.name, "", cell.name, {}, tags, "", sw.parent_id)
+                assert claims.end_trial(sw, trial_id, TrialState.COMPLETE, 0.0)
+                tracking.end_run(tracking_uri, run_id, "FINISHED")
+        except Exception as err:  # noqa: BLE001 - every failure is the finding
+            errors.append(f"{tracking_uri}: {type(err).__name__}: {err}")
+    results.put(errors)
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_processes_that_create_a_new_store_together_all_succeed(tmp_path, database, request):
+    """4 processes, 10 fresh stores each: before the creation lock, 4 of 4 tries on SQLite had one or
+    more exit 1 (`alembic_version` UNIQUE, `table study_directions already exists`)."""
+    stores = []
+    for i in range(REPEATS):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        if database == "sqlite":
+            urls = f"sqlite:///{folder}/optuna.db", f"sqlite:///{folder}/mlflow.db"
+        else:
+            new_database = request.getfixturevalue("postgres")
+            urls = new_database(f"race_optuna_{i}_"), new_database(f"race_mlflow_{i}_")
+        stores.append((_grid(folder), *urls))
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(PROCESSES), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(stores, barrier, results)) for _ in range(PROCESSES)]
+    for p in procs:
+        p.start()
+    errors = [e for _ in procs for e in results.get(timeout=600)]
+    for p in procs:
+        p.join(timeout=60)
+    assert errors == [] and [p.exitcode for p in procs] == [0] * PROCESSES
+    for path, _, tracking_uri in stores:
+        runs = tracking.find_runs(tracking_uri, "race")
+        assert len([r for r in runs if r.tags.get("sweep_role") == "parent"]) == 1
+        finished = [r.tags["cell"] for r in runs if r.status == "FINISHED"]
+        assert sorted(finished) == sorted(c.key for c in G.load(path).cells)  # each cell once
+
+
+def _half_made(db) -> None:
+    """A store as MLflow leaves it when killed during its first migration (seen here with kill -9
+    1.6 s into a new store): the initial tables, the first migration's column added, its version
+    not yet written. MLflow itself then fails on every call: 'duplicate column name: step'."""
+    import sqlalchemy
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{db}")
+    InitialBase.metadata.create_all(engine)
+    engine.dispose()
+    with sqlite3.connect(db) as con:
+        con.execute("ALTER TABLE metrics ADD COLUMN step BIGINT DEFAULT '0' NOT NULL")
+
+
+def test_a_store_whose_creation_was_cut_off_is_made_again(tmp_path):
+    db = tmp_path / "mlflow.db"
+    _half_made(db)
+    with pytest.raises(Exception, match="duplicate column name: step"):
+        MlflowClient(f"sqlite:///{db}").search_experiments()  # what every command met before
+    uri = f"sqlite:///{db}"
+    run_id = tracking.start_run(uri, "again", str(tmp_path / "artifacts"), "r", {"a": 1}, {}, "x: 1\n")
+    assert tracking.run_status(uri, run_id) == "RUNNING"
+
+
+def test_a_half_made_store_that_holds_runs_is_named_and_never_touched(tmp_path, capsys):
+    db = tmp_path / "mlflow.db"
+    _half_made(db)
+    with sqlite3.connect(db) as con:
+        con.execute("INSERT INTO experiments (experiment_id, name, lifecycle_stage) VALUES (1, 'kept', 'active')")
+    before = db.read_bytes()
+    grid = _grid(tmp_path)
+    args = ["--storage", f"sqlite:///{tmp_path}/optuna.db", "--tracking-uri", f"sqlite:///{db}"]
+    assert cli.main(["sweep", str(grid), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds 1 experiments and 0 runs" in err and "mlflow db upgrade" in err
+    assert db.read_bytes() == before and not (tmp_path / "optuna.db").exists()
+
+
+@pytest.mark.parametrize("content", [b"", os.urandom(4096)], ids=["empty", "random_bytes"])
+def test_a_store_file_that_is_not_a_store_exits_2_and_nothing_is_written(tmp_path, capsys, monkeypatch, content,
+                                                                        cifar_sources):
+    monkeypatch.chdir(tmp_path)  # the default stores: mlruns/mlflow.db, mlruns/optuna.db
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("HARNESS_SWEEP_STORAGE", raising=False)
+    db = tmp_path / "mlruns" / "mlflow.db"
+    db.parent.mkdir()
+    db.write_bytes(content)
+    grid = _grid(tmp_path, f"  data.source: {cifar_sources['zip']}\n  data.val_size: 10\n")
+    commands = [["report"], ["export", "race"], ["train", "--resume", "0123abcd"]]
+    if content:  # an empty file is where a writer may make a new store; a file of other bytes is not
+        commands += [["sweep", "--dry-run", str(grid)], ["sweep", str(grid)]]
+    else:  # a store yet to be made: every cell to do
+        assert cli.main(["sweep", "--dry-run", str(grid), "--calibrate-steps", "1"]) == 0
+        assert "estimate:" in capsys.readouterr().out
+    for command in commands:
+        assert cli.main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("not an SQLite database" in err if content else "no tracking store" in err)
+    assert db.read_bytes() == content
+    assert sorted(p.name for p in db.parent.iterdir()) == ["mlflow.db"] and not (tmp_path / "reports").exists()
+
+
+def test_places_that_cannot_be_written_exit_2_before_anything_exists(tmp_path, capsys, cifar_sources):
+    """A folder under a regular file cannot be made, even by root (os.access says yes to root for
+    any permission bits): the way to make an unwritable place that holds for every user."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    bad = blocker / "sub"
+    good = {"storage": f"sqlite:///{tmp_path}/optuna.db", "tracking": f"sqlite:///{tmp_path}/mlflow.db"}
+    data = [f"data.source={cifar_sources['zip']}", "data.val_size=10"]
+    run = [*data, f"tracking.uri={good['tracking']}", f"tracking.artifact_root={tmp_path}/artifacts",
+           f"trainer.checkpoint_dir={tmp_path}/checkpoints"]
+    grid = str(_grid(tmp_path, f"  data.source: {cifar_sources['zip']}\n  data.val_size: 10\n"))
+    stores = ["--storage", good["storage"], "--tracking-uri", good["tracking"]]
+    cases = {
+        "tracking.artifact_root": ["train", *run, f"tracking.artifact_root={bad}"],
+        "trainer.checkpoint_dir": ["train", *run, f"trainer.checkpoint_dir={bad}"],
+        "tracking.artifact_root ": ["sweep", grid, f"tracking.artifact_root={bad}", *stores],
+        "trainer.checkpoint_dir ": ["sweep", grid, f"trainer.checkpoint_dir={bad}", *stores],
+        "--storage": ["sweep", grid, "--storage", f"sqlite:///{bad}/optuna.db", "--tracking-uri", good["tracking"]],
+        "tracking store": ["sweep", grid, "--storage", good["storage"], "--tracking-uri", f"sqlite:///{bad}/m.db"],
+        "--out": ["export", "race", "--out", str(bad / "race.runs.zip"), "--tracking-uri", good["tracking"]],
+    }
+    for key, command in cases.items():
+        assert cli.main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and key.strip() in err and "a_file is a file, not a folder" in err, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "race.yaml"], key  # nothing written
+
+    # a store that holds a sweep: the report's --out is checked before anything is read or written
+    claims.open_sweep(G.load(grid), good["storage"], good["tracking"])
+    assert cli.main(["report", "--out", str(bad), "--tracking-uri", good["tracking"]]) == 2
+    assert "--out" in capsys.readouterr().err
