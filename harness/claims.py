@@ -39,7 +39,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from harness import stores, tracking
-from harness.config import check_writable, sqlite_path
+from harness.config import sqlite_path
 from harness.grid import Cell, Grid
 
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
@@ -67,22 +67,10 @@ def redact(url: str) -> str:
 
 # ------------------------------------------------------------------------------------ storage
 
-def check_storage(storage_url: str) -> None:
-    """Raise StoreError for an SQLite storage that is not a database or cannot be written, before
-    anything is created (a server URL is checked when it is opened)."""
-    db = sqlite_path(storage_url)
-    if db is None:
-        return
-    stores.sqlite_kind(db)
-    check_writable(db.parent, f"--storage {storage_url}")
-    if db.exists() and not os.access(db, os.R_OK | os.W_OK):
-        raise stores.StoreError(f"--storage {storage_url}: {db} is not writable")
-
-
 def open_storage(storage_url: str, on_lost: Callable[[optuna.Study, FrozenTrial], None] | None = None
                  ) -> optuna.storages.RDBStorage:
     """Optuna's storage, its tables made once under the creation lock (harness.stores)."""
-    check_storage(storage_url)
+    stores.check_storage(storage_url)
     sqlite = sqlite_path(storage_url) is not None
     try:
         with stores.creation_lock(storage_url, "create"):
@@ -185,8 +173,8 @@ def open_sweep(grid: Grid, storage_url: str, tracking_uri: str, since_trial: int
                label: str = "") -> Sweep:
     """Both stores checked (the tracking store first: a bad one must not leave a new Optuna
     database behind), created where new, then the study and the parent run."""
-    tracking.open_store(tracking_uri)
-    check_storage(storage_url)
+    stores.check_storage(storage_url)
+    stores.open_tracking_store(tracking_uri)
     holder: list[Sweep] = []
     storage = open_storage(storage_url, on_lost=lambda study, trial: _on_lost(holder[0], trial, SILENT))
     study = optuna.create_study(study_name=grid.name, storage=storage, load_if_exists=True, direction="minimize")

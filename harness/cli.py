@@ -74,8 +74,8 @@ def _tracking_uri(given: str | None) -> str:
 def _store(uri: str) -> str | None:
     """The tracking URI, or None where it names an SQLite store that does not exist (a missing or
     empty file: never created by a command that only reads); a file that is not one raises."""
-    from harness import tracking
-    return uri if tracking.has_store(uri) else None
+    from harness import stores  # light: reads an SQLite file with sqlite3, no MLflow
+    return uri if stores.has_tracking_store(uri) else None
 
 
 def _storage(given: str | None) -> str:

@@ -144,7 +144,7 @@ def import_files(uri: str, paths: list[Path]) -> list[str]:
     if twice:
         raise BundleError(f"{', '.join(str(p) for p, b in bundles if b.sweep in twice)}: "
                           f"the same sweep ({', '.join(twice)}) in several files; import one")
-    tracking.check_store(uri)
+    stores.check_tracking_store(uri)
     lines = []
     # One import at a time into a store: two at once would each create the runs the other has not
     # finished yet. (Creating a new store's tables has its own lock: harness.stores.)

@@ -7,7 +7,7 @@ import dataclasses
 import math
 import os
 
-from harness import tracking
+from harness import stores, tracking
 from harness.claims import find_parent
 from harness.grid import Grid, describe, duration
 
@@ -25,7 +25,7 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
     from harness.models import build_model
 
     runs: dict[str, list[tracking.RunRecord]] = {}
-    if tracking.has_store(tracking_uri):
+    if stores.has_tracking_store(tracking_uri):
         parent = find_parent(tracking_uri, grid.name, storage_url)
         runs = tracking.cell_runs(tracking_uri, grid.name, parent) if parent else {}
 

@@ -1,25 +1,28 @@
-"""The databases that several processes share (MLflow's runs, Optuna's trials): created once under
-a lock, and checked before use, so that a bad store is a one-line error and never a traceback.
+"""The databases that several processes share, MLflow's tracking store and Optuna's storage:
+checked before use, created once under a lock, so that a bad store is a one-line error (exit 2)
+and never a traceback or a half-written store. (MLflow and Optuna are imported inside the
+functions that need them: the command line checks a store file without them.)
 
 Why a lock: neither MLflow 3.17 nor Optuna 5 serialises its own table creation, and two processes
 that start together on a fresh store (a SLURM array, two terminals) race through the schema
 migrations: one fails (`table ... already exists`), and a migration cut off half-way can leave an
 SQLite store that every later command refuses. Creation therefore happens under an exclusive lock:
 an flock on a file beside an SQLite database, a PostgreSQL advisory lock on a server. A store
-whose creation was cut off (kill -9) and that holds no run yet is made again from scratch; one
-that holds runs is never touched, only named in an error.
+whose creation was cut off (kill -9) and that holds nothing yet is made again from scratch; one
+that holds anything is never touched, only named in an error.
 """
 
 from __future__ import annotations
 
 import fcntl
+import os
 import sqlite3
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from harness.config import ConfigError, sqlite_path
+from harness.config import ConfigError, check_writable, sqlite_path
 
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
@@ -91,3 +94,116 @@ def creation_lock(url: str, name: str) -> Iterator[None]:
             engine.dispose()
     else:
         yield
+
+
+# ------------------------------------------------------------------------ MLflow's store
+
+_READY: set[str] = set()  # tracking stores this process has checked (and created where new)
+
+
+def check_tracking_store(uri: str) -> None:
+    """Raise StoreError (or ConfigError) for a store that cannot be used or created as it is, without
+    writing anything: a file that is not a database, an unwritable place, a store whose schema is
+    incomplete and that already holds runs."""
+    db = sqlite_path(uri)
+    if db is None or _complete(db):
+        return
+    check_writable(db.parent, f"tracking store {uri}")
+    if db.exists() and not os.access(db, os.R_OK | os.W_OK):
+        raise StoreError(f"tracking store {uri}: {db} is not writable")
+    _half_made(db, uri)
+
+
+def open_tracking_store(uri: str) -> None:
+    """Check the store, and create it where it is new, once per process. A
+    complete SQLite store is only read; creating or repairing one happens under the creation lock,
+    so processes that start together on a new store make its tables once."""
+    if uri in _READY:
+        return
+    check_tracking_store(uri)
+    db = sqlite_path(uri)
+    if db is not None and not _complete(db):
+        with creation_lock(uri, "create"):
+            if not _complete(db):
+                if _half_made(db, uri):
+                    db.unlink()  # its creation was cut off, and it holds nothing: made again below
+                    _forget_engine(uri)
+                _first_call(uri)
+    else:
+        with creation_lock(uri, "create") if uri.startswith("postgres") else nullcontext():
+            _first_call(uri)
+    _READY.add(uri)
+
+
+def _forget_engine(uri: str) -> None:
+    """Drop MLflow's per-process engine for the URI: its pooled connections still hold the removed file."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    engine = SqlAlchemyStore._engine_map.pop(uri, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def _first_call(uri: str) -> None:
+    """MLflow creates or checks a database store's schema on the first call."""
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as err:  # noqa: BLE001 - whatever MLflow or the driver raised: one line, naming the store
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+        raise StoreError(f"tracking store {uri}: {type(err).__name__}: {first}") from None
+
+
+def _schema(db: Path) -> tuple[dict[str, list[tuple]], str | None]:
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
+    return sqlite_tables(db), _get_latest_schema_revision()
+
+
+def _complete(db: Path) -> bool:
+    """An SQLite store with MLflow's current schema, and no table left by a cut-off migration."""
+    if sqlite_kind(db) != "sqlite":
+        return False
+    tables, head = _schema(db)
+    return (tables.get("alembic_version") == [(head,)] and "runs" in tables
+            and not any(t.startswith("_alembic_tmp_") for t in tables))
+
+
+def has_tracking_store(uri: str) -> bool:
+    """Whether the URI names a store that exists (a server or database URL is taken to), read
+    without writing; a file that is not a database raises StoreError."""
+    db = sqlite_path(uri)
+    return db is None or (sqlite_kind(db) == "sqlite" and "runs" in sqlite_tables(db))
+
+
+def _half_made(db: Path, uri: str) -> bool:
+    """Whether the SQLite store's schema is incomplete while it holds nothing, not even an
+    experiment (MLflow adds its Default experiment once the schema is complete): one whose creation
+    was cut off, safe to make again. One that holds anything raises StoreError: never touched."""
+    if sqlite_kind(db) != "sqlite" or _complete(db):
+        return False  # missing or 0 bytes: MLflow makes its tables
+    tables, head = _schema(db)
+    version = (tables.get("alembic_version") or [("none",)])[0][0]
+    runs, experiments = (tables.get(t, [(0,)])[0][0] for t in ("runs", "experiments"))
+    if runs or experiments:
+        leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+        raise StoreError(
+            f"tracking store {uri}: schema version {version}, not MLflow {head}'s"
+            f"{' (leftover ' + ', '.join(leftovers) + ')' if leftovers else ''}, and it holds {experiments} "
+            f"experiments and {runs} runs: back it up, then run `mlflow db upgrade {uri}`")
+    return True
+
+
+# ---------------------------------------------------------------------- Optuna's storage
+
+def check_storage(storage_url: str) -> None:
+    """Raise StoreError for an SQLite storage that is not a database or cannot be written, before
+    anything is created (a server URL is checked when it is opened)."""
+    db = sqlite_path(storage_url)
+    if db is None:
+        return
+    sqlite_kind(db)
+    check_writable(db.parent, f"--storage {storage_url}")
+    if db.exists() and not os.access(db, os.R_OK | os.W_OK):
+        raise StoreError(f"--storage {storage_url}: {db} is not writable")

@@ -14,8 +14,8 @@ import yaml
 from optuna.trial import TrialState
 
 from harness import config as C
-from harness import tracking
-from harness.claims import (Heartbeat, Sweep, check_storage, claim_next, end_trial, open_sweep, reap, redact,
+from harness import stores, tracking
+from harness.claims import (Heartbeat, Sweep, claim_next, end_trial, open_sweep, reap, redact,
                             snapshot)
 from harness.grid import Cell, Grid, duration
 
@@ -139,8 +139,8 @@ def check_inputs(grid: Grid, storage_url: str, tracking_uri: str) -> None:
             load_data(cell.config.data)
     for cfg in {repr(c.config.trainer.checkpoint_dir): c.config for c in grid.cells}.values():
         C.check_outputs(cfg)
-    tracking.check_store(tracking_uri)
-    check_storage(storage_url)
+    stores.check_tracking_store(tracking_uri)
+    stores.check_storage(storage_url)
     tracking.check_experiment(tracking_uri, grid.name, grid.cells[0].config.tracking.artifact_root)
 
 

@@ -25,7 +25,7 @@ from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from harness import stores  # noqa: E402
-from harness.config import check_writable, sqlite_path  # noqa: E402
+from harness.config import check_writable  # noqa: E402
 
 CONFIG_ARTIFACT = "config.yaml"
 # MLflow 3's UI opens an experiment on the view its kind names; harness experiments hold training
@@ -39,108 +39,9 @@ INTERRUPTED = "interrupted"
 FAILURE_TAGS = ("failure_reason", "failure_message", "failure_traceback")
 
 
-_READY: set[str] = set()  # stores this process has checked (and created where new)
-
-
 def client(uri: str) -> MlflowClient:
-    if uri not in _READY:
-        open_store(uri)
+    stores.open_tracking_store(uri)  # checked, and created where new, once per process
     return MlflowClient(tracking_uri=uri)
-
-
-def check_store(uri: str) -> None:
-    """Raise StoreError (or ConfigError) for a store that cannot be used or created as it is, without
-    writing anything: a file that is not a database, an unwritable place, a store whose schema is
-    incomplete and that already holds runs."""
-    db = sqlite_path(uri)
-    if db is None or _complete(db):
-        return
-    check_writable(db.parent, f"tracking store {uri}")
-    if db.exists() and not os.access(db, os.R_OK | os.W_OK):
-        raise stores.StoreError(f"tracking store {uri}: {db} is not writable")
-    _half_made(db, uri)
-
-
-def open_store(uri: str) -> None:
-    """Check the store, and create it where it is new, once per process (see harness.stores). A
-    complete SQLite store is only read; creating or repairing one happens under the creation lock,
-    so processes that start together on a new store make its tables once."""
-    check_store(uri)
-    db = sqlite_path(uri)
-    if db is not None and not _complete(db):
-        with stores.creation_lock(uri, "create"):
-            if not _complete(db):
-                if _half_made(db, uri):
-                    db.unlink()  # its creation was cut off, and it holds nothing: made again below
-                    _forget_engine(uri)
-                _first_call(uri)
-    else:
-        with stores.creation_lock(uri, "create") if uri.startswith("postgres") else _nothing():
-            _first_call(uri)
-    _READY.add(uri)
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
-def _forget_engine(uri: str) -> None:
-    """Drop MLflow's per-process engine for the URI: its pooled connections still hold the removed file."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    engine = SqlAlchemyStore._engine_map.pop(uri, None)
-    if engine is not None:
-        engine.dispose()
-
-
-def _first_call(uri: str) -> None:
-    """MLflow creates or checks a database store's schema on the first call."""
-    try:
-        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
-    except Exception as err:  # noqa: BLE001 - whatever MLflow or the driver raised: one line, naming the store
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
-        raise stores.StoreError(f"tracking store {uri}: {type(err).__name__}: {first}") from None
-
-
-def _schema(db: Path) -> tuple[dict[str, list[tuple]], str | None]:
-    from mlflow.store.db.utils import _get_latest_schema_revision
-
-    return stores.sqlite_tables(db), _get_latest_schema_revision()
-
-
-def _complete(db: Path) -> bool:
-    """An SQLite store with MLflow's current schema, and no table left by a cut-off migration."""
-    if stores.sqlite_kind(db) != "sqlite":
-        return False
-    tables, head = _schema(db)
-    return (tables.get("alembic_version") == [(head,)] and "runs" in tables
-            and not any(t.startswith("_alembic_tmp_") for t in tables))
-
-
-def has_store(uri: str) -> bool:
-    """Whether the URI names a store that exists (a server or database URL is taken to), read
-    without writing; a file that is not a database raises StoreError."""
-    db = sqlite_path(uri)
-    return db is None or (stores.sqlite_kind(db) == "sqlite" and "runs" in stores.sqlite_tables(db))
-
-
-def _half_made(db: Path, uri: str) -> bool:
-    """Whether the SQLite store's schema is incomplete while it holds nothing, not even an
-    experiment (MLflow adds its Default experiment once the schema is complete): one whose creation
-    was cut off, safe to make again. One that holds anything raises StoreError: never touched."""
-    if stores.sqlite_kind(db) != "sqlite" or _complete(db):
-        return False  # missing or 0 bytes: MLflow makes its tables
-    tables, head = _schema(db)
-    version = (tables.get("alembic_version") or [("none",)])[0][0]
-    runs, experiments = (tables.get(t, [(0,)])[0][0] for t in ("runs", "experiments"))
-    if runs or experiments:
-        leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
-        raise stores.StoreError(
-            f"tracking store {uri}: schema version {version}, not MLflow {head}'s"
-            f"{' (leftover ' + ', '.join(leftovers) + ')' if leftovers else ''}, and it holds {experiments} "
-            f"experiments and {runs} runs: back it up, then run `mlflow db upgrade {uri}`")
-    return True
 
 
 def experiment_id(uri: str, name: str, artifact_root: str | None) -> str:
@@ -175,27 +76,38 @@ def _location(uri: str, artifact_root: str, name: str) -> str | None:
 def check_experiment(uri: str, name: str, artifact_root: str) -> None:
     """The experiment's artifact folder (its recorded one where it exists, else the one it would get)
     can be written, checked before any run exists; nothing is created."""
-    found = client(uri).get_experiment_by_name(name) if has_store(uri) else None
+    found = client(uri).get_experiment_by_name(name) if stores.has_tracking_store(uri) else None
     location = found.artifact_location if found else _location(uri, artifact_root, name)
     if location and location.startswith(("file:", "/")):
         where = "tracking.artifact_root" if not found else f"experiment {name}'s artifact location"
         check_writable(location.removeprefix("file://"), where)
 
 
-@functools.cache
-def git_commit() -> str:
-    """HEAD of the checkout that holds this package, '+dirty' when it has uncommitted changes.
-    Read once per process: the code a long sweep runs is the code it started with, even when the
-    checkout moves on while it trains."""
-    here = Path(__file__).resolve().parent
+GIT_DIFF_ARTIFACT = "git.diff"
+
+
+def git_state(folder: Path) -> tuple[str, str]:
+    """(HEAD of the checkout holding `folder`, '+dirty' appended when tracked files have changes;
+    `git diff HEAD`, '' when clean). ('unknown', '') outside a git checkout."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, check=True).stdout
+
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        sha, diff = git("rev-parse", "HEAD").strip(), git("diff", "HEAD")
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return sha + ("+dirty" if dirty else "")
+        return "unknown", ""
+    return sha + ("+dirty" if diff else ""), diff
+
+
+@functools.cache
+def _code_state() -> tuple[str, str]:
+    """Read once per process: the code a long sweep runs is the code it started with, even when the
+    checkout moves on while it trains."""
+    return git_state(Path(__file__).resolve().parent)
+
+
+def git_commit() -> str:
+    return _code_state()[0]
 
 
 def start_run(uri: str, experiment: str, artifact_root: str, name: str, params: dict[str, Any],
@@ -212,6 +124,8 @@ def start_run(uri: str, experiment: str, artifact_root: str, name: str, params: 
     try:
         mlflow.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
         mlflow.log_text(run_id, config_yaml, config_name)
+        if _code_state()[1]:  # a '+dirty' commit alone does not say what ran
+            mlflow.log_text(run_id, _code_state()[1], GIT_DIFF_ARTIFACT)
     except BaseException:
         mlflow.delete_run(run_id)  # a run without its config is no record: never leave one RUNNING
         raise

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from harness import config as C
-from harness import tracking
+from harness import stores, tracking
 from harness.curves import plot_learning_curve
 from harness.data import Data, load_data
 from harness.data.augment import BatchTransform
@@ -233,7 +233,7 @@ def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: 
         raise C.ConfigError(f"model.num_classes: {num_classes}, but {data.source} has {len(data.classes)} classes")
     uri = C.tracking_uri(cfg.tracking)
     C.check_outputs(cfg)
-    tracking.check_store(uri)
+    stores.check_tracking_store(uri)
     tracking.check_experiment(uri, cfg.tracking.experiment, cfg.tracking.artifact_root)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.trainer.threads:
@@ -311,7 +311,7 @@ def _log_artifacts(cfg: C.RunConfig, uri: str, run_id: str) -> None:
 def resume(run_id: str, uri: str | None = None) -> Result:
     """Continue a run from its last checkpoint, with the config it was started with."""
     uri = uri or C.tracking_uri(C.TrackingConfig())
-    if not tracking.has_store(uri):
+    if not stores.has_tracking_store(uri):
         raise C.ConfigError(f"--resume {run_id}: no tracking store at {uri}")
     if not tracking.run_active(uri, run_id):
         raise C.ConfigError(f"--resume {run_id}: no such run in {uri}")

@@ -86,17 +86,26 @@ def imagenet_zip(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def real_cifar() -> Path:
-    """The real CIFAR-10 archive, $HARNESS_DATA_DIR/cifar10-jpeg.zip. Skips where it is missing,
-    except where HARNESS_REQUIRE_DATA=1 (.ci/run sets that), which fails instead."""
-    path = (Path(os.environ.get("HARNESS_DATA_DIR", "data")) / "cifar10-jpeg.zip").resolve()
+def _real_archive(name: str, what: str) -> Path:
+    """$HARNESS_DATA_DIR/<name>. Skips where it is missing, except where HARNESS_REQUIRE_DATA=1
+    (.ci/run sets that), which fails instead."""
+    path = (Path(os.environ.get("HARNESS_DATA_DIR", "data")) / name).resolve()
     if not path.is_file():
-        message = f"real CIFAR-10 not found at {path} (set HARNESS_DATA_DIR to the folder holding cifar10-jpeg.zip)"
+        message = f"real {what} not found at {path} (set HARNESS_DATA_DIR to the folder holding {name})"
         if os.environ.get("HARNESS_REQUIRE_DATA") == "1":
             pytest.fail(f"{message}; HARNESS_REQUIRE_DATA=1 makes this a failure, not a skip", pytrace=False)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def real_cifar() -> Path:
+    return _real_archive("cifar10-jpeg.zip", "CIFAR-10")
+
+
+@pytest.fixture(scope="session")
+def real_imagenette() -> Path:
+    return _real_archive("imagenette-224.zip", "Imagenette")
 
 
 @pytest.fixture

@@ -177,3 +177,37 @@ def test_places_that_cannot_be_written_exit_2_before_anything_exists(tmp_path, c
     claims.open_sweep(G.load(grid), good["storage"], good["tracking"])
     assert cli.main(["report", "--out", str(bad), "--tracking-uri", good["tracking"]]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_report_of_a_store_without_a_sweep_and_resume_of_an_unknown_run_exit_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = "sqlite:///mlruns/mlflow.db"
+    tracking.start_run(uri, "harness", "mlruns", "a-single-run", {"a": 1}, {}, "a: 1\n")  # `harness train`'s kind
+    assert cli.main(["report"]) == 2
+    assert "no sweep in" in capsys.readouterr().err and not (tmp_path / "reports").exists()
+    assert cli.main(["train", "--resume", "0123abcd"]) == 2
+    assert "--resume 0123abcd: no such run" in capsys.readouterr().err
+
+
+def test_a_run_from_a_dirty_checkout_records_its_diff(tmp_path, monkeypatch):
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "train.py").write_text("lr = 0.01\n")
+    subprocess.run([*git, "add", "train.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    sha, diff = tracking.git_state(repo)
+    assert len(sha) == 40 and diff == ""
+    (repo / "train.py").write_text("lr = 0.02\n")
+    dirty, diff = tracking.git_state(repo)
+    assert dirty == sha + "+dirty" and "-lr = 0.01\n+lr = 0.02" in diff
+    assert tracking.git_state(tmp_path) == ("unknown", "")  # not a checkout
+
+    monkeypatch.setattr(tracking, "_code_state", lambda: (dirty, diff))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run_id = tracking.start_run(uri, "harness", str(tmp_path / "artifacts"), "r", {}, {}, "a: 1\n")
+    assert tracking.artifact_bytes(uri, run_id, tracking.GIT_DIFF_ARTIFACT).decode() == diff
