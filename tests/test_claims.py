@@ -110,6 +110,38 @@ def test_silent_worker_elsewhere_is_reaped_after_the_grace_period(stores, monkey
     assert live.storage.get_trial(trial_id).state == TrialState.FAIL
 
 
+def test_a_cell_whose_worker_confirmed_it_is_done_and_its_run_finished_by_the_next_reap(stores):
+    """A worker completes its trial, then marks its run FINISHED; killed between the two, its cell
+    must not run again (a second FINISHED run) and its run must not stay RUNNING."""
+    path, url, uri = stores
+    grid = G.load(path)
+    sw = claims.open_sweep(grid, url, uri)
+    cell, trial_id = claims.claim_next(sw)
+    tags = {"sweep_parent": sw.parent_id, "cell": cell.key,
+            "optuna_trial": str(sw.storage.get_trial_number_from_id(trial_id))}
+    run_id = tracking.start_run(uri, grid.name, str(path.parent / "artifacts"), cell.name, {}, tags, "", sw.parent_id)
+    assert claims.end_trial(sw, trial_id, TrialState.COMPLETE, 12.5)  # ... and the worker dies here
+    other = claims.open_sweep(grid, url, uri)
+    states, _, _ = claims.snapshot(other)
+    assert states[cell.key] == "done"
+    assert claims.claim_next(other)[0].key != cell.key
+    claims.reap(other)
+    assert tracking.run_status(uri, run_id) == "FINISHED"
+
+
+def test_a_worker_whose_claim_was_reaped_cannot_complete_it(stores):
+    """The silent worker's confirm (completing its trial) fails once another worker has failed the
+    trial, so its run ends KILLED, not FINISHED (see sweep.run_cell)."""
+    path, url, uri = stores
+    grid = G.load(path)
+    silent = claims.open_sweep(grid, url, uri)
+    silent.worker = "another-machine:4242"
+    cell, trial_id = claims.claim_next(silent)
+    reaper = claims.open_sweep(grid, url, uri)
+    assert reaper.storage.set_trial_state_values(trial_id, TrialState.FAIL)  # as reap() does
+    assert claims.end_trial(silent, trial_id, TrialState.COMPLETE, 12.5) is False
+
+
 def test_a_failure_is_retried_by_the_next_invocation_not_this_one(stores):
     path, url, uri = stores
     grid = G.load(path)

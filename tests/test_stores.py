@@ -182,6 +182,8 @@ def test_places_that_cannot_be_written_exit_2_before_anything_exists(tmp_path, c
 def test_report_of_a_store_without_a_sweep_and_resume_of_an_unknown_run_exit_2(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert cli.main(["train", "--resume", "0123abcd"]) == 2  # no store at all: none is made
+    assert "no tracking store" in capsys.readouterr().err and not (tmp_path / "mlruns").exists()
     uri = "sqlite:///mlruns/mlflow.db"
     tracking.start_run(uri, "harness", "mlruns", "a-single-run", {"a": 1}, {}, "a: 1\n")  # `harness train`'s kind
     assert cli.main(["report"]) == 2

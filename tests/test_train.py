@@ -167,6 +167,18 @@ def test_run_killed_after_testing_continues_without_training_or_testing_twice(re
     assert "failure_reason" not in client.get_run(run.info.run_id).data.tags  # no stale reason on a FINISHED run
 
 
+def test_a_run_whose_confirmation_is_refused_ends_killed_with_the_reason(real_cifar, store):
+    from harness.train import train
+
+    cfg = config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=1")
+    seen = []
+    result = train(cfg, confirm=lambda metrics: seen.append(metrics["test_err"]) or "claim_lost")
+    assert result.status == "KILLED" and len(seen) == 1  # asked once, with everything recorded
+    run = MlflowClient(cfg.tracking.uri).get_run(result.run_id)
+    assert run.info.status == "KILLED" and run.data.tags["failure_reason"] == "claim_lost"
+    assert run.data.metrics["test_err"] == seen[0]
+
+
 def test_divergence_fails_the_run_with_a_reason(real_cifar, store):
     from harness.train import train
 
