@@ -4,6 +4,7 @@ from torch import nn
 
 from harness.config import ModelConfig
 from harness.models import build_model, count_parameters
+from harness.models.layers import LocalResponseNorm
 
 
 def conv_params(c_in, c_out, k, groups=1):
@@ -58,8 +59,8 @@ def kinds(model, kind):
 def test_each_switch_changes_the_module():
     base = ModelConfig(name="alexnet_cifar")
     full = build_model(base, 10)
-    assert kinds(full, nn.LocalResponseNorm) == ["lrn1", "lrn2"]
-    assert kinds(build_model(ModelConfig(name="alexnet_cifar", lrn=False), 10), nn.LocalResponseNorm) == []
+    assert kinds(full, LocalResponseNorm) == ["lrn1", "lrn2"]
+    assert kinds(build_model(ModelConfig(name="alexnet_cifar", lrn=False), 10), LocalResponseNorm) == []
 
     pools = {m.kernel_size for m in full.modules() if isinstance(m, nn.MaxPool2d)}
     plain = build_model(ModelConfig(name="alexnet_cifar", pool="plain"), 10)
@@ -108,3 +109,38 @@ def test_paper_initialisation():
     assert c4.features.conv1.weight.std().item() == pytest.approx(1e-4, rel=0.1)
     assert c4.features.conv2.weight.std().item() == pytest.approx(1e-2, rel=0.1)
     assert torch.all(c4.features.conv2.bias == 0)
+
+
+def paper_lrn(a: torch.Tensor) -> torch.Tensor:
+    """Section 3.3, written as printed, one channel at a time (with alpha/n, as PyTorch and the
+    authors' code have it), in float64."""
+    n, k, alpha, beta = 5, 2.0, 1e-4, 0.75
+    channels = a.shape[1]
+    out = torch.empty_like(a)
+    for i in range(channels):
+        lo, hi = max(0, i - n // 2), min(channels - 1, i + n // 2)
+        out[:, i] = a[:, i] / (k + alpha / n * (a[:, lo:hi + 1] ** 2).sum(1)) ** beta
+    return out
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "nhwc"])
+def test_lrn_matches_torch_and_the_paper_forward_and_backward(memory_format):
+    torch.manual_seed(0)
+    # ReLU outputs at the paper's 0-255 input scale reach the hundreds: where the denominator matters.
+    x = (torch.randn(4, 24, 6, 5, dtype=torch.float64) * 60).relu().contiguous(memory_format=memory_format)
+    grad = torch.randn(4, 24, 6, 5, dtype=torch.float64).contiguous(memory_format=memory_format)
+
+    def value_and_grad(layer, x):
+        x = x.detach().requires_grad_()
+        out = layer(x)
+        out.backward(grad)
+        return out.detach(), x.grad
+
+    ours, our_grad = value_and_grad(LocalResponseNorm(), x.float())
+    torch_out, torch_grad = value_and_grad(nn.LocalResponseNorm(5, 1e-4, 0.75, 2.0), x.float())
+    paper, paper_grad = value_and_grad(paper_lrn, x)
+    assert ours.is_contiguous(memory_format=memory_format)
+    for reference, reference_grad in ((torch_out, torch_grad), (paper.float(), paper_grad.float())):
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(our_grad, reference_grad, rtol=1e-5, atol=1e-6 * float(reference_grad.abs().max()))
+    assert (paper - x).abs().max() > 1  # the normalisation is not a no-op at this scale
