@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness import tracking
+from harness import stores, tracking
 from harness.config import check_writable, sqlite_path
 
 FORMAT_NAME, FORMAT_VERSION = "harness-runs", 1
@@ -138,7 +138,8 @@ def from_store(uri: str, sweep: str, storage_url: str | None = None, figures: bo
 
 def _study_trials(storage_url: str | None, study: str) -> list[dict]:
     """The study's trials, read without writing: none where the storage or the study is absent."""
-    if not storage_url or (sqlite_path(storage_url) and not sqlite_path(storage_url).is_file()):
+    db = sqlite_path(storage_url) if storage_url else None
+    if not storage_url or (db and stores.sqlite_kind(db) != "sqlite"):  # raises for a file that is not one
         return []
     import optuna
 
@@ -147,6 +148,10 @@ def _study_trials(storage_url: str | None, study: str) -> list[dict]:
         found = optuna.load_study(study_name=study, storage=storage_url)
     except KeyError:
         return []
+    except Exception as err:  # noqa: BLE001 - a storage that cannot be read: one line naming it
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise stores.StoreError(f"--storage {stores.redact(storage_url)}: cannot read study {study!r} "
+                                f"({type(err).__name__}: {first})") from None
 
     def when(moment: datetime | None) -> str | None:
         return moment.isoformat() if moment else None
@@ -185,13 +190,25 @@ def parse_jsonl(data: bytes) -> list[dict]:
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
 
+def check_target(path: Path) -> None:
+    """A runs file may be written at `path`: a writable folder, and nothing there but an earlier
+    runs file (never a tracking store or any other file named by mistake)."""
+    check_writable(path.parent, f"--out {path}")
+    if path.is_dir():
+        raise BundleError(f"--out {path}: a folder; name the file to write")
+    if path.exists():
+        try:
+            read(path)
+        except BundleError:
+            raise BundleError(f"--out {path}: exists and is not a runs file; not overwriting it (remove it "
+                              "or name another file)") from None
+
+
 def write(bundle: Bundle, path: Path) -> Path:
     """Write the file atomically (a reader never sees half of it); the same bundle, the same bytes
     (with the same zlib: deflate's output is not promised across its versions)."""
     path = Path(path)
-    check_writable(path.parent, f"--out {path}")
-    if path.is_dir():
-        raise BundleError(f"--out {path}: a folder; name the file to write")
+    check_target(path)
     runs = [{"run_id": r.run_id, "parent_run_id": r.parent_run_id, "name": r.name, "status": r.status,
              "start_time": r.start_time, "end_time": r.end_time, "params": r.params, "tags": r.tags}
             for r in bundle.runs]

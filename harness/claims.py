@@ -39,6 +39,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from harness import stores, tracking
+from harness.stores import redact
 from harness.config import sqlite_path
 from harness.grid import Cell, Grid
 
@@ -54,15 +55,6 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def resolve_storage(given: str | None) -> str:
     """The Optuna storage URL: --storage, else $HARNESS_SWEEP_STORAGE, else the local default."""
     return given or os.environ.get("HARNESS_SWEEP_STORAGE") or DEFAULT_STORAGE
-
-
-def redact(url: str) -> str:
-    """A storage URL without its password, for tags and messages."""
-    scheme, sep, rest = url.partition("://")
-    if "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    return f"{scheme}{sep}{credentials.split(':')[0]}:***@{host}"
 
 
 # ------------------------------------------------------------------------------------ storage
@@ -341,6 +333,19 @@ def end_trial(sw: Sweep, trial_id: int, state: TrialState, value: float | None =
         return sw.storage.set_trial_state_values(trial_id, state, None if value is None else [value])
     except UpdateFinishedTrialError:
         return False
+
+
+class TrialClaim:
+    """A worker's claim on a cell as `train` checks it (harness.train.Claim)."""
+
+    def __init__(self, sw: Sweep, trial_id: int):
+        self.sw, self.trial_id = sw, trial_id
+
+    def held(self) -> bool:
+        return self.sw.storage.get_trial(self.trial_id).state == TrialState.RUNNING
+
+    def complete(self, metrics: dict[str, float]) -> bool:
+        return end_trial(self.sw, self.trial_id, TrialState.COMPLETE, value=metrics["test_err"])
 
 
 class Heartbeat:

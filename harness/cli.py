@@ -1,7 +1,8 @@
 """`harness` command line: train, sweep, report, export, import, describe, ui. Heavy modules (torch, lightning, mlflow) are
 imported inside the command that needs them, so `--help` and config errors answer at once.
 
-Exit codes: 0 success; 1 a run failed; 2 bad input (config, data or arguments), with one message."""
+Exit codes: 0 success; 1 a run failed; 2 bad input (config, data or arguments), with one message;
+130 interrupted (Ctrl-C, SIGTERM)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 
 from harness import config as C
 
-EXIT_FAILED, EXIT_BAD_INPUT = 1, 2
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _config_args(p: argparse.ArgumentParser, default_preset: str | None) -> None:
@@ -51,6 +52,9 @@ def cmd_sweep(args) -> int:
     from harness import grid as G
 
     grid = G.load(args.file, args.overrides)  # a bad grid stops here, before any store exists
+    from harness.data import check_source  # light: a bad source fails before torch, MLflow or Optuna loads
+    for data in {repr(cell.config.data): cell.config.data for cell in grid.cells}.values():
+        check_source(data)
     tracking_uri, storage_url = _tracking_uri(args.tracking_uri), _storage(args.storage)
     if args.workers < 1:
         raise C.ConfigError(f"--workers: must be at least 1; got {args.workers}")
@@ -100,11 +104,11 @@ def cmd_report(args) -> int:
 def cmd_export(args) -> int:
     from pathlib import Path
 
+    from harness import bundle
     uri, out = _tracking_uri(args.tracking_uri), Path(args.out or f"{args.sweep}.runs.zip")
-    C.check_writable(out.absolute().parent, "--out")
+    bundle.check_target(out.absolute())
     if _store(uri) is None:
         raise C.ConfigError(f"--tracking-uri: no tracking store at {uri}")
-    from harness import bundle
     sweep = bundle.from_store(uri, args.sweep, _storage(args.storage), figures=args.figures)
     out = bundle.write(sweep, out)
     points = sum(len(v) for r in sweep.runs for v in r.metrics.values())
@@ -263,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         top.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was running is recorded KILLED, resumable
+        print("harness: interrupted; the same command again continues where it stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except C.ConfigError as err:
         from harness.stores import StoreError  # light: no MLflow
         kind = "store error" if isinstance(err, StoreError) else "config error"

@@ -102,16 +102,49 @@ _READY: set[str] = set()  # tracking stores this process has checked (and create
 
 
 def check_tracking_store(uri: str) -> None:
-    """Raise StoreError (or ConfigError) for a store that cannot be used or created as it is, without
-    writing anything: a file that is not a database, an unwritable place, a store whose schema is
-    incomplete and that already holds runs."""
+    """Raise StoreError (or ConfigError) for a store a command cannot write to, without writing
+    anything: a server that does not answer, a file that is not an MLflow database, an unwritable
+    place, a store whose schema is incomplete and that already holds something."""
     db = sqlite_path(uri)
-    if db is None or _complete(db):
+    if db is None:
+        _answers(uri, "tracking store")
         return
     check_writable(db.parent, f"tracking store {uri}")
     if db.exists() and not os.access(db, os.R_OK | os.W_OK):
         raise StoreError(f"tracking store {uri}: {db} is not writable")
-    _half_made(db, uri)
+    if not _complete(db):
+        _half_made(db, uri)
+
+
+def _answers(url: str, what: str) -> None:
+    """A database server or an MLflow tracking server that answers within seconds (MLflow's own
+    retries would wait minutes in silence), else StoreError."""
+    if url.startswith(("http://", "https://")):
+        import urllib.request
+
+        try:
+            urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=15).close()
+        except OSError as err:
+            raise StoreError(f"{what} {url}: no answer from the tracking server ({err})") from None
+    elif url.startswith(("postgresql", "postgres")):
+        import sqlalchemy
+
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool,
+                                          connect_args={"connect_timeout": 15})
+        try:
+            engine.connect().close()
+        except Exception as err:  # noqa: BLE001 - any driver error: one line naming the server
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise StoreError(f"{what} {redact(url)}: cannot connect ({first})") from None
+        finally:
+            engine.dispose()
+
+
+def redact(url: str) -> str:
+    """A database URL without its password, for tags and messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{credentials.split(':')[0]}:***@{host}" if at else url
 
 
 def open_tracking_store(uri: str) -> None:
@@ -120,8 +153,9 @@ def open_tracking_store(uri: str) -> None:
     so processes that start together on a new store make its tables once."""
     if uri in _READY:
         return
-    check_tracking_store(uri)
     db = sqlite_path(uri)
+    if db is None or not _complete(db):
+        check_tracking_store(uri)
     if db is not None and not _complete(db):
         with creation_lock(uri, "create"):
             if not _complete(db):
@@ -146,7 +180,11 @@ def _forget_engine(uri: str) -> None:
 
 def _first_call(uri: str) -> None:
     """MLflow creates or checks a database store's schema on the first call."""
+    import logging
+
     from mlflow.tracking import MlflowClient
+
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # its INFO lines for every new store
 
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
@@ -159,6 +197,21 @@ def _schema(db: Path) -> tuple[dict[str, list[tuple]], str | None]:
     from mlflow.store.db.utils import _get_latest_schema_revision
 
     return sqlite_tables(db), _get_latest_schema_revision()
+
+
+def _made_by_mlflow(tables: dict[str, list[tuple]]) -> bool:
+    """Whether an SQLite database's tables are MLflow's: its schema version is one of MLflow's
+    migrations, or, before the first one was recorded, every table is one MLflow makes."""
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.base_sql_model import Base
+    from mlflow.store.db.utils import _get_alembic_config
+    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
+
+    if tables.get("alembic_version"):
+        revisions = {r.revision for r in ScriptDirectory.from_config(_get_alembic_config("")).walk_revisions()}
+        return tables["alembic_version"][0][0] in revisions
+    known = set(Base.metadata.tables) | set(InitialBase.metadata.tables) | {"alembic_version"}
+    return all(t in known or t.startswith("_alembic_tmp_") for t in tables)
 
 
 def _complete(db: Path) -> bool:
@@ -185,6 +238,9 @@ def _half_made(db: Path, uri: str) -> bool:
         return False  # missing or 0 bytes: MLflow makes its tables
     tables, head = _schema(db)
     version = (tables.get("alembic_version") or [("none",)])[0][0]
+    if not _made_by_mlflow(tables):
+        raise StoreError(f"tracking store {uri}: {db} is an SQLite database but not an MLflow tracking store "
+                         f"(tables: {', '.join(sorted(tables)[:6])}); point --tracking-uri elsewhere")
     runs, experiments = (tables.get(t, [(0,)])[0][0] for t in ("runs", "experiments"))
     if runs or experiments:
         leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
@@ -202,8 +258,15 @@ def check_storage(storage_url: str) -> None:
     anything is created (a server URL is checked when it is opened)."""
     db = sqlite_path(storage_url)
     if db is None:
+        _answers(storage_url, "--storage")
         return
-    sqlite_kind(db)
+    if sqlite_kind(db) == "sqlite":
+        from optuna.storages._rdb.models import BaseModel
+
+        foreign = sorted(set(sqlite_tables(db)) - set(BaseModel.metadata.tables) - {"alembic_version"})
+        if foreign:
+            raise StoreError(f"--storage {storage_url}: {db} is an SQLite database but not an Optuna storage "
+                             f"(tables: {', '.join(foreign[:6])}); point --storage elsewhere")
     check_writable(db.parent, f"--storage {storage_url}")
     if db.exists() and not os.access(db, os.R_OK | os.W_OK):
         raise StoreError(f"--storage {storage_url}: {db} is not writable")

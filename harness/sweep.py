@@ -15,28 +15,32 @@ from optuna.trial import TrialState
 
 from harness import config as C
 from harness import stores, tracking
-from harness.claims import (Heartbeat, Sweep, claim_next, end_trial, open_sweep, reap, redact,
+from harness.claims import (Heartbeat, Sweep, TrialClaim, claim_next, end_trial, open_sweep, reap, redact,
                             snapshot)
 from harness.grid import Cell, Grid, duration
 
-CLAIM_LOST = "claim_lost"  # failure_reason of a run that finished after its claim was taken from it
 POLL_S = 5  # how often an idle worker looks for freed cells while others finish theirs
 
 
 def _killed_run(sw: Sweep, cell: Cell, runs: list[tracking.RunRecord]) -> str | None:
-    """The cell's newest run, to continue, when it was KILLED and its checkpoint is on this machine."""
+    """The cell's newest run, to continue, when it was KILLED, its checkpoint is on this machine and
+    no process is training it still (a worker taken for dead that is only stalled: left alone, it
+    finds its claim lost at its next epoch and stops without recording)."""
+    from harness.train import being_trained
+
     if not runs or runs[-1].status != "KILLED":
         return None
-    checkpoint = C.checkpoint_path(cell.config.trainer, runs[-1].run_id)
-    return runs[-1].run_id if checkpoint.is_file() else None
+    run_id, trainer = runs[-1].run_id, cell.config.trainer
+    return run_id if C.checkpoint_path(trainer, run_id).is_file() and not being_trained(trainer, run_id) else None
 
 
 def run_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord]) -> tuple[str, str]:
     """Train the claimed cell; end its trial. Returns (status, what happened).
 
-    The trial is completed before the run is marked FINISHED (train's `confirm`), so that a worker
-    whose claim was taken from it while it was silent (no heartbeat for GRACE_S) never leaves a
-    second FINISHED run beside the one of the worker that took the cell over."""
+    The claim is checked before each epoch is recorded and the trial completed before the run is
+    marked FINISHED (`TrialClaim`), so that a worker whose claim was taken from it while it was
+    silent (no heartbeat for GRACE_S) records nothing more: never a second FINISHED run, never
+    metrics in a run that another worker now continues."""
     from harness.train import train
 
     cfg = copy.deepcopy(cell.config)
@@ -48,14 +52,10 @@ def run_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord
     resume_id = _killed_run(sw, cell, runs)
     if resume_id:
         tracking.set_tags(sw.tracking_uri, resume_id, tags)
-    def complete(metrics: dict[str, float]) -> str | None:
-        if end_trial(sw, trial_id, TrialState.COMPLETE, value=metrics["test_err"]):
-            return None
-        return CLAIM_LOST  # the cell may be running elsewhere now: this run stands down
-
     with Heartbeat(sw.storage, trial_id):
         try:
-            result = train(cfg, parent_run_id=sw.parent_id, extra_tags=tags, resume_run_id=resume_id, confirm=complete)
+            result = train(cfg, parent_run_id=sw.parent_id, extra_tags=tags, resume_run_id=resume_id,
+                           claim=TrialClaim(sw, trial_id))
         except (KeyboardInterrupt, SystemExit):
             end_trial(sw, trial_id, TrialState.FAIL, reason=tracking.INTERRUPTED)
             raise
@@ -164,7 +164,7 @@ def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1, ov
             work(sw)
         else:
             _spawn_workers(sw, workers, overrides)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):  # Lightning turns SIGTERM into SystemExit
         tracking.end_run(tracking_uri, sw.parent_id, "KILLED")
         raise
     return summarise(sw, end_parent=True)

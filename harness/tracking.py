@@ -155,22 +155,21 @@ def failure_tags(err: BaseException) -> dict[str, str]:
             "failure_message": str(err)[:4000], "failure_traceback": "\n".join(last_lines)[-4000:]}
 
 
-class RunStopped(Exception):
-    """Raised inside `ending` to end the run KILLED, with the message as its failure_reason: stopped
-    for a reason outside the run (a sweep that lost its claim on the cell)."""
+class RunTaken(Exception):
+    """Raised inside `ending` when the run is no longer this process's to record (another process
+    took it over): it is left exactly as it is."""
 
 
 @contextmanager
 def ending(uri: str, run_id: str) -> Iterator[None]:
-    """A run's lifecycle: FINISHED when the block completes; KILLED when Ctrl-C, SIGTERM or
-    RunStopped stops it, FAILED with the reason as tags on any other exception (all re-raised)."""
+    """A run's lifecycle: FINISHED when the block completes; KILLED when Ctrl-C or SIGTERM stops it,
+    FAILED with the reason as tags on any other exception (all re-raised); untouched on RunTaken."""
     try:
         yield
     except (KeyboardInterrupt, SystemExit):
         end_run(uri, run_id, "KILLED", {"failure_reason": INTERRUPTED})
         raise
-    except RunStopped as err:
-        end_run(uri, run_id, "KILLED", {"failure_reason": str(err)})
+    except RunTaken:
         raise
     except Exception as err:
         end_run(uri, run_id, "FAILED", failure_tags(err))

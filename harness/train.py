@@ -14,15 +14,18 @@ the first (readers take the last value per step).
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import math
 import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import lightning.pytorch as pl
 import torch
@@ -218,15 +221,22 @@ def describe_data(data: Data) -> str:
     return f"{data.name} from {data.source}: {s['train']:,} train / {s['val']:,} val / {s['test']:,} test images"
 
 
+class Claim(Protocol):
+    """A sweep's hold on the cell a run trains: the run records nothing more once it is lost."""
+
+    def held(self) -> bool:
+        """Still ours (checked before each epoch is recorded)."""
+
+    def complete(self, metrics: dict[str, float]) -> bool:
+        """Make the cell ours for good, once everything is recorded; False: the claim was lost."""
+
+
 def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: str | None = None,
-          extra_tags: dict[str, str] | None = None, data: Data | None = None,
-          confirm: Callable[[dict[str, float]], str | None] | None = None) -> Result:
+          extra_tags: dict[str, str] | None = None, data: Data | None = None, claim: Claim | None = None) -> Result:
     """Train, test and record one run. Exceptions inside training end the run FAILED (with the
     reason as tags) and are returned in the Result, not raised; Ctrl-C ends it KILLED and re-raises.
-    `confirm(metrics)`, called once everything is recorded and before the run is marked FINISHED,
-    may return a reason to end it KILLED instead (a sweep whose claim on the cell was lost)."""
-    from harness.describe import cost_line
-
+    With a `claim` that is lost (the sweep handed the cell to another worker, which may be
+    continuing this very run) the run is left as it is and the Result says KILLED."""
     data = data or load_data(cfg.data)  # reads and verifies before any run exists
     num_classes = cfg.model.num_classes or len(data.classes)
     if num_classes != len(data.classes):
@@ -239,36 +249,74 @@ def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: 
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
 
-    if resume_run_id:
-        run_id = resume_run_id
-        tracking.resume_run(uri, run_id)
-    else:
-        run_id = tracking.start_run(
-            uri, cfg.tracking.experiment, cfg.tracking.artifact_root, cfg.tracking.run_name or C.run_name(cfg),
-            C.flatten(cfg), run_tags(cfg, data) | (extra_tags or {}), C.to_yaml(cfg), parent_run_id)
-    module = Classifier(cfg, data.transform, num_classes,
-                        record=lambda step, metrics: tracking.log_metrics(uri, run_id, metrics, step))
+    with ExitStack() as held_run:
+        if resume_run_id:
+            run_id = resume_run_id
+            held_run.enter_context(training_lock(cfg.trainer, run_id))
+            tracking.resume_run(uri, run_id)
+        else:
+            run_id = tracking.start_run(
+                uri, cfg.tracking.experiment, cfg.tracking.artifact_root, cfg.tracking.run_name or C.run_name(cfg),
+                C.flatten(cfg), run_tags(cfg, data) | (extra_tags or {}), C.to_yaml(cfg), parent_run_id)
+            held_run.enter_context(training_lock(cfg.trainer, run_id))
+        return _fit_and_test(cfg, data, num_classes, uri, run_id, resume_run_id is not None, claim)
+
+
+def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_id: str, resume: bool,
+                  claim: Claim | None) -> Result:
+    from harness.describe import cost_line
+
+    def record(step: int, metrics: dict[str, float]) -> None:
+        if claim and not claim.held():
+            raise tracking.RunTaken(f"claim on the cell lost before epoch {step} was recorded")
+        tracking.log_metrics(uri, run_id, metrics, step)
+
+    module = Classifier(cfg, data.transform, num_classes, record=record)
     print(f"harness: {describe_data(data)}\nharness: {cost_line(module.model, cfg, data.sizes['train'])}")
+    checkpoint = C.checkpoint_path(cfg.trainer, run_id)
     trainer = None
     try:
         with tracking.ending(uri, run_id):
-            trainer = _trainer(cfg, C.checkpoint_path(cfg.trainer, run_id))
+            trainer = _trainer(cfg, checkpoint)
             data.to(trainer.strategy.root_device)
             tracking.set_tags(uri, run_id, {"device": device_name(trainer.strategy.root_device)})
-            ckpt = C.checkpoint_path(cfg.trainer, run_id)
-            trainer.fit(module, data.train, data.val, ckpt_path=str(ckpt) if resume_run_id else None)
+            # A run killed before its first checkpoint starts over, in the same run.
+            trainer.fit(module, data.train, data.val, ckpt_path=str(checkpoint) if resume and checkpoint.is_file() else None)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
             metrics |= _test(trainer, module, data, uri, run_id)
             _log_artifacts(cfg, uri, run_id)
-            stop = confirm(metrics) if confirm else None
-            if stop:
-                raise tracking.RunStopped(stop)
-    except tracking.RunStopped as err:
-        return Result(run_id, "KILLED", metrics, trainer.current_epoch, error=str(err))
+            if claim and not claim.complete(metrics):
+                raise tracking.RunTaken("claim on the cell lost before the run could be marked FINISHED")
+    except tracking.RunTaken as err:
+        return Result(run_id, "KILLED", epochs=trainer.current_epoch if trainer else 0, error=str(err))
     except Exception as err:  # recorded as the run's failure by tracking.ending
         epochs = trainer.current_epoch if trainer else 0
         return Result(run_id, "FAILED", epochs=epochs, error=f"{type(err).__name__}: {err}")
     return Result(run_id, "FINISHED", metrics, trainer.current_epoch)
+
+
+@contextmanager
+def training_lock(trainer: C.TrainerConfig, run_id: str) -> Iterator[None]:
+    """One process trains a run at a time: an flock beside its checkpoint, held while it trains (a
+    second `--resume` of a run still training elsewhere on this file system is refused)."""
+    folder = C.checkpoint_path(trainer, run_id).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "training.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise C.ConfigError(f"run {run_id} is being trained by another process (it holds "
+                                f"{folder / 'training.lock'})") from None
+        yield
+
+
+def being_trained(trainer: C.TrainerConfig, run_id: str) -> bool:
+    """Whether some process holds the run's training lock."""
+    try:
+        with training_lock(trainer, run_id):
+            return False
+    except C.ConfigError:
+        return True
 
 
 def _trainer(cfg: C.RunConfig, checkpoint: Path) -> pl.Trainer:
@@ -309,7 +357,8 @@ def _log_artifacts(cfg: C.RunConfig, uri: str, run_id: str) -> None:
 
 
 def resume(run_id: str, uri: str | None = None) -> Result:
-    """Continue a run from its last checkpoint, with the config it was started with."""
+    """Continue a run from its last checkpoint, with the config it was started with (from its
+    start, in the same run, when it was stopped before its first epoch ended)."""
     uri = uri or C.tracking_uri(C.TrackingConfig())
     if not stores.has_tracking_store(uri):
         raise C.ConfigError(f"--resume {run_id}: no tracking store at {uri}")
@@ -318,8 +367,8 @@ def resume(run_id: str, uri: str | None = None) -> Result:
     if tracking.run_status(uri, run_id) == "FINISHED":
         raise C.ConfigError(f"--resume {run_id}: that run already FINISHED; nothing to continue")
     cfg = C.from_yaml(tracking.run_config_yaml(uri, run_id), f"run {run_id} config")
-    checkpoint = C.checkpoint_path(cfg.trainer, run_id)
-    if not checkpoint.is_file():
-        raise C.ConfigError(f"--resume {run_id}: no checkpoint at {checkpoint} (run from the folder it started in)")
+    folder = C.checkpoint_path(cfg.trainer, run_id).parent
+    if not folder.is_dir():  # made as training starts; holds no checkpoint until the first epoch ends
+        raise C.ConfigError(f"--resume {run_id}: no checkpoint folder {folder} (run from the folder it started in)")
     cfg.tracking.uri = uri
     return train(cfg, resume_run_id=run_id)

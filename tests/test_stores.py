@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import sqlite3
 import time
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
@@ -22,6 +23,7 @@ axes: {model.activation: [relu, tanh]}
 seeds: [0, 1]
 """
 REPEATS, PROCESSES = 10, 4
+ROOT = Path(__file__).parents[1]
 
 
 def _grid(tmp_path, settings: str = ""):
@@ -213,3 +215,44 @@ def test_a_run_from_a_dirty_checkout_records_its_diff(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     run_id = tracking.start_run(uri, "harness", str(tmp_path / "artifacts"), "r", {}, {}, "a: 1\n")
     assert tracking.artifact_bytes(uri, run_id, tracking.GIT_DIFF_ARTIFACT).decode() == diff
+
+
+def test_a_store_named_by_mistake_is_refused_and_never_changed(tmp_path, capsys, cifar_sources):
+    """Found by a red-team run: a database that is not MLflow's was taken for a store whose creation
+    was cut off and deleted; flags given the other way round replaced every Optuna trial; an
+    export's --out overwrote the tracking store; a server that does not answer gave a traceback
+    (or, over HTTP, minutes of silence) after the other store had been created."""
+    grid = str(_grid(tmp_path, f"  data.source: {cifar_sources['zip']}\n  data.val_size: 10\n"))
+    storage_url, tracking_uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    claims.open_sweep(G.load(grid), storage_url, tracking_uri)  # a real pair of stores holding a sweep
+    precious = tmp_path / "precious.db"
+    with sqlite3.connect(precious) as con:
+        con.execute("CREATE TABLE notes (body TEXT)")
+        con.executemany("INSERT INTO notes VALUES (?)", [("x",)] * 1000)
+    files = {p: p.read_bytes() for p in (precious, tmp_path / "optuna.db", tmp_path / "mlflow.db")}
+    runs_zip = str(ROOT / "reports" / "relu_speed_cpu" / "runs.zip")
+    cases = {
+        "not an MLflow tracking store": ["import", runs_zip, "--tracking-uri", f"sqlite:///{precious}"],
+        "is an SQLite database but not an": ["sweep", grid, "--storage", tracking_uri, "--tracking-uri", storage_url],
+        "exists and is not a runs file": ["export", "race", "--out", str(tmp_path / "mlflow.db"),
+                                          "--tracking-uri", tracking_uri],
+        "cannot connect": ["sweep", grid, "--storage", "postgresql+psycopg2://nobody@127.0.0.1:1/none",
+                           "--tracking-uri", f"sqlite:///{tmp_path}/new/mlflow.db"],
+        "no answer from the tracking server": ["sweep", grid, "--storage", f"sqlite:///{tmp_path}/new/optuna.db",
+                                               "--tracking-uri", "http://127.0.0.1:1"],
+        "is in the way": ["report", "--out", str(tmp_path / "out"), "--tracking-uri", tracking_uri],
+        "not an Optuna storage": ["sweep", grid, "--storage", f"sqlite:///{precious}", "--tracking-uri", tracking_uri],
+        "not an SQLite database": ["export", "race", "--out", str(tmp_path / "race.runs.zip"), "--tracking-uri",
+                                   tracking_uri, "--storage", f"sqlite:///{tmp_path / 'noise.db'}"],
+    }
+    (tmp_path / "noise.db").write_bytes(os.urandom(4096))
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "race").write_text("a file where the sweep's folder goes")
+    capsys.readouterr()
+    for message, command in cases.items():
+        assert cli.main(command) == 2, command
+        err = capsys.readouterr().err  # the data's one-time decoding lines, then the one error line
+        assert "Traceback" not in err and message in err.strip().splitlines()[-1], err
+    assert {p: p.read_bytes() for p in files} == files and not (tmp_path / "new").exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["race"]
+    assert not (tmp_path / "race.runs.zip").exists()

@@ -167,16 +167,65 @@ def test_run_killed_after_testing_continues_without_training_or_testing_twice(re
     assert "failure_reason" not in client.get_run(run.info.run_id).data.tags  # no stale reason on a FINISHED run
 
 
-def test_a_run_whose_confirmation_is_refused_ends_killed_with_the_reason(real_cifar, store):
+class LostAfter:
+    """A sweep's claim that is held for the first `epochs` checks, then lost; `complete` answers `final`."""
+
+    def __init__(self, epochs: int, final: bool = True):
+        self.epochs, self.final, self.checks, self.completed = epochs, final, 0, []
+
+    def held(self) -> bool:
+        self.checks += 1
+        return self.checks <= self.epochs
+
+    def complete(self, metrics: dict[str, float]) -> bool:
+        self.completed.append(metrics["test_err"])
+        return self.final
+
+
+@pytest.mark.parametrize("lost", ["mid_training", "at_the_end"])
+def test_a_run_whose_claim_is_lost_records_nothing_more_and_is_left_alone(real_cifar, store, lost):
+    """Another worker may be continuing this very run: the one that lost its claim must not log
+    another epoch into it, nor mark it FINISHED or KILLED."""
     from harness.train import train
 
-    cfg = config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=1")
-    seen = []
-    result = train(cfg, confirm=lambda metrics: seen.append(metrics["test_err"]) or "claim_lost")
-    assert result.status == "KILLED" and len(seen) == 1  # asked once, with everything recorded
+    cfg = config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=2")
+    claim = LostAfter(1) if lost == "mid_training" else LostAfter(2, final=False)
+    result = train(cfg, claim=claim)
+    assert result.status == "KILLED" and "claim on the cell lost" in result.error
     run = MlflowClient(cfg.tracking.uri).get_run(result.run_id)
-    assert run.info.status == "KILLED" and run.data.tags["failure_reason"] == "claim_lost"
-    assert run.data.metrics["test_err"] == seen[0]
+    assert run.info.status == "RUNNING" and "failure_reason" not in run.data.tags  # untouched
+    steps = [s for s, _ in history(cfg.tracking.uri, result.run_id, "train_err")]
+    assert steps == ([1] if lost == "mid_training" else [1, 2])
+    assert len(claim.completed) == (0 if lost == "mid_training" else 1)
+
+
+def test_a_run_being_trained_cannot_be_resumed_by_a_second_process(real_cifar, store):
+    from harness.train import train, training_lock
+
+    cfg = config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=1")
+    first = train(cfg)
+    with training_lock(cfg.trainer, first.run_id):  # as the process still training it holds it
+        with pytest.raises(C.ConfigError, match=f"run {first.run_id} is being trained by another process"):
+            train(cfg, resume_run_id=first.run_id)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(real_cifar, store, monkeypatch):
+    from harness.train import Classifier, resume, train
+
+    cfg = config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=1")
+
+    def ctrl_c(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Classifier, "on_train_epoch_start", ctrl_c)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        train(cfg)
+    monkeypatch.undo()
+    client = MlflowClient(cfg.tracking.uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
+    assert run.info.status == "KILLED"
+    result = resume(run.info.run_id, cfg.tracking.uri)
+    assert result.run_id == run.info.run_id and result.status == "FINISHED" and result.epochs == 1
 
 
 def test_divergence_fails_the_run_with_a_reason(real_cifar, store):

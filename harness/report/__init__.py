@@ -165,6 +165,15 @@ def committed_runs(root: Path) -> dict[str, bundle.Bundle]:
     return found
 
 
+def _check_places(root: Path, sweeps: list[str]) -> None:
+    """Nothing of the wrong kind where the report writes (a file named like a sweep's folder), so
+    that it fails before writing rather than half-way."""
+    wanted = [(root, True), (root / "README.md", False)] + [(root / name, True) for name in sweeps]
+    for path, folder in wanted:
+        if path.exists() and path.is_dir() != folder:
+            raise C.ConfigError(f"--out {root}: {path} is in the way (it must be a {'folder' if folder else 'file'})")
+
+
 def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str | None = None) -> Path:
     """Report the named sweeps (default: every sweep in the store or in a runs file under root)
     and assemble root/README.md from every sweep found (one not named keeps its section, or gets
@@ -181,6 +190,7 @@ def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str
         raise bundle.BundleError(f"no sweep {', '.join(unknown)} in {uri or 'no store'} or under {root}/*/"
                                  f"{bundle.FILE_NAME} (found: {', '.join(found) or 'none'})")
     chosen = names or found
+    _check_places(root, found)
     for name in found:
         if name not in chosen and (root / name / "section.md").is_file():
             continue
