@@ -36,19 +36,22 @@ class LocalResponseNorm(nn.Module):
         return f"{LRN_SIZE}, alpha={LRN_ALPHA}, beta={LRN_BETA}, k={LRN_K}"
 
 
-def _window_sum(v: torch.Tensor) -> torch.Tensor:
-    """Sum over the LRN_SIZE channels centred on each channel (zeros beyond the edges)."""
+def _band(v: torch.Tensor, scale: float) -> torch.Tensor:
+    """A 1x1 convolution weight that sums the LRN_SIZE channels centred on each channel, times scale."""
     c = v.shape[1]
     i = torch.arange(c, device=v.device)
-    band = ((i[:, None] - i[None, :]).abs() <= LRN_SIZE // 2).to(v.dtype)[:, :, None, None]
-    return nn.functional.conv2d(v, band)
+    return (((i[:, None] - i[None, :]).abs() <= LRN_SIZE // 2) * scale).to(v.dtype)[:, :, None, None]
 
 
 class _LRN(torch.autograd.Function):
+    """Each pass over the activations costs about as much as the window sum itself, so there are
+    few: the scale and k ride in the convolution's weight and bias, and the backward reuses d^-beta."""
+
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        d = _window_sum(x * x).mul_(LRN_ALPHA / LRN_SIZE).add_(LRN_K)
-        t = torch.rsqrt(d * d.sqrt()) if LRN_BETA == 0.75 else d.pow(-LRN_BETA)  # d^-3/4 without pow
+        k = torch.full((x.shape[1],), LRN_K, dtype=x.dtype, device=x.device)
+        d = nn.functional.conv2d(x * x, _band(x, LRN_ALPHA / LRN_SIZE), k)  # k + alpha/n * window sum
+        t = d.pow(-LRN_BETA)
         ctx.save_for_backward(x, d, t)
         return x * t
 
@@ -56,7 +59,8 @@ class _LRN(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor) -> torch.Tensor:
         x, d, t = ctx.saved_tensors
         gt = g * t
-        return gt - (2 * LRN_ALPHA / LRN_SIZE * LRN_BETA) * x * _window_sum(gt * x / d)
+        w = nn.functional.conv2d(gt * x / d, _band(x, 2 * LRN_ALPHA / LRN_SIZE * LRN_BETA))
+        return torch.addcmul(gt, x, w, value=-1)
 
 
 def pool(kind: str, overlap_padding: int, avg: bool = False) -> nn.Module:
