@@ -267,7 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         top.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.func(args)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was running is recorded KILLED, resumable
+    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C or SIGTERM (which Lightning turns into exit 1)
+        if isinstance(err, SystemExit) and err.code in (0, None):
+            raise
         print("harness: interrupted; the same command again continues where it stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
     except C.ConfigError as err:

@@ -240,7 +240,7 @@ def _half_made(db: Path, uri: str) -> bool:
     version = (tables.get("alembic_version") or [("none",)])[0][0]
     if not _made_by_mlflow(tables):
         raise StoreError(f"tracking store {uri}: {db} is an SQLite database but not an MLflow tracking store "
-                         f"(tables: {', '.join(sorted(tables)[:6])}); point --tracking-uri elsewhere")
+                         f"(tables: {', '.join(sorted(tables)[:6])}); name another tracking store")
     runs, experiments = (tables.get(t, [(0,)])[0][0] for t in ("runs", "experiments"))
     if runs or experiments:
         leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))

@@ -68,7 +68,9 @@ def test_processes_that_create_a_new_store_together_all_succeed(tmp_path, databa
             urls = f"sqlite:///{folder}/optuna.db", f"sqlite:///{folder}/mlflow.db"
         else:
             new_database = request.getfixturevalue("postgres")
-            urls = new_database(f"race_optuna_{i}_"), new_database(f"race_mlflow_{i}_")
+            # the README's plain postgresql:// (psycopg 3) for Optuna, +psycopg2 for MLflow: both drivers
+            optuna_url = new_database(f"race_optuna_{i}_").replace("postgresql+psycopg2://", "postgresql://")
+            urls = optuna_url, new_database(f"race_mlflow_{i}_")
         stores.append((_grid(folder), *urls))
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(PROCESSES), ctx.Queue()

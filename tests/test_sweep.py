@@ -119,6 +119,27 @@ def test_kill_9_mid_cell_then_resume_finishes_only_the_rest(tmp_path, real_cifar
     assert sorted(m.step for m in continued) == [1, 2]
 
 
+def test_sigterm_mid_cell_ends_the_sweep_killed_with_one_line_then_it_resumes(tmp_path, real_cifar):
+    """Lightning turns SIGTERM (and Ctrl-C) into exit 1; the sweep records its parent and the cell
+    KILLED, says so in one line and exits 130, and the same command continues the cell."""
+    path = grid_file(tmp_path, real_cifar, epochs=2, images=2048)
+    url, uri = stores(tmp_path)
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(path), "--storage", url,
+                             "--tracking-uri", uri], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list((tmp_path / "checkpoints").glob("*/last.ckpt")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "harness: interrupted; the same command again continues where it stopped"
+    parent = tracking.find_runs(uri, "tiny", "tags.sweep_role = 'parent'")[0]
+    killed = [r for r in child_runs(uri) if r.status == "KILLED"]
+    assert parent.status == "KILLED" and [r.tags["failure_reason"] for r in killed] == ["interrupted"]
+    assert run_sweep(path, url, uri) == 0
+    assert killed[0].run_id in {r.run_id for r in assert_each_cell_finished_once(path, uri)}
+
+
 def test_a_worker_killed_under_workers_2_frees_its_cell_at_once(tmp_path, real_cifar):
     """The second worker is the one whose death the coordinator did not see while it waited on the
     first: unreaped, it stayed a zombie that looked alive, so its cell waited out the 2-minute
