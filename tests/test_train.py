@@ -80,24 +80,32 @@ def test_same_seed_same_metrics_and_resume(real_cifar, store):
     assert len(MlflowClient(uri).search_runs([MlflowClient(uri).get_run(first.run_id).info.experiment_id])) == 2
 
 
-def test_interrupted_run_resumes_from_its_epoch_checkpoint(real_cifar, store, monkeypatch):
-    from harness.train import Classifier, resume, train
+def interrupted_run(cfg, monkeypatch, epoch: int):
+    """Train until Ctrl-C at the start of `epoch` (0-based); the run, as MLflow has it then."""
+    from harness.train import Classifier, train
 
-    cfg = config(real_cifar, store, "data.train_subset=1000", "trainer.max_epochs=2")
     start_epoch = Classifier.on_train_epoch_start
 
-    def ctrl_c_in_epoch_2(self):
-        if self.current_epoch == 1:
+    def ctrl_c(self):
+        if self.current_epoch == epoch:
             raise KeyboardInterrupt
         start_epoch(self)
 
-    monkeypatch.setattr(Classifier, "on_train_epoch_start", ctrl_c_in_epoch_2)
+    monkeypatch.setattr(Classifier, "on_train_epoch_start", ctrl_c)
     with pytest.raises((KeyboardInterrupt, SystemExit)):
         train(cfg)
     monkeypatch.undo()
     client = MlflowClient(cfg.tracking.uri)
     (run,) = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
     assert run.info.status == "KILLED"
+    return run
+
+
+def test_interrupted_run_resumes_from_its_epoch_checkpoint(real_cifar, store, monkeypatch):
+    from harness.train import resume
+
+    cfg = config(real_cifar, store, "data.train_subset=1000", "trainer.max_epochs=2")
+    run = interrupted_run(cfg, monkeypatch, epoch=1)
     assert [s for s, _ in history(cfg.tracking.uri, run.info.run_id, "train_loss")] == [1]
     result = resume(run.info.run_id, cfg.tracking.uri)
     assert result.status == "FINISHED" and result.epochs == 2
@@ -210,20 +218,10 @@ def test_a_run_being_trained_cannot_be_resumed_by_a_second_process(real_cifar, s
 
 
 def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(real_cifar, store, monkeypatch):
-    from harness.train import Classifier, resume, train
+    from harness.train import resume
 
     cfg = config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=1")
-
-    def ctrl_c(self):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(Classifier, "on_train_epoch_start", ctrl_c)
-    with pytest.raises((KeyboardInterrupt, SystemExit)):
-        train(cfg)
-    monkeypatch.undo()
-    client = MlflowClient(cfg.tracking.uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("harness").experiment_id])
-    assert run.info.status == "KILLED"
+    run = interrupted_run(cfg, monkeypatch, epoch=0)
     result = resume(run.info.run_id, cfg.tracking.uri)
     assert result.run_id == run.info.run_id and result.status == "FINISHED" and result.epochs == 1
 
