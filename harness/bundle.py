@@ -149,9 +149,8 @@ def _study_trials(storage_url: str | None, study: str) -> list[dict]:
     except KeyError:
         return []
     except Exception as err:  # noqa: BLE001 - a storage that cannot be read: one line naming it
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         raise stores.StoreError(f"--storage {stores.redact(storage_url)}: cannot read study {study!r} "
-                                f"({type(err).__name__}: {first})") from None
+                                f"({stores.failure(err)})") from None
 
     def when(moment: datetime | None) -> str | None:
         return moment.isoformat() if moment else None

@@ -71,8 +71,7 @@ def open_storage(storage_url: str, on_lost: Callable[[optuna.Study, FrozenTrial]
                 heartbeat_stale_trial_callback=on_lost,
                 engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None)
     except Exception as err:  # noqa: BLE001 - whatever Optuna or the driver raised: one line, naming it
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
-        raise stores.StoreError(f"--storage {redact(storage_url)}: {type(err).__name__}: {first}") from None
+        raise stores.StoreError(f"--storage {redact(storage_url)}: {stores.failure(err)}") from None
     if sqlite:
         _serialise_sqlite(storage.engine)
     return storage

@@ -176,11 +176,15 @@ def check_writable(path: str | Path, what: str) -> None:
         raise ConfigError(f"{what}: {path}: {existing} is not writable")
 
 
+def served(uri: str) -> bool:
+    """Whether the tracking URI is an MLflow tracking server (which keeps the artifacts it is sent)."""
+    return uri.startswith(("http://", "https://"))
+
+
 def check_outputs(cfg: RunConfig) -> None:
     """The run's local output folders can be written: checked before any run exists."""
     check_writable(cfg.trainer.checkpoint_dir, "trainer.checkpoint_dir")
-    served = tracking_uri(cfg.tracking).startswith(("http://", "https://"))  # the server keeps artifacts
-    if "://" not in cfg.tracking.artifact_root and not served:
+    if "://" not in cfg.tracking.artifact_root and not served(tracking_uri(cfg.tracking)):  # a server keeps its own
         check_writable(cfg.tracking.artifact_root, "tracking.artifact_root")
 
 

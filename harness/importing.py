@@ -25,9 +25,8 @@ def artifact_root(uri: str) -> str | None:
 
 
 def _store_failure(uri: str, err: Exception, partial: bool = False) -> BundleError:
-    first = str(err).splitlines()[0][:200] if str(err) else ""
     tail = "; the import stopped partway: run it again to finish it" if partial else ""
-    return BundleError(f"--tracking-uri {uri}: the tracking store failed ({type(err).__name__}: {first}){tail}")
+    return BundleError(f"--tracking-uri {uri}: the tracking store failed ({stores.failure(err)}){tail}")
 
 
 @dataclass

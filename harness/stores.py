@@ -22,13 +22,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from harness.config import ConfigError, check_writable, sqlite_path
+from harness.config import ConfigError, check_writable, served, sqlite_path
 
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 
 
 class StoreError(ConfigError):
     """A store that cannot be used as it is: bad input, named with its path or URL."""
+
+
+def failure(err: Exception) -> str:
+    """An error from MLflow, Optuna or a database driver as one short line (their messages run long)."""
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0][:300]}" if text else type(err).__name__
 
 
 def sqlite_kind(db: Path) -> str:
@@ -47,21 +53,32 @@ def sqlite_kind(db: Path) -> str:
     return "sqlite"
 
 
-def sqlite_tables(db: Path) -> dict[str, list[tuple]]:
-    """Table name -> its rows for the small bookkeeping tables (alembic_version, version_info),
-    else one row holding the row count; read over a read-only connection."""
+def sqlite_tables(db: Path, count: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
+    """Table name -> its rows for the small bookkeeping tables (alembic_version, version_info), the
+    row count for the tables named in `count`, else nothing (a metrics table may hold millions of
+    rows); read over a read-only connection, in one read transaction."""
     try:
         con = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True, timeout=60, isolation_level=None)
         try:
-            # One read transaction: a consistent view while another process may be creating tables.
-            con.execute("BEGIN")
+            con.execute("BEGIN")  # a consistent view while another process may be creating tables
             names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            return {name: con.execute(f'SELECT * FROM "{name}"' if name in ("alembic_version", "version_info")
-                                      else f'SELECT COUNT(*) FROM "{name}"').fetchall() for name in names}
+            return {name: con.execute(f'SELECT * FROM "{name}"').fetchall() if name in ("alembic_version", "version_info")
+                    else con.execute(f'SELECT COUNT(*) FROM "{name}"').fetchall() if name in count else []
+                    for name in names}
         finally:
             con.close()
     except sqlite3.DatabaseError as err:
         raise StoreError(f"{db}: unreadable SQLite database ({err})") from None
+
+
+@contextmanager
+def file_lock(path: Path, wait: bool = True) -> Iterator[None]:
+    """An exclusive flock on `path` (made with its folder where missing), held for the block;
+    `wait=False` raises BlockingIOError at once when another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        yield  # closing the file releases the lock
 
 
 @contextmanager
@@ -71,13 +88,8 @@ def creation_lock(url: str, name: str) -> Iterator[None]:
     nothing for other stores (an MLflow tracking server serialises its own)."""
     db = sqlite_path(url)
     if db is not None:
-        db.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{db}.{name}-lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(Path(f"{db}.{name}-lock")):
+            yield
     elif url.startswith(("postgresql", "postgres")):
         import sqlalchemy
 
@@ -119,7 +131,7 @@ def check_tracking_store(uri: str) -> None:
 def _answers(url: str, what: str) -> None:
     """A database server or an MLflow tracking server that answers within seconds (MLflow's own
     retries would wait minutes in silence), else StoreError."""
-    if url.startswith(("http://", "https://")):
+    if served(url):
         import urllib.request
 
         try:
@@ -134,8 +146,7 @@ def _answers(url: str, what: str) -> None:
         try:
             engine.connect().close()
         except Exception as err:  # noqa: BLE001 - any driver error: one line naming the server
-            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-            raise StoreError(f"{what} {redact(url)}: cannot connect ({first})") from None
+            raise StoreError(f"{what} {redact(url)}: cannot connect ({failure(err)})") from None
         finally:
             engine.dispose()
 
@@ -148,24 +159,24 @@ def redact(url: str) -> str:
 
 
 def open_tracking_store(uri: str) -> None:
-    """Check the store, and create it where it is new, once per process. A
-    complete SQLite store is only read; creating or repairing one happens under the creation lock,
-    so processes that start together on a new store make its tables once."""
+    """Check the store, and create it where it is new, once per process. A complete SQLite store is
+    only read; creating or repairing one happens under the creation lock, so processes that start
+    together on a new store make its tables once."""
     if uri in _READY:
         return
     db = sqlite_path(uri)
-    if db is None or not _complete(db):
+    if db is None:
         check_tracking_store(uri)
-    if db is not None and not _complete(db):
+        with creation_lock(uri, "create") if uri.startswith("postgres") else nullcontext():
+            _first_call(uri)
+    elif not _complete(db):
+        check_tracking_store(uri)
         with creation_lock(uri, "create"):
             if not _complete(db):
                 if _half_made(db, uri):
                     db.unlink()  # its creation was cut off, and it holds nothing: made again below
                     _forget_engine(uri)
                 _first_call(uri)
-    else:
-        with creation_lock(uri, "create") if uri.startswith("postgres") else nullcontext():
-            _first_call(uri)
     _READY.add(uri)
 
 
@@ -189,14 +200,13 @@ def _first_call(uri: str) -> None:
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as err:  # noqa: BLE001 - whatever MLflow or the driver raised: one line, naming the store
-        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
-        raise StoreError(f"tracking store {uri}: {type(err).__name__}: {first}") from None
+        raise StoreError(f"tracking store {uri}: {failure(err)}") from None
 
 
 def _schema(db: Path) -> tuple[dict[str, list[tuple]], str | None]:
     from mlflow.store.db.utils import _get_latest_schema_revision
 
-    return sqlite_tables(db), _get_latest_schema_revision()
+    return sqlite_tables(db, count=("runs", "experiments")), _get_latest_schema_revision()
 
 
 def _made_by_mlflow(tables: dict[str, list[tuple]]) -> bool:
@@ -231,10 +241,10 @@ def has_tracking_store(uri: str) -> bool:
 
 
 def _half_made(db: Path, uri: str) -> bool:
-    """Whether the SQLite store's schema is incomplete while it holds nothing, not even an
-    experiment (MLflow adds its Default experiment once the schema is complete): one whose creation
-    was cut off, safe to make again. One that holds anything raises StoreError: never touched."""
-    if sqlite_kind(db) != "sqlite" or _complete(db):
+    """Whether the SQLite store, known to be incomplete, holds nothing, not even an experiment
+    (MLflow adds its Default experiment once the schema is complete): one whose creation was cut
+    off, safe to make again. One that holds anything raises StoreError: never touched."""
+    if sqlite_kind(db) != "sqlite":
         return False  # missing or 0 bytes: MLflow makes its tables
     tables, head = _schema(db)
     version = (tables.get("alembic_version") or [("none",)])[0][0]

@@ -25,7 +25,7 @@ from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from harness import stores  # noqa: E402
-from harness.config import check_writable  # noqa: E402
+from harness.config import check_writable, served  # noqa: E402
 
 CONFIG_ARTIFACT = "config.yaml"
 # MLflow 3's UI opens an experiment on the view its kind names; harness experiments hold training
@@ -58,11 +58,6 @@ def experiment_id(uri: str, name: str, artifact_root: str | None) -> str:
         if found is None:
             raise
         return found.experiment_id
-
-
-def served(uri: str) -> bool:
-    """Whether the store is an MLflow tracking server (which keeps the artifacts it is sent)."""
-    return uri.startswith(("http://", "https://"))
 
 
 def _location(uri: str, artifact_root: str, name: str) -> str | None:

@@ -14,7 +14,6 @@ the first (readers take the last value per step).
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import os
@@ -299,14 +298,12 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
 def training_lock(trainer: C.TrainerConfig, run_id: str) -> Iterator[None]:
     """One process trains a run at a time: an flock beside its checkpoint, held while it trains (a
     second `--resume` of a run still training elsewhere on this file system is refused)."""
-    folder = C.checkpoint_path(trainer, run_id).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "training.lock", "a") as handle:
+    lock = C.checkpoint_path(trainer, run_id).parent / "training.lock"
+    with ExitStack() as held:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.enter_context(stores.file_lock(lock, wait=False))
         except BlockingIOError:
-            raise C.ConfigError(f"run {run_id} is being trained by another process (it holds "
-                                f"{folder / 'training.lock'})") from None
+            raise C.ConfigError(f"run {run_id} is being trained by another process (it holds {lock})") from None
         yield
 
 
