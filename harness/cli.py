@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 from harness import config as C
 
@@ -56,19 +57,29 @@ def cmd_sweep(args) -> int:
     for data in {repr(cell.config.data): cell.config.data for cell in grid.cells}.values():
         check_source(data)
     tracking_uri, storage_url = _tracking_uri(args.tracking_uri), _storage(args.storage)
-    if args.workers < 1:
-        raise C.ConfigError(f"--workers: must be at least 1; got {args.workers}")
+    workers = _workers(args.workers)
     if args.calibrate_steps < 1:
         raise C.ConfigError(f"--calibrate-steps: must be at least 1; got {args.calibrate_steps}")
+    if workers == "auto":  # the cells' network, timed in each layout of this machine's cores
+        from harness.bench import best_workers
+        workers = best_workers(grid.cells[0].config)
     if args.dry_run:
         from harness.plan import plan
-        print(plan(grid, storage_url, tracking_uri, args.workers, args.calibrate_steps))
+        print(plan(grid, storage_url, tracking_uri, workers, args.calibrate_steps))
         return 0
     if args.worker_index is None:
         print(G.describe(grid), flush=True)
     from harness import sweep
-    return sweep.run(grid, storage_url=storage_url, tracking_uri=tracking_uri, workers=args.workers,
+    return sweep.run(grid, storage_url=storage_url, tracking_uri=tracking_uri, workers=workers,
                      overrides=args.overrides, worker_index=args.worker_index, since_trial=args.since_trial)
+
+
+def _workers(given: str) -> int | str:
+    if given == "auto":
+        return given
+    if not given.isdigit() or int(given) < 1:
+        raise C.ConfigError(f"--workers: a number of processes (at least 1) or 'auto'; got {given!r}")
+    return int(given)
 
 
 def _tracking_uri(given: str | None) -> str:
@@ -180,6 +191,27 @@ def _stop_with_parent() -> None:
         pass
 
 
+def cmd_bench(args) -> int:
+    from harness import bench as B  # imports torch; lightning only once the harness's epoch is timed
+
+    targets = [(preset, args.overrides) for preset in args.preset] or \
+        [(preset, extra + args.overrides) for preset, extra in B.DEFAULT_TARGETS]
+    if args.repeats < 1:
+        raise C.ConfigError(f"--repeats: must be at least 1; got {args.repeats}")
+    for preset, overrides in targets:
+        C.load(preset, overrides)  # a bad preset or key fails before anything is timed
+    grids = [] if args.no_layouts else [Path(g) for g in args.grid or B.DEFAULT_GRIDS]
+    for path in grids:
+        if not path.is_file():
+            raise C.ConfigError(f"--grid {path}: no such file")
+    minutes = len(targets) * (args.repeats + 1) * 7 * B.SECONDS_PER_MEASUREMENT / 60 + len(targets) / 2 + len(grids)
+    print(f"bench: {len(targets)} network(s), {args.repeats} repeats, {len(grids)} grid(s): "
+          f"about {minutes:.0f} minutes on a CPU", flush=True)
+    command = "harness bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "harness bench"
+    print(B.bench(targets, grids, args.repeats, None if args.no_write else Path(args.out), command))
+    return 0
+
+
 def cmd_describe(args) -> int:
     cfg = C.load(args.preset, args.overrides)
     from harness.describe import describe
@@ -202,7 +234,8 @@ def parser() -> argparse.ArgumentParser:
                        description="Run every cell of a grid file once; run it again to resume.")
     p.add_argument("file", help="a grid file, e.g. ablations/cifar_tricks_cpu.yaml")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every cell")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--workers", default="1", help="worker processes on this machine (default 1), or 'auto': "
+                                                  "the layout of processes x threads timed fastest here (~30 s)")
     p.add_argument("--storage", help="Optuna storage URL (default: $HARNESS_SWEEP_STORAGE or "
                                      "sqlite:///mlruns/optuna.db), e.g. postgresql://user:pw@host/db")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
@@ -242,6 +275,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
                                           "sqlite:///mlruns/mlflow.db)")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("bench", help="time the harness against a bare PyTorch loop; write reports/bench/",
+                       description="The harness's epoch against a bare loop on the same model and data, the step, "
+                                   "the data transform, LRN's share, start-up, and sweep layouts, on this machine.")
+    p.add_argument("--preset", action="append", default=[],
+                   help="a preset to time, repeatable (default: the main job's networks, cifar_convnet4 and "
+                        "cifar_alexnet model.width=0.25)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every preset")
+    p.add_argument("--repeats", type=int, default=3, help="timed repeats of each measurement (default 3)")
+    p.add_argument("--grid", action="append", help="grid files whose cells/hour to measure per layout of "
+                                                   "the cores (default: the main job's CPU grids)")
+    p.add_argument("--no-layouts", action="store_true", help="skip the sweep-layout measurements")
+    p.add_argument("--out", default="reports/bench", help="folder for <machine>.md and .json (default reports/bench)")
+    p.add_argument("--no-write", action="store_true", help="print the table only")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("describe", help="print a model's layers, parameters and step cost")
     _config_args(p, "imagenet_alexnet")

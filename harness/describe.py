@@ -11,6 +11,7 @@ import time
 import torch
 from torch import nn
 
+from harness import config as C
 from harness.config import RunConfig
 from harness.models import build_model, count_parameters
 
@@ -84,7 +85,7 @@ def describe(cfg: RunConfig, num_classes: int, steps: int) -> str:
     lines.append(f"{count_parameters(model):,} parameters; {step_gflops(model, batch):,.2f} GFLOP per "
                  f"training step of {batch} images")
     if steps:
-        seconds = measure_step(model, cfg.data.batch_size, steps, cfg.trainer.channels_last)
+        seconds = measure_step(model, cfg.data.batch_size, steps, C.channels_last(cfg.trainer, "cpu"))
         lines.append(f"measured on this CPU ({torch.get_num_threads()} threads): {seconds:.3f} s per training "
                      f"step = {cfg.data.batch_size / seconds:,.0f} images/s (model only, no data loading)")
     return "\n".join(lines)

@@ -7,6 +7,7 @@ import dataclasses
 import math
 import os
 
+from harness import config as C
 from harness import stores, tracking
 from harness.claims import find_parent
 from harness.grid import Grid, describe, duration
@@ -14,10 +15,17 @@ from harness.grid import Grid, describe, duration
 CELL_SETUP_S = 3  # measured here: a cell's run, Trainer, test pass and learning-curve upload
 
 
+def cell_seconds(cfg: C.RunConfig, sizes: dict[str, int], step_s: float) -> float:
+    """A cell's cost from its step time: every epoch's steps, evaluation as a third of a step per
+    image (a forward pass), and the set-up; an upper bound for cells with a stop rule."""
+    batch, epochs = cfg.data.batch_size, cfg.trainer.max_epochs
+    return CELL_SETUP_S + step_s * (epochs * math.ceil(sizes["train"] / batch)
+                                    + (epochs * sizes["val"] + sizes["test"] * cfg.data.test_crops) / batch / 3)
+
+
 def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: int) -> str:
     """`harness sweep --dry-run`: every cell with its state in the store (read, never created) and
-    its cost from a calibration: `steps` measured SGD steps per distinct network on this machine.
-    Evaluation is counted as a third of a training step per image (a forward pass)."""
+    its cost from a calibration: `steps` measured SGD steps per distinct network on this machine."""
     import torch
 
     from harness.data import load_data
@@ -40,15 +48,13 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
             data = load_data(cfg.data)
             sizes[data_key] = (data.sizes, len(data.classes))
         # The initialisation does not change a step's cost: one calibration serves both.
+        nhwc = C.channels_last(cfg.trainer, "cpu")
         (n, classes), shape = sizes[data_key], repr((dataclasses.replace(cfg.model, init="paper"),
-                                                     cfg.data.batch_size, cfg.trainer.channels_last))
+                                                     cfg.data.batch_size, nhwc))
         if shape not in step_s:
             torch.manual_seed(0)
-            step_s[shape] = measure_step(build_model(cfg.model, classes), cfg.data.batch_size, steps,
-                                         cfg.trainer.channels_last)
-        batch, epochs = cfg.data.batch_size, cfg.trainer.max_epochs
-        seconds = CELL_SETUP_S + step_s[shape] * (epochs * math.ceil(n["train"] / batch)
-                                   + (epochs * n["val"] + n["test"] * cfg.data.test_crops) / batch / 3)
+            step_s[shape] = measure_step(build_model(cfg.model, classes), cfg.data.batch_size, steps, nhwc)
+        epochs, seconds = cfg.trainer.max_epochs, cell_seconds(cfg, n, step_s[shape])
         history = runs.get(cell.key, [])
         state = ("done" if any(r.status == "FINISHED" for r in history)
                  else history[-1].status.lower() if history else "todo")

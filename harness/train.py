@@ -38,6 +38,9 @@ from harness.data import Data, load_data
 from harness.data.augment import BatchTransform
 from harness.models import build_model
 
+IMPORTED_AT = time.perf_counter()  # start-up is measured from here (`harness bench`)
+_first_step_reported = False
+
 # Lightning's start-up chatter (accelerators available, tips) is noise in a sweep of many runs.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
@@ -64,11 +67,13 @@ class Classifier(pl.LightningModule):
     """`record(step, metrics)` receives each epoch's metrics before its checkpoint is written."""
 
     def __init__(self, cfg: C.RunConfig, transform: BatchTransform, num_classes: int,
-                 record: Callable[[int, dict[str, float]], None] = lambda step, metrics: None):
+                 record: Callable[[int, dict[str, float]], None] = lambda step, metrics: None,
+                 channels_last: bool = False):
         super().__init__()
         self.cfg, self.transform, self.record = cfg, transform, record
+        self.channels_last = channels_last  # C.channels_last for the device it trains on
         self.model = build_model(cfg.model, num_classes)
-        if cfg.trainer.channels_last:
+        if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # Saved in checkpoints: cumulative training time, the best training error so far (for
         # trainer.stop_stalled), whether a stop rule fired, and the schedule's state.
@@ -92,7 +97,7 @@ class Classifier(pl.LightningModule):
             images = self.transform.train(images)
         else:
             images = self.transform.evaluate(images, views=self.trainer.testing)
-        if self.cfg.trainer.channels_last and images.dim() == 4:
+        if self.channels_last and images.dim() == 4:
             images = images.contiguous(memory_format=torch.channels_last)
         return images, labels
 
@@ -100,20 +105,23 @@ class Classifier(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         self._epoch_started, self._epoch_images = time.perf_counter(), 0
         self._epoch_lr = self.optimizers().param_groups[0]["lr"]
+        # Image-weighted sums of loss and error, on the device: self.log on every step would cost
+        # ~2.5% of a small network's step on a CPU (`harness bench`); they are logged at the end.
+        self._epoch_sums = torch.zeros(2, device=self.device)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
-        # Checking every step would make the CPU wait for the GPU; every 20th step is enough.
-        if batch_idx % 20 == 0 and not torch.isfinite(loss):
-            raise Diverged(f"training loss became {loss.item()} at epoch {self.current_epoch + 1}, "
-                           f"step {batch_idx + 1} (learning rate {self._epoch_lr:g})")
-        err1, _ = topk_errors(logits.detach(), labels)
         n = len(labels)
-        self.log("train_loss", loss.detach(), on_step=False, on_epoch=True, batch_size=n, logger=False)
-        self.log("train_err", err1, on_step=False, on_epoch=True, batch_size=n, prog_bar=True, logger=False)
+        self._epoch_sums += torch.stack([loss.detach() * n, 100 * (logits.detach().argmax(1) != labels).sum()])
         self._epoch_images += n
+        # Checking every step would make the CPU wait for the GPU; every 20th step is enough.
+        if batch_idx % 20 == 0:
+            if not torch.isfinite(loss):
+                raise Diverged(f"training loss became {loss.item()} at epoch {self.current_epoch + 1}, "
+                               f"step {batch_idx + 1} (learning rate {self._epoch_lr:g})")
+            self.log("err", self._epoch_sums[1] / self._epoch_images, prog_bar=True, logger=False)  # the bar's
         return loss
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
@@ -123,6 +131,8 @@ class Classifier(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         """Runs before Lightning's checkpoint callback (see the module docstring for why it matters)."""
+        loss, err = (self._epoch_sums / self._epoch_images).tolist()
+        self.log_dict({"train_loss": loss, "train_err": err}, logger=False)
         logged = self.trainer.callback_metrics
         if not math.isfinite(logged["train_loss"]):
             raise Diverged(f"training loss became {float(logged['train_loss'])} "
@@ -142,6 +152,12 @@ class Classifier(pl.LightningModule):
 
     def on_train_start(self) -> None:
         self.trainer.should_stop = self.stopped  # a run killed after its stop rule fired stays stopped
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        global _first_step_reported
+        if not _first_step_reported:  # once per process: the start-up a user waits through
+            _first_step_reported = True
+            print(f"harness: first training step {time.perf_counter() - IMPORTED_AT:.1f} s after imports", flush=True)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["harness"] = {"train_time_s": self.train_time_s, "stopped": self.stopped,
@@ -270,18 +286,20 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
             raise tracking.RunTaken(f"claim on the cell lost before epoch {step} was recorded")
         tracking.log_metrics(uri, run_id, metrics, step)
 
-    module = Classifier(cfg, data.transform, num_classes, record=record)
-    print(f"harness: {describe_data(data)}\nharness: {cost_line(module.model, cfg, data.sizes['train'])}")
     checkpoint = C.checkpoint_path(cfg.trainer, run_id)
     trainer = None
     try:
         with tracking.ending(uri, run_id):
             trainer = _trainer(cfg, checkpoint)
-            data.to(trainer.strategy.root_device)
-            tracking.set_tags(uri, run_id, {"device": device_name(trainer.strategy.root_device)})
+            device = trainer.strategy.root_device
+            module = Classifier(cfg, data.transform, num_classes, record, fast_defaults(cfg.trainer, device))
+            print(f"harness: {describe_data(data)}\nharness: {cost_line(module.model, cfg, data.sizes['train'])}")
+            data.to(device)
+            tracking.set_tags(uri, run_id, {"device": device_name(device),
+                                            "memory_format": "NHWC" if module.channels_last else "NCHW"})
             # A run killed before its first checkpoint starts over, in the same run.
             trainer.fit(module, data.train, data.val, ckpt_path=str(checkpoint) if resume and checkpoint.is_file() else None)
-            metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+            metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in EPOCH_METRICS}
             metrics |= _test(trainer, module, data, uri, run_id)
             _log_artifacts(cfg, uri, run_id)
             if claim and not claim.complete(metrics):
@@ -316,7 +334,16 @@ def being_trained(trainer: C.TrainerConfig, run_id: str) -> bool:
         return True
 
 
-def _trainer(cfg: C.RunConfig, checkpoint: Path) -> pl.Trainer:
+def fast_defaults(t: C.TrainerConfig, device: torch.device) -> bool:
+    """The settings chosen for the device, once per run: TF32 matrix products for fp32 on CUDA
+    (Lightning's advice for tensor-core GPUs); returns whether activations are NHWC."""
+    if device.type == "cuda" and t.precision == "32-true":
+        torch.set_float32_matmul_precision("high")
+    return C.channels_last(t, device.type)
+
+
+def _trainer(cfg: C.RunConfig, checkpoint: Path, **settings) -> pl.Trainer:
+    """The harness's Lightning trainer; `settings` (Trainer arguments) are for the bench only."""
     return pl.Trainer(
         max_epochs=cfg.trainer.max_epochs, accelerator=cfg.trainer.accelerator, devices=1,
         precision=cfg.trainer.precision,
@@ -327,7 +354,7 @@ def _trainer(cfg: C.RunConfig, checkpoint: Path) -> pl.Trainer:
         callbacks=[ModelCheckpoint(dirpath=checkpoint.parent, filename=checkpoint.stem, save_top_k=1,
                                    enable_version_counter=False)],
         enable_progress_bar=cfg.trainer.progress_bar, enable_model_summary=False,
-        num_sanity_val_steps=0, default_root_dir=str(checkpoint.parent),
+        num_sanity_val_steps=0, default_root_dir=str(checkpoint.parent), **settings,
     )
 
 

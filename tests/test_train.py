@@ -264,3 +264,24 @@ def test_stalled_training_stops_early(real_cifar, store):
                  "trainer.max_epochs=10", "trainer.stop_stalled=2")
     result = train(cfg)
     assert result.status == "FINISHED" and result.epochs == 3
+
+
+def test_epoch_loss_and_error_are_the_training_sets_own(real_cifar, store):
+    """The epoch's train_loss and train_err (accumulated on the device, step by step) equal the
+    image-weighted means over the training set, computed here directly: with a learning rate too
+    small to move any weight and no augmentation, every step sees the same model."""
+    from harness.data import load_data
+    from harness.train import Classifier, train
+
+    cfg = config(real_cifar, store, "data.train_subset=300", "data.batch_size=128", "trainer.max_epochs=1",
+                 "optim.lr=1e-30", "optim.momentum=0", "optim.weight_decay=0", "data.augment=false")
+    result = train(cfg)
+    torch.manual_seed(cfg.seed)  # train() seeds the same way before it builds the model
+    data = load_data(cfg.data)
+    model = Classifier(cfg, data.transform, 10).model.eval()
+    with torch.no_grad():
+        batches = [(model(data.transform.train(x)), y) for x, y in data.train]
+    logits, labels = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    # 300 images in batches of 128, 128 and 44: the last batch weighs 44/300, not 1/3
+    assert result.metrics["train_loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-4)
+    assert result.metrics["train_err"] == pytest.approx(100 * (logits.argmax(1) != labels).float().mean().item(), rel=1e-4)

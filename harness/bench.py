@@ -1,0 +1,397 @@
+"""`harness bench`: the harness's training loop against a bare PyTorch loop, on this machine.
+
+Claim (issue 14): with default settings the harness trains as fast as a plain `for` loop over the
+same model, uint8 tensors, batch transform, optimiser and precision (harness/bare >= 0.97), LRN
+costs at most 15% of a step, the data transform at most 5%, and `harness train` reaches its first
+step within 3 s of its imports. Evidence: the table this writes to reports/bench/<machine>.md.
+
+Method: every measurement runs in this one process, in turn, `repeats` times (machines are noisy,
+so ratios come from measurements taken side by side), after one untimed warm-up round; medians
+with their spread ((max - min) / median). Start-up runs `harness train` in a child process against
+a throw-away store, with the data cache already warm. `--workers auto` uses `best_workers`: each
+layout of worker processes x threads runs the cell's training step concurrently for a few seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from itertools import islice
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from harness import config as C
+from harness.data import Data, load_data
+from harness.describe import step_gflops
+from harness.models import build_model
+from harness.models.layers import LocalResponseNorm
+
+# The main job's networks, as its CPU grids train them (ablations/*_cpu.yaml).
+DEFAULT_TARGETS = [("cifar_convnet4", []), ("cifar_alexnet", ["model.width=0.25"])]
+DEFAULT_GRIDS = [Path(__file__).parents[1] / "ablations" / f"{name}.yaml" for name in ("relu_speed_cpu", "cifar_tricks_cpu")]
+SECONDS_PER_MEASUREMENT = 4.0  # sets the batches per timed loop: long enough to dwarf timer noise
+
+
+# -- the machine ------------------------------------------------------------------------------------
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    described = {"cpu": cpu, "cores": str(os.cpu_count()), "threads": str(torch.get_num_threads()),
+                 "torch": torch.__version__, "python": platform.python_version()}
+    if torch.cuda.is_available():
+        described["gpu"] = torch.cuda.get_device_name()
+    return described
+
+
+def machine_slug(described: dict[str, str]) -> str:
+    """File name for the machine's table: the GPU where there is one, else CPU model and cores."""
+    name = described.get("gpu") or f"cpu-{described['cores']}core-{described['cpu']}"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower().replace("(r)", "").replace("(tm)", "")).strip("-")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(device: torch.device, work: Callable[[], object]) -> float:
+    sync(device)
+    started = time.perf_counter()
+    work()
+    sync(device)
+    return time.perf_counter() - started
+
+
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """The machine's fp32 matrix-product rate: the ceiling a training step can approach."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b  # warm-up
+    return 2 * n**3 / statistics.median(timed(device, lambda: a @ b) for _ in range(repeats)) / 1e9
+
+
+# -- one network ------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Bench:
+    """One preset on one device: its data on the device, and the loops to time."""
+
+    label: str
+    cfg: C.RunConfig
+    data: Data
+    device: torch.device
+    nhwc: bool  # the memory format the harness picks here (C.channels_last)
+    batches: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return self.cfg.model.num_classes or len(self.data.classes)
+
+    def model(self, nhwc: bool | None = None, lrn: type[nn.Module] | None = LocalResponseNorm) -> nn.Module:
+        torch.manual_seed(self.cfg.seed)
+        model = build_model(self.cfg.model, self.num_classes)
+        for name, module in list(model.named_modules()):
+            if isinstance(module, LocalResponseNorm) and lrn is not LocalResponseNorm:
+                parent = model.get_submodule(name.rpartition(".")[0])
+                setattr(parent, name.rpartition(".")[2], lrn() if lrn else nn.Identity())
+        nhwc = self.nhwc if nhwc is None else nhwc
+        return model.to(self.device, memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+
+    def batch(self, nhwc: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = next(iter(self.data.train))
+        x = self.data.transform.train(images)
+        return x.contiguous(memory_format=torch.channels_last if (self.nhwc if nhwc is None else nhwc)
+                            else torch.contiguous_format), labels
+
+    def sgd(self, model: nn.Module) -> torch.optim.Optimizer:
+        o = self.cfg.optim
+        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+
+    def step(self, model: nn.Module, sgd: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.cfg.trainer.precision == "bf16-mixed"):
+            loss = F.cross_entropy(model(x), y)
+        sgd.zero_grad(set_to_none=True)
+        loss.backward()
+        sgd.step()
+
+
+def bare_epoch(b: Bench, batches: int) -> float:
+    """Images/s of a plain loop: the harness's batches and transform, its model, SGD and precision."""
+    model = b.model()
+    sgd = b.sgd(model)
+    fmt = torch.channels_last if b.nhwc else torch.contiguous_format
+
+    def loop():
+        for images, labels in islice(b.data.train, batches):
+            b.step(model, sgd, b.data.transform.train(images).contiguous(memory_format=fmt), labels)
+    return batches * b.cfg.data.batch_size / timed(b.device, loop)
+
+
+def harness_epoch(b: Bench, batches: int, folder: Path) -> float:
+    """Images/s of the harness's own epoch: its LightningModule and Trainer, as `train` builds them,
+    timed by the module itself (from the epoch's start to its last step; checkpoint excluded)."""
+    from harness import train as T
+
+    T._first_step_reported = True  # the start-up line belongs to `harness train`
+    cfg = dataclasses.replace(b.cfg, trainer=dataclasses.replace(b.cfg.trainer, max_epochs=1, progress_bar=False))
+    recorded: dict[str, float] = {}
+    module = T.Classifier(cfg, b.data.transform, b.num_classes, lambda step, m: recorded.update(m), b.nhwc)
+    trainer = T._trainer(cfg, folder / "last.ckpt", limit_train_batches=batches, limit_val_batches=0)
+    trainer.fit(module, b.data.train, b.data.val)
+    return recorded["images_per_sec"]
+
+
+def step_seconds(b: Bench, steps: int, nhwc: bool | None = None, lrn: type[nn.Module] | None = LocalResponseNorm) -> float:
+    model = b.model(nhwc, lrn)
+    sgd, (x, y) = b.sgd(model), b.batch(nhwc)
+    b.step(model, sgd, x, y)  # first-call allocations
+    return timed(b.device, lambda: [b.step(model, sgd, x, y) for _ in range(steps)]) / steps
+
+
+def transform_seconds(b: Bench, batches: int) -> float:
+    fmt = torch.channels_last if b.nhwc else torch.contiguous_format
+    loaded = list(islice(b.data.train, batches))
+    return timed(b.device, lambda: [b.data.transform.train(x).contiguous(memory_format=fmt) for x, _ in loaded]) / batches
+
+
+def measurements(b: Bench, folder: Path) -> dict[str, Callable[[int], float]]:
+    """name -> (batches -> value): images/s for the epochs, seconds per batch for the rest."""
+    out = {"harness epoch": lambda n: harness_epoch(b, n, folder), "bare epoch": lambda n: bare_epoch(b, n),
+           "step": lambda n: step_seconds(b, n), "step, other format": lambda n: step_seconds(b, n, not b.nhwc),
+           "transform": lambda n: transform_seconds(b, n)}
+    if b.cfg.model.lrn:
+        out |= {"step, no LRN": lambda n: step_seconds(b, n, lrn=None),
+                "step, torch LRN": lambda n: step_seconds(b, n, lrn=lambda: nn.LocalResponseNorm(5, 1e-4, 0.75, 2))}
+    return out
+
+
+def run_target(preset: str, overrides: list[str], repeats: int, say: Callable[[str], None]) -> dict:
+    from harness.train import fast_defaults
+
+    cfg, label = C.load(preset, overrides), " ".join([preset, *overrides])
+
+    device = torch.device("cuda" if cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+                          else "cpu")
+    if cfg.trainer.threads:
+        torch.set_num_threads(cfg.trainer.threads)
+    data = load_data(cfg.data)
+    data.to(device)
+    b = Bench(label, cfg, data, device, fast_defaults(cfg.trainer, device))
+    probe = step_seconds(b, 2)
+    batches = max(5, min(len(data.train), round(SECONDS_PER_MEASUREMENT / probe)))
+    say(f"bench: {label}: {batches} batches of {cfg.data.batch_size} per timed loop "
+        f"(~{probe:.3f} s a step), {repeats} repeats of {len(measurements(b, Path()))} measurements")
+    values: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        timings = measurements(b, Path(tmp))
+        for measure in timings.values():  # warm-up: first-call allocations and kernel choices
+            measure(max(2, batches // 10))
+        for repeat in range(repeats):
+            for name, measure in timings.items():
+                values.setdefault(name, []).append(measure(batches))
+            say(f"bench: {label}: repeat {repeat + 1}/{repeats} done")
+    model = b.model()
+    return {"label": label, "device": str(device), "nhwc": b.nhwc, "batch": cfg.data.batch_size,
+            "gflop_per_step": step_gflops(model.cpu(), cfg.data.batch_size), "values": values,
+            "first_step": first_step(preset, overrides, say)}
+
+
+def first_step(preset: str, overrides: list[str], say: Callable[[str], None]) -> dict[str, float]:
+    """Seconds from `harness train` to its imports, and from its imports to its first step, in a
+    child process against a throw-away store (created here first, as a user's would exist)."""
+    from harness import stores
+
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{tmp}/mlflow.db"
+        stores.open_tracking_store(uri)
+        command = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())", "train",
+                   "--preset", preset, *overrides, f"tracking.uri={uri}", f"tracking.artifact_root={tmp}/artifacts",
+                    f"trainer.checkpoint_dir={tmp}/checkpoints", "trainer.progress_bar=false"]
+        started = time.perf_counter()
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        after = None
+        for line in child.stdout:
+            found = re.search(r"first training step ([\d.]+) s after imports", line)
+            if found:
+                total, after = time.perf_counter() - started, float(found.group(1))
+                break
+        child.terminate()
+        rest = child.communicate()[0]
+        if after is None:
+            raise RuntimeError(f"bench: {preset}: `harness train` never reached its first step:\n{rest[-2000:]}")
+    say(f"bench: {preset}: first step {total:.1f} s after the command ({after:.1f} s after imports)")
+    return {"total": total, "imports": total - after, "after imports": after}
+
+
+# -- sweep layouts ----------------------------------------------------------------------------------
+def layouts(cores: int) -> list[tuple[int, int]]:
+    """(worker processes, threads each) that use every core once."""
+    return [(p, cores // p) for p in range(1, cores + 1) if cores % p == 0]
+
+
+def throughput(cfg: C.RunConfig, processes: int, threads: int, seconds: float) -> float:
+    """Images/s of `processes` children each training the cell's network on `threads` threads,
+    all at once, for `seconds` after a common start (random input: the step is the cost)."""
+    start_at = time.time() + 8  # every child has imported torch and warmed up by then
+    spec = json.dumps({"config": C.to_yaml(cfg), "threads": threads, "start_at": start_at, "seconds": seconds})
+    children = [subprocess.Popen([sys.executable, "-c", "from harness.bench import _layout_child; _layout_child()", spec],
+                                 stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    return sum(float(child.communicate()[0].split()[-1]) for child in children)
+
+
+def _layout_child() -> None:
+    spec = json.loads(sys.argv[1])
+    cfg = C.from_yaml(spec["config"], "bench layout")
+    torch.set_num_threads(spec["threads"])
+    nhwc = C.channels_last(cfg.trainer, "cpu")
+    fmt = torch.channels_last if nhwc else torch.contiguous_format
+    model = build_model(cfg.model, cfg.model.num_classes or 10).to(memory_format=fmt)
+    size, batch = model.input_size, cfg.data.batch_size
+    x, y = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt), torch.randint(0, 10, (batch,))
+    sgd = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+
+    def step():
+        sgd.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        sgd.step()
+    step()
+    time.sleep(max(0.0, spec["start_at"] - time.time()))
+    steps, end = 0, spec["start_at"] + spec["seconds"]
+    while time.time() < end:
+        step()
+        steps += 1
+    print(steps * batch / (time.time() - spec["start_at"]))
+
+
+def best_workers(cfg: C.RunConfig, seconds: float = 6.0, say: Callable[[str], None] = print) -> int:
+    """`--workers auto`: the layout of this machine's cores with the most images/s, by measurement."""
+    cores = os.cpu_count() or 1
+    options = layouts(cores)
+    if len(options) == 1:
+        return 1
+    say(f"--workers auto: timing {len(options)} layouts of {cores} cores for {seconds:.0f} s each "
+        f"(~{len(options) * (seconds + 9):.0f} s in all)")
+    rates = {(p, t): throughput(cfg, p, t, seconds) for p, t in options}
+    best = max(rates, key=rates.get)
+    say("--workers auto: " + ", ".join(f"{p} x {t} threads {r:,.0f} images/s" for (p, t), r in rates.items())
+        + f" -> {best[0]} worker(s)")
+    return best[0]
+
+
+def grid_rates(grid_file: Path, say: Callable[[str], None]) -> dict:
+    """Cells per hour of a grid under each layout of this machine's cores: each layout's images/s
+    on the grid's first network, turned into cell times by the dry run's cost model."""
+    from harness.grid import load
+    from harness.plan import cell_seconds
+
+    grid = load(grid_file)
+    cfg = grid.cells[0].config
+    sizes = load_data(cfg.data).sizes
+    rates = {}
+    for p, t in layouts(os.cpu_count() or 1):
+        images_per_s = throughput(cfg, p, t, 6.0)
+        mean_s = statistics.mean(cell_seconds(c.config, sizes, c.config.data.batch_size * p / images_per_s)
+                                 for c in grid.cells)
+        rates[f"{p} x {t}"] = {"images_per_s": images_per_s, "cells_per_hour": 3600 * p / mean_s}
+        say(f"bench: {grid.name}: {p} worker(s) x {t} thread(s): {images_per_s:,.0f} images/s, "
+            f"{rates[f'{p} x {t}']['cells_per_hour']:.1f} cells/hour")
+    return {"grid": grid.name, "cells": len(grid.cells), "layouts": rates}
+
+
+# -- the table ---------------------------------------------------------------------------------------
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: list[float]) -> str:
+    return f"±{50 * (max(values) - min(values)) / med(values):.0f}%"
+
+
+def goals(t: dict) -> list[tuple[str, str, bool]]:
+    """(goal, measured, met) for one network."""
+    v, out = t["values"], []
+    ratio = med(v["harness epoch"]) / med(v["bare epoch"])
+    out.append(("harness/bare >= 0.97", f"{ratio:.3f}", ratio >= 0.97))
+    share = med(v["transform"]) / med(v["step"])
+    out.append(("data transform <= 5% of the step", f"{100 * share:.1f}%", share <= 0.05))
+    if "step, no LRN" in v:
+        lrn = med(v["step"]) / med(v["step, no LRN"]) - 1
+        out.append(("LRN <= +15% of the step", f"+{100 * lrn:.0f}%", lrn <= 0.15))
+    after = t["first_step"]["after imports"]
+    out.append(("first step <= imports + 3 s", f"imports + {after:.1f} s", after <= 3))
+    return out
+
+
+def table(results: list[dict], grids: list[dict], described: dict[str, str], ceiling: float, command: str) -> str:
+    lines = [f"# `harness bench` on {machine_slug(described)}", "",
+             "Generated by `harness bench`; every number below was measured in one run of:", "",
+             f"    {command}", "",
+             "Machine: " + ", ".join(f"{k} {v}" for k, v in described.items())
+             + f"; fp32 matrix-product ceiling {ceiling:,.0f} GFLOP/s (2048x2048).", "",
+             "Medians of the repeats, ± half their range as a percentage of the median. Epochs are images/s "
+             "over the same batches (harness: its LightningModule and Trainer; bare: a plain loop over the "
+             "same model, uint8 tensors, batch transform, SGD and precision); steps are ms per SGD step on one "
+             "fixed batch; the transform is ms per batch.", "",
+             "| network | format | harness img/s | bare img/s | harness/bare | step ms | GFLOP/s (ceiling %) "
+             "| other format | transform ms | LRN (torch's) | imports s | first step s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for t in results:
+        v = t["values"]
+        step = med(v["step"])
+        gflops = t["gflop_per_step"] / step
+        other = med(v["step, other format"]) / step
+        lrn = "-"
+        if "step, no LRN" in v:
+            base = med(v["step, no LRN"])
+            lrn = f"+{100 * (step / base - 1):.0f}% (+{100 * (med(v['step, torch LRN']) / base - 1):.0f}%)"
+        fs = t["first_step"]
+        lines.append(
+            f"| {t['label']} | {'NHWC' if t['nhwc'] else 'NCHW'} | {med(v['harness epoch']):,.0f} "
+            f"{spread(v['harness epoch'])} | {med(v['bare epoch']):,.0f} {spread(v['bare epoch'])} "
+            f"| {med(v['harness epoch']) / med(v['bare epoch']):.3f} | {1e3 * step:.1f} {spread(v['step'])} "
+            f"| {gflops:,.0f} ({100 * gflops / ceiling:.0f}%) | {other:.2f}x the time "
+            f"| {1e3 * med(v['transform']):.1f} ({100 * med(v['transform']) / step:.1f}% of a step) | {lrn} "
+            f"| {fs['imports']:.1f} | +{fs['after imports']:.1f} |")
+    lines += ["", "## Goals (issue 14)", "", "| network | goal | measured | met |", "|---|---|---|---|"]
+    for t in results:
+        lines += [f"| {t['label']} | {g} | {m} | {'yes' if ok else '**no**'} |" for g, m, ok in goals(t)]
+    if grids:
+        lines += ["", "## Sweep layouts (`--workers auto`)", "",
+                  "Each layout runs the grid's first network in all its processes at once; cells/hour applies "
+                  "the dry run's cost model (steps, evaluation, set-up) to every cell of the grid.", "",
+                  "| grid | cells | layout (workers x threads) | images/s | cells/hour |", "|---|---|---|---|---|"]
+        for g in grids:
+            lines += [f"| {g['grid']} | {g['cells']} | {name} | {r['images_per_s']:,.0f} | {r['cells_per_hour']:.1f} |"
+                      for name, r in g["layouts"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def bench(targets: list[tuple[str, list[str]]], grid_files: list[Path], repeats: int, out_dir: Path | None,
+          command: str, say: Callable[[str], None] = print) -> str:
+    described = machine()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    ceiling = matmul_gflops(device)
+    results = [run_target(preset, overrides, repeats, say) for preset, overrides in targets]
+    grids = [grid_rates(path, say) for path in grid_files] if device.type == "cpu" else []
+    text = table(results, grids, described, ceiling, command)
+    if out_dir:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{machine_slug(described)}.md"
+        path.write_text(text)
+        (out_dir / f"{machine_slug(described)}.json").write_text(json.dumps(
+            {"machine": described, "ceiling_gflops": ceiling, "networks": results, "grids": grids}, indent=1))
+        say(f"bench: wrote {path}")
+    return text

@@ -1,0 +1,86 @@
+"""`harness bench` and `--workers auto`: the pieces with values to check by hand, and one real
+bench of a small network end to end (its numbers are measurements; the test checks their shape,
+their units and that they agree with each other, not their speed)."""
+
+import json
+import os
+import re
+
+import pytest
+
+from harness import bench as B
+from harness import config as C
+
+
+def test_layouts_use_every_core_once():
+    assert B.layouts(1) == [(1, 1)]
+    assert B.layouts(2) == [(1, 2), (2, 1)]
+    assert B.layouts(6) == [(1, 6), (2, 3), (3, 2), (6, 1)]
+
+
+def test_machine_slug_names_the_gpu_else_the_cpu():
+    assert B.machine_slug({"cpu": "Intel(R) Xeon(R) Processor", "cores": "2"}) == "cpu-2core-intel-xeon-processor"
+    assert B.machine_slug({"cpu": "x", "cores": "16", "gpu": "NVIDIA H100 80GB HBM3"}) == "nvidia-h100-80gb-hbm3"
+
+
+def _result(harness, bare, step, transform, no_lrn=None, after_imports=1.0):
+    values = {"harness epoch": harness, "bare epoch": bare, "step": step, "step, other format": [2 * s for s in step],
+              "transform": transform}
+    if no_lrn:
+        values |= {"step, no LRN": no_lrn, "step, torch LRN": [3 * s for s in no_lrn]}
+    return {"label": "net", "nhwc": True, "gflop_per_step": 10.0, "values": values,
+            "first_step": {"total": 5.0, "imports": 5.0 - after_imports, "after imports": after_imports}}
+
+
+def test_goals_from_medians():
+    # medians: harness 970 / bare 1000 = 0.97 (met, at the bound); transform 0.002 / step 0.04 = 5%
+    # (met); LRN 0.04 / 0.035 - 1 = +14% (met); first step 3.5 s after imports (not met)
+    t = _result([960, 970, 990], [1000, 990, 1010], [0.04, 0.05, 0.03], [0.002, 0.001, 0.003],
+                no_lrn=[0.035, 0.034, 0.036], after_imports=3.5)
+    assert B.goals(t) == [("harness/bare >= 0.97", "0.970", True), ("data transform <= 5% of the step", "5.0%", True),
+                          ("LRN <= +15% of the step", "+14%", True),
+                          ("first step <= imports + 3 s", "imports + 3.5 s", False)]
+    slow = _result([900], [1000], [0.04], [0.004])
+    assert [ok for _, _, ok in B.goals(slow)] == [False, False, True]
+
+
+def test_table_shows_ratios_and_ceiling_share():
+    t = _result([900, 950, 1000], [1000, 1000, 1000], [0.05, 0.05, 0.05], [0.001] * 3, no_lrn=[0.04] * 3)
+    text = B.table([t], [], {"cpu": "x", "cores": "2"}, ceiling=400.0, command="harness bench")
+    row = next(line for line in text.splitlines() if line.startswith("| net |"))
+    # 10 GFLOP per 0.05 s step = 200 GFLOP/s, half of the 400 ceiling; spread (1000-900)/950/2 = 5%
+    assert "| 950 ±5% | 1,000 ±0% | 0.950 |" in row and "200 (50%)" in row and "2.00x the time" in row
+    assert "+25% (+200%)" in row  # 0.05/0.04 and 0.12/0.04
+
+
+@pytest.mark.slow
+def test_bench_times_a_small_network_end_to_end(real_cifar, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(B, "SECONDS_PER_MEASUREMENT", 0.3)
+    overrides = [f"data.source={real_cifar}", "data.train_subset=1024", "data.val_size=256", "data.test_subset=256",
+                 "model.width=0.125", "data.batch_size=64"]
+    text = B.bench([("cifar_alexnet", overrides)], [], repeats=2, out_dir=tmp_path, command="harness bench (test)")
+    saved = json.loads(next(tmp_path.glob("*.json")).read_text())
+    net = saved["networks"][0]
+    assert set(net["values"]) == {"harness epoch", "bare epoch", "step", "step, other format", "transform",
+                                  "step, no LRN", "step, torch LRN"}
+    assert all(len(v) == 2 and all(x > 0 for x in v) for v in net["values"].values())
+    assert net["nhwc"] is True and net["device"] == "cpu"  # "auto" on a CPU
+    # The harness's images/s and the bare loop's measure the same work: within a factor 2 of each other,
+    # and of the step alone (an epoch adds the transform to the step).
+    per_image_step = net["values"]["step"][0] / 64
+    for key in ("harness epoch", "bare epoch"):
+        assert 0.5 < net["values"][key][0] * per_image_step < 2, key
+    assert 0 < net["first_step"]["after imports"] < net["first_step"]["total"]
+    assert (tmp_path / f"{B.machine_slug(saved['machine'])}.md").read_text() == text
+    assert "| cifar_alexnet data.source=" in text and "## Goals (issue 14)" in text
+
+
+@pytest.mark.slow
+def test_workers_auto_picks_the_layout_it_timed_fastest():
+    if len(B.layouts(os.cpu_count() or 1)) == 1:
+        pytest.skip("one core: one layout, nothing to choose")
+    lines = []
+    workers = B.best_workers(C.load("cifar_convnet4", ["data.batch_size=32"]), seconds=1.0, say=lines.append)
+    rates = {int(p): float(r.replace(",", "")) for p, r in re.findall(r"(\d+) x \d+ threads ([\d,]+) images/s", lines[-1])}
+    assert set(rates) == {p for p, _ in B.layouts(os.cpu_count())} and all(r > 0 for r in rates.values())
+    assert workers == max(rates, key=rates.get) and lines[-1].endswith(f"-> {workers} worker(s)")
