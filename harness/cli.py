@@ -207,7 +207,7 @@ def cmd_bench(args) -> int:
     minutes = len(targets) * (args.repeats + 1) * 7 * B.SECONDS_PER_MEASUREMENT / 60 + len(targets) / 2 + len(grids)
     print(f"bench: {len(targets)} network(s), {args.repeats} repeats, {len(grids)} grid(s): "
           f"about {minutes:.0f} minutes on a CPU", flush=True)
-    command = "harness bench " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["bench"] else "harness bench"
+    command = " ".join(["harness bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else "harness bench"
     print(B.bench(targets, grids, args.repeats, None if args.no_write else Path(args.out), command))
     return 0
 
