@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 a run failed; 2 bad input (config, data or arguments), 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -53,6 +54,15 @@ def cmd_sweep(args) -> int:
     from harness import grid as G
 
     grid = G.load(args.file, args.overrides)  # a bad grid stops here, before any store exists
+    if args.max_seeds is not None and not args.until_resolved:
+        raise C.ConfigError("--max-seeds: goes with --until-resolved")
+    if args.until_resolved:
+        try:
+            grid = G.resolving(grid, args.max_seeds or grid.max_seeds or G.DEFAULT_MAX_SEEDS)
+        except C.ConfigError as err:
+            raise C.ConfigError(f"{args.file}: --until-resolved: {err}") from None
+        if args.added_seeds:  # a worker of a later round
+            grid = G.with_seeds(grid, json.loads(args.added_seeds))
     from harness.data import check_source  # light: a bad source fails before torch, MLflow or Optuna loads
     for data in {repr(cell.config.data): cell.config.data for cell in grid.cells}.values():
         check_source(data)
@@ -240,6 +250,12 @@ def parser() -> argparse.ArgumentParser:
                                      "sqlite:///mlruns/optuna.db), e.g. postgresql://user:pw@host/db")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
                                           "sqlite:///mlruns/mlflow.db)")
+    p.add_argument("--until-resolved", action="store_true",
+                   help="after the grid's seeds, add seeds (a round at a time) to the tricks whose interval "
+                        "still holds both zero and the paper's delta, by a sequential rule that keeps the "
+                        "error rate at 5%% over the looks (harness/sequential.py)")
+    p.add_argument("--max-seeds", type=int, help="with --until-resolved: the most seeds a trick gets (default 10)")
+    p.add_argument("--added-seeds", help=argparse.SUPPRESS)
     p.add_argument("--dry-run", action="store_true", help="list the cells and estimate their cost; run nothing")
     p.add_argument("--calibrate-steps", type=int, default=2, help="SGD steps timed per network for --dry-run")
     p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)

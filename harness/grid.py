@@ -29,6 +29,7 @@ or Optuna: a bad grid fails in milliseconds with the file and key in the message
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -39,11 +40,13 @@ from typing import Any
 
 from harness import config as C
 
-TOP_KEYS = ("name", "about", "base", "preset", "set", "design", "axes", "seeds", "with", "lr", "stop")
+TOP_KEYS = ("name", "about", "base", "preset", "set", "design", "axes", "seeds", "with", "lr", "stop",
+            "until_resolved", "added_seeds")
 STOP_KEYS = {"train_err_below": "trainer.stop_train_err", "max_epochs": "trainer.max_epochs",
              "stalled_epochs": "trainer.stop_stalled"}
 DESIGNS = ("leave_one_out", "factorial")
 BASELINE = "baseline"
+DEFAULT_MAX_SEEDS = 10  # --until-resolved without --max-seeds
 
 # Settings that say how or where a cell runs, not what it computes: left out of the cell's hash,
 # so a resumed sweep on another machine, thread count or tracking server still finds its cells.
@@ -75,13 +78,27 @@ class Grid:
     lr: Any = None  # None, [rates], or {axis: {value: [rates]}}
     with_: dict[str, dict] = field(default_factory=dict)  # {axis: {value: {key: value}}}
     stop: dict[str, Any] = field(default_factory=dict)
+    # --until-resolved: the most seeds a trick may get (0 = off), and the seeds added so far to each
+    # trick, keyed 'axis=value' (each added seed runs that trick's cell and the full model's)
+    max_seeds: int = 0
+    added_seeds: dict[str, list[int]] = field(default_factory=dict)
     cells: list[Cell] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        """The grid as resolved (bases merged, command-line overrides in `set`)."""
+        """The grid as resolved (bases merged, command-line overrides in `set`, seeds added)."""
         out = {k: getattr(self, k) for k in ("name", "about", "preset", "design", "axes", "seeds", "set")}
         return (out | ({"with": self.with_} if self.with_ else {}) | ({"lr": self.lr} if self.lr else {})
-                | ({"stop": self.stop} if self.stop else {}))
+                | ({"stop": self.stop} if self.stop else {})
+                | ({"until_resolved": {"max_seeds": self.max_seeds}} if self.max_seeds else {})
+                | ({"added_seeds": self.added_seeds} if self.added_seeds else {}))
+
+    def pairs(self) -> list[str]:
+        """The leave-one-out comparisons, 'axis=value', each a trick's cell against the full model's."""
+        return [pair_name(k, v) for k, choices in self.axes.items() for v in choices[1:]]
+
+
+def pair_name(axis: str, value: Any) -> str:
+    return f"{axis}={str(value).lower()}"
 
 
 def cell_key(cfg: C.RunConfig) -> str:
@@ -191,7 +208,11 @@ def _validate(path: Path, values: dict[str, Any], overrides: list[str] | None) -
     grid = Grid(name=name, path=path, preset=values["preset"], design=values["design"], axes=axes,
                 seeds=seeds, about=str(values.get("about", "")).strip(), set=shared,
                 lr=values.get("lr"), with_=coupled, stop=stop)
-    grid.cells = _expand(grid)
+    until = values.get("until_resolved") or {}
+    if not isinstance(until, dict) or set(until) - {"max_seeds"}:
+        raise GridError("until_resolved", f"expected {{max_seeds: N}}; got {until!r}")
+    grid = resolving(grid, until.get("max_seeds", 0)) if until else grid
+    grid = with_seeds(grid, values.get("added_seeds") or {})
     if grid.design == "leave_one_out" and grid.lr is not None:
         variants = [(c.seed, json.dumps({k: v for k, v in c.values.items() if k != "optim.lr"},
                                         sort_keys=True, default=str)) for c in grid.cells]
@@ -199,6 +220,40 @@ def _validate(path: Path, values: dict[str, Any], overrides: list[str] | None) -
             raise GridError("lr", "a leave_one_out grid pairs each trick's runs with the full model's by seed: "
                        "give each cell one rate (lr: [0.01]) or use a factorial design")
     return grid
+
+
+def resolving(grid: Grid, max_seeds: int) -> Grid:
+    """The grid run with --until-resolved: seeds added to unresolved tricks, up to max_seeds each."""
+    if grid.design != "leave_one_out":
+        raise GridError("until_resolved", "adds seeds to a leave_one_out grid's tricks; this grid is factorial")
+    if not isinstance(max_seeds, int) or isinstance(max_seeds, bool) or max_seeds <= len(grid.seeds):
+        raise GridError("until_resolved.max_seeds", f"expected a number of seeds above the grid's "
+                        f"{len(grid.seeds)}; got {max_seeds!r}")
+    return dataclasses.replace(grid, max_seeds=max_seeds)
+
+
+def with_seeds(grid: Grid, added: dict[str, list[int]]) -> Grid:
+    """The grid with `added` seeds ({'axis=value': [seed, ...]}) and its cells expanded again."""
+    if not isinstance(added, dict):
+        raise GridError("added_seeds", f"expected {{axis=value: [seeds]}}; got {added!r}")
+    pairs = grid.pairs() if grid.design == "leave_one_out" else []
+    for pair, seeds in added.items():
+        if pair not in pairs:
+            raise GridError(f"added_seeds.{pair}", f"not a trick of this grid ({', '.join(pairs) or 'none'})")
+        if (not isinstance(seeds, list) or len(set(map(str, seeds))) < len(seeds)
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s not in grid.seeds for s in seeds)):
+            raise GridError(f"added_seeds.{pair}", f"expected distinct integers not in seeds; got {seeds!r}")
+        if grid.max_seeds and len(grid.seeds) + len(seeds) > grid.max_seeds:
+            raise GridError(f"added_seeds.{pair}", f"more than until_resolved.max_seeds={grid.max_seeds} in all")
+    grid = dataclasses.replace(grid, added_seeds={k: list(v) for k, v in added.items() if v})
+    grid.cells = _expand(grid)
+    return grid
+
+
+def _seeds(grid: Grid, trick: str, values: dict[str, Any]) -> list[int]:
+    if trick == BASELINE:
+        return grid.seeds + sorted({s for seeds in grid.added_seeds.values() for s in seeds})
+    return grid.seeds + grid.added_seeds.get(pair_name(trick, values[trick]), []) if trick else grid.seeds
 
 
 def _rates(grid: Grid, cell: dict[str, Any]) -> list[Any]:
@@ -236,7 +291,7 @@ def _expand(grid: Grid) -> list[Cell]:
     for trick, axis_values in designs:
         for rate in _rates(grid, axis_values):
             values = axis_values | ({"optim.lr": rate} if rate is not None else {})
-            for seed in grid.seeds:
+            for seed in _seeds(grid, trick, axis_values):
                 coupled = {k: v for axis, by_value in grid.with_.items() for value, settings in by_value.items()
                            if str(value).lower() == str(axis_values[axis]).lower() for k, v in settings.items()}
                 try:
@@ -248,7 +303,8 @@ def _expand(grid: Grid) -> list[Cell]:
     _check_distinct(cells)
     # Seed-major order: a sweep stopped part-way holds whole replicates of the grid, not a few
     # cells with every seed and others with none.
-    cells.sort(key=lambda c: grid.seeds.index(c.seed))
+    order = _seeds(grid, BASELINE, full)
+    cells.sort(key=lambda c: order.index(c.seed))
     for cell in cells:
         cell.config.tracking.experiment = grid.name
         cell.config.tracking.run_name = cell.name

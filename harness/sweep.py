@@ -5,6 +5,7 @@ in `harness.claims`; the --dry-run estimate is in `harness.plan`."""
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -14,9 +15,9 @@ import yaml
 from optuna.trial import TrialState
 
 from harness import config as C
-from harness import stores, tracking
-from harness.claims import (Heartbeat, Sweep, TrialClaim, claim_next, end_trial, open_sweep, reap, redact,
-                            snapshot)
+from harness import resolve, stores, tracking
+from harness.claims import (Heartbeat, Sweep, TrialClaim, children, claim_next, end_trial, open_sweep, reap,
+                            redact, snapshot)
 from harness.grid import Cell, Grid, duration
 
 POLL_S = 5  # how often an idle worker looks for freed cells while others finish theirs
@@ -155,18 +156,33 @@ def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1, ov
         work(sw, worker_index)
         return 0
     tracking.resume_run(tracking_uri, sw.parent_id)
-    # The grid as this invocation reads it (the report takes the cells from here).
-    tracking.log_text(tracking_uri, sw.parent_id, yaml.safe_dump(grid.as_dict(), sort_keys=False), "grid.yaml")
+    if grid.max_seeds:  # seeds that earlier rounds added, from their runs
+        sw.grid = resolve.tried(grid, children(sw))
     sw.say(f"sweep {grid.name}: parent run {sw.parent_id} in {tracking_uri}; "
            f"Optuna study {grid.name!r} in {redact(storage_url)}")
     try:
-        if workers == 1:
-            work(sw)
-        else:
-            _spawn_workers(sw, workers, overrides)
+        while True:
+            # The grid as this invocation runs it (the report takes the cells from here).
+            tracking.log_text(tracking_uri, sw.parent_id, yaml.safe_dump(sw.grid.as_dict(), sort_keys=False),
+                              "grid.yaml")
+            if workers == 1:
+                work(sw)
+            else:
+                _spawn_workers(sw, workers, overrides)
+            grown = resolve.next_round(sw.grid, children(sw)) if grid.max_seeds else None
+            if grown is None:
+                break
+            added = [f"{pair} seed {seeds[-1]}" for pair, seeds in grown.added_seeds.items()
+                     if seeds != sw.grid.added_seeds.get(pair)]
+            sw.say(f"until resolved: one more seed for {len(added)} unresolved trick(s), with the full model's: "
+                   + ", ".join(added))
+            sw.grid = grown
     except (KeyboardInterrupt, SystemExit):  # Lightning turns SIGTERM into SystemExit
         tracking.end_run(tracking_uri, sw.parent_id, "KILLED")
         raise
+    if grid.max_seeds:
+        for o in resolve.outcomes(sw.grid, children(sw)):
+            sw.say(f"  {o.pair}: {len(o.seeds)} seeds, {o.why}")
     return summarise(sw, end_parent=True)
 
 
@@ -178,6 +194,9 @@ def _spawn_workers(sw: Sweep, workers: int, overrides: list[str]) -> None:
     command = [sys.executable, "-m", "harness.cli", "sweep", str(sw.grid.path), *overrides,
                f"trainer.threads={threads}", "trainer.progress_bar=false", "--storage", sw.storage_url,
                "--tracking-uri", sw.tracking_uri, "--since-trial", str(sw.since_trial)]
+    if sw.grid.max_seeds:  # this round's grid: the seeds added so far
+        command += ["--until-resolved", "--max-seeds", str(sw.grid.max_seeds),
+                    "--added-seeds", json.dumps(sw.grid.added_seeds)]
     running = [subprocess.Popen(command + ["--worker-index", str(i)]) for i in range(workers)]
     try:
         while running:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from harness import cli
@@ -207,3 +208,30 @@ def test_missing_data_exits_2_before_any_store_exists(tmp_path, capsys):
     assert run_sweep(path, url, uri) == 2
     assert "nowhere.zip" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.db"))
+
+
+def test_until_resolved_adds_rounds_of_seeds_then_a_second_run_adds_nothing(tmp_path, real_cifar, capsys):
+    """A trick with no claim from the paper and two seeds is almost never resolved by its first look
+    (a t-interval on one degree of freedom at the spent level is very wide): the rule adds seed 2,
+    with the full model's, and stops at the cap of 3."""
+    path = grid_file(tmp_path, real_cifar, axes="{data.split_seed: [0, 1]}")
+    path.write_text(path.read_text().replace("design: factorial", "design: leave_one_out"))
+    url, uri = stores(tmp_path)
+    assert run_sweep(path, url, uri, "--until-resolved", "--max-seeds", "3") == 0
+    out = capsys.readouterr().out
+    assert "until resolved: one more seed for 1 unresolved trick(s), with the full model's: data.split_seed=1 seed 2" in out
+    assert "data.split_seed=1: 3 seeds, max seeds" in out or "data.split_seed=1: 3 seeds, effect" in out
+    finished = sorted((r.tags["trick"], r.tags["seed"]) for r in child_runs(uri) if r.status == "FINISHED")
+    assert finished == [("baseline", "0"), ("baseline", "1"), ("baseline", "2"),
+                        ("data.split_seed", "0"), ("data.split_seed", "1"), ("data.split_seed", "2")]
+    parent = tracking.find_runs(uri, "tiny", "tags.sweep_role = 'parent'")[0]
+    recorded = yaml.safe_load(Path(MlflowClient(uri).download_artifacts(parent.run_id, "grid.yaml")).read_text())
+    assert recorded["added_seeds"] == {"data.split_seed=1": [2]} and recorded["until_resolved"] == {"max_seeds": 3}
+    assert run_sweep(path, url, uri, "--until-resolved", "--max-seeds", "3") == 0
+    assert "until resolved: one more seed" not in capsys.readouterr().out
+    assert len(child_runs(uri)) == 6
+    # the report reads the rule from the recorded grid: each trick's seeds and why it stopped
+    assert cli.main(["report", "tiny", "--tracking-uri", uri, "--storage", url, "--out", str(tmp_path / "reports")]) == 0
+    table = (tmp_path / "reports" / "tiny" / "tricks.md").read_text()
+    assert "| 3, stopped: max seeds |" in table or "| 3, stopped: effect |" in table
+    assert "--until-resolved --max-seeds 3" in (tmp_path / "reports" / "tiny" / "section.md").read_text()

@@ -53,9 +53,19 @@ def _what_ran(sweep: SweepRecord) -> str:
         f"(validation: {sweep.param('data.val_size')} held out of the training set)",
         f"- epochs run: {epochs[0]}{'' if epochs[0] == epochs[-1] else f'-{epochs[-1]}'} "
         f"(cap {sweep.param('trainer.max_epochs')})" if epochs else "- epochs: none",
-        f"- seeds: {', '.join(map(str, sorted({r.seed for r in sweep.runs})))}",
+        f"- seeds: {', '.join(map(str, sorted({r.seed for r in sweep.runs})))}" + _resolving(sweep.grid),
         f"- device: {sweep.tag('device')}; git commit: {sweep.tag('git_commit')}", ""]
     return "\n".join(lines)
+
+
+def _resolving(grid: dict) -> str:
+    max_seeds = (grid.get("until_resolved") or {}).get("max_seeds")
+    if not max_seeds:
+        return ""
+    return (f"; run with `--until-resolved --max-seeds {max_seeds}`: after the grid's {len(grid['seeds'])} seeds, "
+            "seeds were added one round at a time to the tricks whose interval held both zero and the paper's "
+            "delta; the intervals are that sequential rule's (error spending, 5% over all looks: "
+            "`harness/sequential.py`), and each trick's row says how many seeds it took and why it stopped")
 
 
 CHANCE = {"cifar10": 90.0}  # top-1 error of a uniform guess over the data set's classes

@@ -16,7 +16,8 @@ import pandas as pd
 from tabulate import tabulate
 
 from harness import paper
-from harness.grid import BASELINE
+from harness import sequential as Q
+from harness.grid import BASELINE, pair_name
 from harness.report import stats as S
 from harness.report.store import CellRun, SweepRecord
 
@@ -50,13 +51,19 @@ def trick_table(sweep: SweepRecord) -> pd.DataFrame:
     for run in sweep.runs:
         if run.trick not in ("", BASELINE):
             groups.setdefault((run.trick, run.axes.get(run.trick, "?")), []).append(run)
+    max_seeds = (sweep.grid.get("until_resolved") or {}).get("max_seeds", 0)
     for (key, value), ablated in sorted(groups.items()):
         claim = paper.claim(key, dataset)
         delta = S.paired_delta(_by_seed(baseline, "test_err"), _by_seed(ablated, "test_err"))
+        tried = seeds_total + len((sweep.grid.get("added_seeds") or {}).get(pair_name(key, value), []))
+        stopped = ""
+        if max_seeds:  # seeds were added by the sequential rule: its interval, not the fixed-n one
+            delta, stopped = _sequential(delta, _by_seed(baseline, "test_err"), _by_seed(ablated, "test_err"),
+                                         seeds_total, max_seeds, claim.top1 if claim else None)
         epochs, reached = _epochs_to_best(baseline, ablated)
         row = {
             "trick": claim.label if claim else key, "switch": f"{key}={value}", "n": delta.n,
-            "missing": seeds_total - delta.n,
+            "missing": tried - delta.n, "stopped": stopped,
             "base_err": S.mean_std(list(_by_seed(baseline, "test_err").values()))[0],
             "base_sd": S.mean_std(list(_by_seed(baseline, "test_err").values()))[1],
             "ablated_err": S.mean_std(list(_by_seed(ablated, "test_err").values()))[0],
@@ -75,6 +82,16 @@ def trick_table(sweep: SweepRecord) -> pd.DataFrame:
                     "verdict5": S.verdict(d5, claim.top5 if claim else None)}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _sequential(delta: S.Interval, baseline: dict[int, float], ablated: dict[int, float], first: int,
+                max_seeds: int, paper_delta: float | None) -> tuple[S.Interval, str]:
+    """The interval and stopping reason of `--until-resolved` (harness.sequential) at the last look."""
+    seeds = sorted(set(baseline) & set(ablated))
+    if len(seeds) < max(2, first):
+        return delta, "runs failed"
+    look = Q.look([ablated[s] - baseline[s] for s in seeds], first, max_seeds, paper_delta)
+    return S.Interval(delta.n, delta.mean, look.low, look.high, delta.p, delta.sd), look.decision
 
 
 def _pm(mean: float, sd: float) -> str:
@@ -97,7 +114,9 @@ def trick_display(table: pd.DataFrame) -> list[dict[str, str]]:
     """The table as a reader sees it: mean ± sd, delta [95% CI], the paper's delta, the verdict."""
     out = []
     for r in table.to_dict("records"):
-        row = {"trick off": f"{r['trick']} ({r['switch']})", "seeds": f"{r['n']}" + (f" ({r['missing']} missing)" if r["missing"] else ""),
+        seeds = f"{r['n']}" + (f" ({r['missing']} missing)" if r["missing"] else "")
+        row = {"trick off": f"{r['trick']} ({r['switch']})",
+               "seeds": seeds + (f", stopped: {r['stopped']}" if r.get("stopped") else ""),
                "full model top-1": _pm(r["base_err"], r["base_sd"]), "trick off top-1": _pm(r["ablated_err"], r["ablated_sd"]),
                "delta [95% CI]": _ci(r["delta"], r["ci_low"], r["ci_high"]), "p": _num(r["p"], "{:.3f}"),
                "paper": _num(r["paper_delta"], "{:+.1f}") + (f" ({r['paper_source']})" if _num(r["paper_delta"]) != "-" else ""),
