@@ -65,6 +65,15 @@ def machine_slug(described: dict[str, str]) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower().replace("(r)", "").replace("(tm)", "")).strip("-")
 
 
+def pick_device(t: C.TrainerConfig) -> torch.device:
+    """The device Lightning's accelerator setting gives (auto: CUDA, else MPS, else the CPU)."""
+    if t.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda")
+    if t.accelerator in ("auto", "gpu", "mps") and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -135,10 +144,14 @@ def bare_epoch(b: Bench, batches: int) -> float:
     sgd = b.sgd(model)
     fmt = torch.channels_last if b.nhwc else torch.contiguous_format
 
+    seen = []
+
     def loop():
         for images, labels in islice(b.data.train, batches):
             b.step(model, sgd, b.data.transform.train(images).contiguous(memory_format=fmt), labels)
-    return batches * b.cfg.data.batch_size / timed(b.device, loop)
+            seen.append(len(labels))
+    seconds = timed(b.device, loop)
+    return sum(seen) / seconds
 
 
 def harness_epoch(b: Bench, batches: int, folder: Path) -> float:
@@ -184,17 +197,16 @@ def run_target(preset: str, overrides: list[str], repeats: int, say: Callable[[s
 
     cfg, label = C.load(preset, overrides), " ".join([preset, *overrides])
 
-    device = torch.device("cuda" if cfg.trainer.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
-                          else "cpu")
+    device = pick_device(cfg.trainer)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
     data = load_data(cfg.data)
     data.to(device)
     b = Bench(label, cfg, data, device, fast_defaults(cfg.trainer, device))
-    probe = step_seconds(b, 2)
+    probe = step_seconds(b, 3)
     batches = max(5, min(len(data.train), round(SECONDS_PER_MEASUREMENT / probe)))
     say(f"bench: {label}: {batches} batches of {cfg.data.batch_size} per timed loop "
-        f"(~{probe:.3f} s a step), {repeats} repeats of {len(measurements(b, Path()))} measurements")
+        f"(~{probe:.3f} s a step), {repeats} repeat{'s' if repeats > 1 else ''} of {len(measurements(b, Path()))} measurements")
     values: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         timings = measurements(b, Path(tmp))
@@ -207,10 +219,11 @@ def run_target(preset: str, overrides: list[str], repeats: int, say: Callable[[s
     model = b.model()
     return {"label": label, "device": str(device), "nhwc": b.nhwc, "batch": cfg.data.batch_size,
             "gflop_per_step": step_gflops(model.cpu(), cfg.data.batch_size), "values": values,
-            "first_step": first_step(preset, overrides, say)}
+            "first_step": first_step(label, preset, overrides, say)}
 
 
-def first_step(preset: str, overrides: list[str], say: Callable[[str], None]) -> dict[str, float]:
+def first_step(label: str, preset: str, overrides: list[str], say: Callable[[str], None],
+               timeout_s: float = 300) -> dict[str, float]:
     """Seconds from `harness train` to its imports, and from its imports to its first step, in a
     child process against a throw-away store (created here first, as a user's would exist)."""
     from harness import stores
@@ -220,21 +233,29 @@ def first_step(preset: str, overrides: list[str], say: Callable[[str], None]) ->
         stores.open_tracking_store(uri)
         command = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main())", "train",
                    "--preset", preset, *overrides, f"tracking.uri={uri}", f"tracking.artifact_root={tmp}/artifacts",
-                    f"trainer.checkpoint_dir={tmp}/checkpoints", "trainer.progress_bar=false"]
-        started = time.perf_counter()
+                   f"trainer.checkpoint_dir={tmp}/checkpoints", "trainer.progress_bar=false"]
+        started, seen, after = time.perf_counter(), [], None
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        after = None
-        for line in child.stdout:
-            found = re.search(r"first training step ([\d.]+) s after imports", line)
-            if found:
-                total, after = time.perf_counter() - started, float(found.group(1))
-                break
-        child.terminate()
-        rest = child.communicate()[0]
+        try:  # stopped however this ends (an error, Ctrl-C, SIGTERM): it must not outlive its folder
+            for line in child.stdout:
+                seen.append(line)
+                found = re.search(r"first training step ([\d.]+) s after imports", line)
+                if found:
+                    total, after = time.perf_counter() - started, float(found.group(1))
+                    break
+                if time.perf_counter() - started > timeout_s:
+                    break
+        finally:
+            child.kill()
+            child.wait()
         if after is None:
-            raise RuntimeError(f"bench: {preset}: `harness train` never reached its first step:\n{rest[-2000:]}")
-    say(f"bench: {preset}: first step {total:.1f} s after the command ({after:.1f} s after imports)")
+            raise BenchError(f"{label}: `harness train` did not reach its first step:\n" + "".join(seen[-20:]).rstrip())
+    say(f"bench: {label}: first step {total:.1f} s after the command ({after:.1f} s after imports)")
     return {"total": total, "imports": total - after, "after imports": after}
+
+
+class BenchError(C.ConfigError):
+    """A network the bench cannot time, with the reason (exit 2, as for bad input)."""
 
 
 # -- sweep layouts ----------------------------------------------------------------------------------
@@ -277,39 +298,50 @@ def _layout_child() -> None:
     print(steps * batch / (time.time() - spec["start_at"]))
 
 
-def best_workers(cfg: C.RunConfig, seconds: float = 6.0, say: Callable[[str], None] = print) -> int:
-    """`--workers auto`: the layout of this machine's cores with the most images/s, by measurement."""
-    cores = os.cpu_count() or 1
-    options = layouts(cores)
-    if len(options) == 1:
-        return 1
-    say(f"--workers auto: timing {len(options)} layouts of {cores} cores for {seconds:.0f} s each "
-        f"(~{len(options) * (seconds + 9):.0f} s in all)")
-    rates = {(p, t): throughput(cfg, p, t, seconds) for p, t in options}
-    best = max(rates, key=rates.get)
-    say("--workers auto: " + ", ".join(f"{p} x {t} threads {r:,.0f} images/s" for (p, t), r in rates.items())
-        + f" -> {best[0]} worker(s)")
-    return best[0]
-
-
-def grid_rates(grid_file: Path, say: Callable[[str], None]) -> dict:
-    """Cells per hour of a grid under each layout of this machine's cores: each layout's images/s
-    on the grid's first network, turned into cell times by the dry run's cost model."""
-    from harness.grid import load
+def layout_rates(grid, seconds: float, say: Callable[[str], None]) -> dict[tuple[int, int], dict[str, float]]:
+    """Each layout of this machine's cores: images/s of the grid's first network in all its processes
+    at once, and the grid's cells/hour at that rate by the dry run's cost model (steps, evaluation,
+    set-up per cell: several workers also overlap their set-up)."""
     from harness.plan import cell_seconds
 
-    grid = load(grid_file)
     cfg = grid.cells[0].config
     sizes = load_data(cfg.data).sizes
     rates = {}
     for p, t in layouts(os.cpu_count() or 1):
-        images_per_s = throughput(cfg, p, t, 6.0)
+        images_per_s = throughput(cfg, p, t, seconds)
         mean_s = statistics.mean(cell_seconds(c.config, sizes, c.config.data.batch_size * p / images_per_s)
                                  for c in grid.cells)
-        rates[f"{p} x {t}"] = {"images_per_s": images_per_s, "cells_per_hour": 3600 * p / mean_s}
-        say(f"bench: {grid.name}: {p} worker(s) x {t} thread(s): {images_per_s:,.0f} images/s, "
-            f"{rates[f'{p} x {t}']['cells_per_hour']:.1f} cells/hour")
-    return {"grid": grid.name, "cells": len(grid.cells), "layouts": rates}
+        rates[(p, t)] = {"images_per_s": images_per_s, "cells_per_hour": 3600 * p / mean_s}
+        say(f"{grid.name}: {p} worker(s) x {t} thread(s): {images_per_s:,.0f} images/s, "
+            f"{rates[(p, t)]['cells_per_hour']:.1f} cells/hour")
+    return rates
+
+
+def best_workers(grid, seconds: float = 6.0, say: Callable[[str], None] = print) -> int:
+    """`--workers auto`: the layout of this machine's cores that finishes the grid's cells fastest,
+    by measurement; one worker on a GPU (workers there would share the one device)."""
+    cores = os.cpu_count() or 1
+    if pick_device(grid.cells[0].config.trainer).type != "cpu":
+        say("--workers auto: the cells train on a GPU: 1 worker")
+        return 1
+    if len(layouts(cores)) == 1:
+        return 1
+    say(f"--workers auto: timing {len(layouts(cores))} layouts of {cores} cores for {seconds:.0f} s each "
+        f"(~{len(layouts(cores)) * (seconds + 9):.0f} s in all)")
+    rates = layout_rates(grid, seconds, lambda line: say(f"--workers auto: {line}"))
+    best = max(rates, key=lambda layout: rates[layout]["cells_per_hour"])
+    say(f"--workers auto: {best[0]} worker(s) x {best[1]} thread(s)")
+    return best[0]
+
+
+def grid_rates(grid_file: Path, say: Callable[[str], None]) -> dict:
+    """The bench's sweep-layout table for one grid file."""
+    from harness.grid import load
+
+    grid = load(grid_file)
+    rates = layout_rates(grid, 6.0, lambda line: say(f"bench: {line}"))
+    return {"grid": grid.name, "cells": len(grid.cells),
+            "layouts": {f"{p} x {t}": r for (p, t), r in rates.items()}}
 
 
 # -- the table ---------------------------------------------------------------------------------------
@@ -352,8 +384,8 @@ def table(results: list[dict], grids: list[dict], described: dict[str, str], cei
              + f"; fp32 matrix-product ceiling {ceiling:,.0f} GFLOP/s (2048x2048).", "",
              "Medians of the repeats, ± half their range as a percentage of the median. Epochs are images/s "
              "over the same batches (harness: its LightningModule and Trainer; bare: a plain loop over the "
-             "same model, uint8 tensors, batch transform, SGD and precision); steps are ms per SGD step on one "
-             "fixed batch; the transform is ms per batch.", "",
+             "same model, uint8 tensors, batch transform, SGD and precision; both without a progress bar); steps "
+             "are ms per SGD step on one fixed batch; the transform is ms per batch.", "",
              "| network | format | harness img/s | bare img/s | harness/bare | step ms | GFLOP/s (ceiling %) "
              "| other format | transform ms | LRN (torch's) | imports s | first step s |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -391,10 +423,34 @@ def table(results: list[dict], grids: list[dict], described: dict[str, str], cei
     return "\n".join(lines) + "\n"
 
 
+def check(targets: list[tuple[str, list[str]]], grid_files: list[Path], out_dir: Path | None) -> None:
+    """Everything the bench will read or write, checked before anything is timed."""
+    from harness.grid import load
+
+    if out_dir:
+        C.check_writable(out_dir, "--out")
+    for preset, overrides in targets:
+        cfg = C.load(preset, overrides)
+        classes = len(load_data(cfg.data).classes)
+        if cfg.model.num_classes not in (0, classes):
+            raise BenchError(f"{preset}: model.num_classes: {cfg.model.num_classes}, but the data has {classes} classes")
+    for path in grid_files:
+        for data in {repr(c.config.data): c.config.data for c in load(path).cells}.values():
+            load_data(data)
+
+
 def bench(targets: list[tuple[str, list[str]]], grid_files: list[Path], repeats: int, out_dir: Path | None,
           command: str, say: Callable[[str], None] = print) -> str:
+    check(targets, grid_files, out_dir)
     described = machine()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    busy = os.getloadavg()[0]
+    if busy >= max(1.0, 0.25 * (os.cpu_count() or 1)):
+        described["caution"] = (f"load average {busy:.1f} on {os.cpu_count()} cores as the bench began: other "
+                                "work shares the cores, and every number below is lower for it")
+        say(f"bench: caution: {described['caution']}")
+    device = pick_device(C.TrainerConfig())
+    from harness.train import fast_defaults
+    fast_defaults(C.TrainerConfig(), device)  # the ceiling in the precision the runs use (TF32 on CUDA)
     ceiling = matmul_gflops(device)
     results = [run_target(preset, overrides, repeats, say) for preset, overrides in targets]
     grids = [grid_rates(path, say) for path in grid_files] if device.type == "cpu" else []

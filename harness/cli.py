@@ -72,7 +72,7 @@ def cmd_sweep(args) -> int:
         raise C.ConfigError(f"--calibrate-steps: must be at least 1; got {args.calibrate_steps}")
     if workers == "auto":  # the cells' network, timed in each layout of this machine's cores
         from harness.bench import best_workers
-        workers = best_workers(grid.cells[0].config)
+        workers = best_workers(grid)
     if args.dry_run:
         from harness.plan import plan
         print(plan(grid, storage_url, tracking_uri, workers, args.calibrate_steps))
@@ -87,7 +87,7 @@ def cmd_sweep(args) -> int:
 def _workers(given: str) -> int | str:
     if given == "auto":
         return given
-    if not given.isdigit() or int(given) < 1:
+    if not (given.isascii() and given.isdigit()) or int(given) < 1:
         raise C.ConfigError(f"--workers: a number of processes (at least 1) or 'auto'; got {given!r}")
     return int(given)
 
@@ -209,11 +209,8 @@ def cmd_bench(args) -> int:
     if args.repeats < 1:
         raise C.ConfigError(f"--repeats: must be at least 1; got {args.repeats}")
     for preset, overrides in targets:
-        C.load(preset, overrides)  # a bad preset or key fails before anything is timed
+        C.load(preset, overrides)  # a bad preset or key fails at once; data and grids in B.check
     grids = [] if args.no_layouts else [Path(g) for g in args.grid or B.DEFAULT_GRIDS]
-    for path in grids:
-        if not path.is_file():
-            raise C.ConfigError(f"--grid {path}: no such file")
     minutes = len(targets) * (args.repeats + 1) * 7 * B.SECONDS_PER_MEASUREMENT / 60 + len(targets) / 2 + len(grids)
     print(f"bench: {len(targets)} network(s), {args.repeats} repeats, {len(grids)} grid(s): "
           f"about {minutes:.0f} minutes on a CPU", flush=True)

@@ -45,7 +45,8 @@ class ModelConfig:
     one_tower: Literal["half", "full"] = "half"  # towers=1: paper's one-GPU net, or full-width dense
     depth: Literal["full", "no_conv3", "no_conv4"] = "full"  # the paper's "remove a middle layer"
     width: float = 1.0  # multiplier on every layer's kernel count (1.0 = the paper's)
-    init: Literal["paper", "pytorch"] = "paper"  # N(0, 0.01) weights + unit biases, or torch default
+    # N(0, 0.01) weights + unit biases; torch's default; or He et al.'s N(0, 2/fan_in), zero biases
+    init: Literal["paper", "pytorch", "kaiming"] = "paper"
 
 
 @dataclass
@@ -473,6 +474,6 @@ def run_name(cfg: RunConfig) -> str:
         parts += [m.depth.replace("_", "-")] if m.depth != "full" else []
     parts += ["pca" if d.pca_jitter else "nopca"] + ([] if d.augment else ["noaug"])
     parts += [f"w{m.width:g}"] if m.width != 1 else []
-    parts += ["torchinit"] if m.init == "pytorch" else []
+    parts += {"pytorch": ["torchinit"], "kaiming": ["heinit"]}.get(m.init, [])
     parts += ["10crop"] if d.test_crops == 10 else []
     return "-".join(parts + [f"s{cfg.seed}"])

@@ -107,7 +107,8 @@ class Classifier(pl.LightningModule):
         self._epoch_lr = self.optimizers().param_groups[0]["lr"]
         # Image-weighted sums of loss and error, on the device: self.log on every step would cost
         # ~2.5% of a small network's step on a CPU (`harness bench`); they are logged at the end.
-        self._epoch_sums = torch.zeros(2, device=self.device)
+        self._epoch_sums = torch.zeros(2, device=self.device, dtype=torch.float32 if self.device.type == "mps"
+                                       else torch.float64)  # exact counts past 2^24 (ImageNet epochs)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, labels = batch

@@ -5,11 +5,15 @@ their units and that they agree with each other, not their speed)."""
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 
 from harness import bench as B
 from harness import config as C
+from harness import grid as G
+
+ROOT = Path(__file__).parents[1]
 
 
 def test_layouts_use_every_core_once():
@@ -76,11 +80,29 @@ def test_bench_times_a_small_network_end_to_end(real_cifar, tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-def test_workers_auto_picks_the_layout_it_timed_fastest():
+def test_workers_auto_picks_the_layout_it_timed_fastest(real_cifar):
     if len(B.layouts(os.cpu_count() or 1)) == 1:
         pytest.skip("one core: one layout, nothing to choose")
     lines = []
-    workers = B.best_workers(C.load("cifar_convnet4", ["data.batch_size=32"]), seconds=1.0, say=lines.append)
-    rates = {int(p): float(r.replace(",", "")) for p, r in re.findall(r"(\d+) x \d+ threads ([\d,]+) images/s", lines[-1])}
+    grid = G.load(ROOT / "ablations" / "relu_speed_cpu.yaml", [f"data.source={real_cifar}"])
+    workers = B.best_workers(grid, seconds=1.0, say=lines.append)
+    rates = {int(p): float(r) for p, r in re.findall(r"(\d+) worker\(s\) x \d+ thread\(s\): [\d,]+ images/s, "
+                                                       r"([\d.]+) cells/hour", "\n".join(lines))}
     assert set(rates) == {p for p, _ in B.layouts(os.cpu_count())} and all(r > 0 for r in rates.values())
-    assert workers == max(rates, key=rates.get) and lines[-1].endswith(f"-> {workers} worker(s)")
+    assert workers == max(rates, key=rates.get) and lines[-1].startswith(f"--workers auto: {workers} worker(s)")
+
+
+def test_bad_input_fails_before_anything_is_timed(real_cifar, tmp_path):
+    source = f"data.source={real_cifar}"
+    with pytest.raises(B.BenchError, match="model.num_classes: 7, but the data has 10 classes"):
+        B.check([("cifar_convnet4", [source, "model.num_classes=7"])], [], None)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(C.ConfigError, match="--out: .* is a file, not a folder"):
+        B.check([("cifar_convnet4", [source])], [], tmp_path / "file" / "bench")
+    with pytest.raises(C.ConfigError, match="not-a-grid.yaml"):
+        B.check([], [tmp_path / "not-a-grid.yaml"], None)
+
+
+def test_a_child_that_cannot_start_training_is_reported_with_its_own_words(tmp_path):
+    with pytest.raises(B.BenchError, match=r"(?s)did not reach its first step.*no-such\.zip"):
+        B.first_step("x", "cifar_convnet4", [f"data.source={tmp_path}/no-such.zip"], print)

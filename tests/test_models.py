@@ -104,6 +104,13 @@ def test_paper_initialisation():
     # PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)); fc6 fan-in 9216 gives std 1/sqrt(3*9216).
     assert torch_init.classifier.fc6.weight.std().item() == pytest.approx((3 * 9216) ** -0.5, rel=0.05)
     assert not torch.all(torch_init.features.conv2.bias == 1)
+    he = build_model(ModelConfig(name="alexnet_cifar", init="kaiming", width=0.25), 10)
+    # He et al.: std sqrt(2 / fan_in); conv2 is grouped (two towers), so its fan-in is half the input
+    conv2 = he.features.conv2
+    fan_in = conv2.in_channels // conv2.groups * conv2.kernel_size[0] * conv2.kernel_size[1]
+    assert conv2.weight.std().item() == pytest.approx((2 / fan_in) ** 0.5, rel=0.05)
+    assert he.classifier.fc8.weight.std().item() == pytest.approx((2 / he.classifier.fc8.in_features) ** 0.5, rel=0.1)
+    assert all(torch.all(m.bias == 0) for m in he.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
 
     c4 = build_model(ModelConfig(name="convnet4", towers=1, dropout=0), 10)
     assert c4.features.conv1.weight.std().item() == pytest.approx(1e-4, rel=0.1)

@@ -26,7 +26,7 @@ from torch import nn
 
 from harness.config import ALEXNET_CONV_KERNELS, ModelConfig, scaled
 from harness.models.layers import (
-    activation, conv, dropout, lrn, paper_init, pool, sequential, weighted_layers,
+    activation, conv, dropout, init_weights, lrn, pool, sequential, weighted_layers,
 )
 
 CONV_SHAPES = {"conv2": (5, 1, 2), "conv3": (3, 1, 1), "conv4": (3, 1, 1), "conv5": (3, 1, 1)}
@@ -88,9 +88,8 @@ class AlexNet(nn.Module):
             ("drop7", dropout(cfg.dropout)),
             ("fc8", nn.Linear(fc, num_classes)),
         )
-        if cfg.init == "paper":
-            named = weighted_layers(self)
-            paper_init(named, {n: 0.01 for n in named}, UNIT_BIAS)
+        named = weighted_layers(self)
+        init_weights(cfg.init, named, {n: 0.01 for n in named}, UNIT_BIAS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))

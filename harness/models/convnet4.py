@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from harness.config import ModelConfig, scaled
-from harness.models.layers import activation, conv, lrn, paper_init, pool, sequential, weighted_layers
+from harness.models.layers import activation, conv, init_weights, lrn, pool, sequential, weighted_layers
 
 KERNELS = {"conv1": 32, "conv2": 32, "conv3": 64}
 INIT_STD = {"conv1": 1e-4, "conv2": 0.01, "conv3": 0.01, "fc4": 0.01}
@@ -48,8 +48,7 @@ class ConvNet4(nn.Module):
             ("pool3", pool(cfg.pool, 1, avg=True)),
         )
         self.classifier = sequential(("fc4", nn.Linear(c3 * FINAL_SIZE**2, num_classes)))
-        if cfg.init == "paper":
-            paper_init(weighted_layers(self), INIT_STD, unit_bias=set())
+        init_weights(cfg.init, weighted_layers(self), INIT_STD, unit_bias=set())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.features(x), 1))

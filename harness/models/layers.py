@@ -80,12 +80,19 @@ def conv(c_in: int, c_out: int, size: int, stride: int, padding: int, groups: in
     return nn.Conv2d(c_in, c_out, size, stride, padding, groups=groups)
 
 
-def paper_init(named: dict[str, nn.Module], std: dict[str, float], unit_bias: set[str]) -> None:
-    """Weights from N(0, std[name]); biases 1 for the layers in `unit_bias`, else 0 (section 5)."""
+def init_weights(kind: str, named: dict[str, nn.Module], paper_std: dict[str, float], unit_bias: set[str]) -> None:
+    """model.init. 'paper' (section 5): weights from N(0, paper_std[name]), biases 1 for the layers
+    in `unit_bias`, else 0. 'kaiming' (He et al. 2015): N(0, 2 / fan_in), zero biases, which keeps
+    the activations' scale through a deep ReLU stack; torch's default draws with a sixth of that
+    variance (1 / (3 fan_in)), so the signal shrinks layer by layer. 'pytorch': as torch made them."""
     with torch.no_grad():
         for name, layer in named.items():
-            layer.weight.normal_(0.0, std[name])
-            layer.bias.fill_(1.0 if name in unit_bias else 0.0)
+            if kind == "paper":
+                layer.weight.normal_(0.0, paper_std[name])
+                layer.bias.fill_(1.0 if name in unit_bias else 0.0)
+            elif kind == "kaiming":
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                layer.bias.zero_()
 
 
 def sequential(*named: tuple[str, nn.Module | None]) -> nn.Sequential:
