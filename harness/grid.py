@@ -41,7 +41,7 @@ from typing import Any
 from harness import config as C
 
 TOP_KEYS = ("name", "about", "base", "preset", "set", "design", "axes", "seeds", "with", "lr", "stop",
-            "until_resolved", "added_seeds")
+            "until_resolved", "added_seeds", "full_scale")
 STOP_KEYS = {"train_err_below": "trainer.stop_train_err", "max_epochs": "trainer.max_epochs",
              "stalled_epochs": "trainer.stop_stalled"}
 DESIGNS = ("leave_one_out", "factorial")
@@ -82,6 +82,7 @@ class Grid:
     # trick, keyed 'axis=value' (each added seed runs that trick's cell and the full model's)
     max_seeds: int = 0
     added_seeds: dict[str, list[int]] = field(default_factory=dict)
+    full_scale: str = ""  # a small (CPU) version of the grid of this name: the report says so
     cells: list[Cell] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -90,7 +91,8 @@ class Grid:
         return (out | ({"with": self.with_} if self.with_ else {}) | ({"lr": self.lr} if self.lr else {})
                 | ({"stop": self.stop} if self.stop else {})
                 | ({"until_resolved": {"max_seeds": self.max_seeds}} if self.max_seeds else {})
-                | ({"added_seeds": self.added_seeds} if self.added_seeds else {}))
+                | ({"added_seeds": self.added_seeds} if self.added_seeds else {})
+                | ({"full_scale": self.full_scale} if self.full_scale else {}))
 
     def pairs(self) -> list[str]:
         """The leave-one-out comparisons, 'axis=value', each a trick's cell against the full model's."""
@@ -207,7 +209,9 @@ def _validate(path: Path, values: dict[str, Any], overrides: list[str] | None) -
 
     grid = Grid(name=name, path=path, preset=values["preset"], design=values["design"], axes=axes,
                 seeds=seeds, about=str(values.get("about", "")).strip(), set=shared,
-                lr=values.get("lr"), with_=coupled, stop=stop)
+                lr=values.get("lr"), with_=coupled, stop=stop, full_scale=values.get("full_scale") or "")
+    if not isinstance(grid.full_scale, str) or (grid.full_scale and not re.fullmatch(r"[A-Za-z0-9_.-]+", grid.full_scale)):
+        raise GridError("full_scale", f"expected the name of the full-scale grid; got {grid.full_scale!r}")
     until = values.get("until_resolved") or {}
     if not isinstance(until, dict) or set(until) - {"max_seeds"}:
         raise GridError("until_resolved", f"expected {{max_seeds: N}}; got {until!r}")

@@ -156,8 +156,10 @@ def test_bad_grid_exits_2_and_creates_no_store(tmp_path, monkeypatch, capsys):
 def test_shipped_grids_load_and_cpu_presets_say_so():
     grids = {p.stem: G.load(p) for p in sorted(ABLATIONS.glob("*.yaml"))}
     assert {"relu_speed", "relu_speed_cpu", "cifar_tricks", "cifar_tricks_cpu", "imagenet_tricks"} <= set(grids)
-    for name in ("relu_speed_cpu", "cifar_tricks_cpu"):
-        assert grids[name].about.startswith("SMALL CPU PRESET")
+    for name, full in (("relu_speed_cpu", "relu_speed"), ("cifar_tricks_cpu", "cifar_tricks"),
+                       ("relu_speed_full_cpu", "relu_speed")):
+        assert grids[name].about.startswith("CPU PRESET") or name == "relu_speed_full_cpu"
+        assert grids[name].full_scale == full and full in grids  # the report names the full-scale grid
     tricks = grids["cifar_tricks"]
     assert len(tricks.seeds) >= 3 and {c.trick for c in tricks.cells} == {
         "baseline", "model.lrn", "model.pool", "model.dropout", "data.pca_jitter", "model.towers",

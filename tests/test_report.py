@@ -162,6 +162,18 @@ def test_speed_table_picks_fastest_rates_and_ratio(store, tmp_path):
     assert (ratio["ci_low"], ratio["ci_high"]) == (pytest.approx(5.185, abs=1e-3), pytest.approx(11.249, abs=1e-3))
     assert ratio["verdict"] == "reproduces: ReLU faster, 6x inside the interval"
     assert (out / "syn_speed" / "relu_speed.svg").is_file()
+    # the ratio at every target: fractional epochs, linear between epochs from chance (90%) at epoch 0
+    curve = pd.read_csv(out / "syn_speed" / "speed_curve.csv").set_index("target")
+    assert list(curve.index) == list(range(80, 20, -5))
+    # at 25%: a run reaching it in epoch L goes 26.5 -> 24.5 over that epoch: crosses at L - 0.25.
+    # ReLU (0.02) L = 4, 4, 5; tanh (0.01) L = 30, 36, 33
+    assert curve.loc[25, "ratio"] == pytest.approx((29.75 / 3.75 * 35.75 / 3.75 * 32.75 / 4.75) ** (1 / 3), abs=1e-4)
+    # at 80%: both cross within epoch 1, from 90 to L + 24.5: ReLU 28.5, 28.5, 29.5; tanh 54.5, 60.5, 57.5
+    relu = [10 / 61.5, 10 / 61.5, 10 / 60.5]
+    tanh = [10 / 35.5, 10 / 29.5, 10 / 32.5]
+    assert curve.loc[80, "ratio"] == pytest.approx(math.prod(t / r for t, r in zip(tanh, relu)) ** (1 / 3), abs=1e-4)
+    assert "the deepest target every seed reached with both activations (or failing that, 2+ seeds) was 25% " \
+        "training error" in (out / "syn_speed" / "section.md").read_text()
 
 
 def test_regenerating_gives_identical_bytes(store, tmp_path):
@@ -170,7 +182,7 @@ def test_regenerating_gives_identical_bytes(store, tmp_path):
     first = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
     cli.main(["report", "--tracking-uri", store, "--out", str(out)])
     assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == first
-    assert len(first) == (3 + 2 + 1 + 1) + (6 + 2 + 1 + 1) + 1  # per sweep: tables, figures, section, runs; README
+    assert len(first) == (3 + 2 + 1 + 1) + (9 + 4 + 1 + 1) + 1  # per sweep: tables, figures, section, runs; README
 
 
 def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys):
@@ -185,6 +197,14 @@ def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys)
     assert sorted(p.name for p in (out / "syn_failed").iterdir()) == ["runs.zip", "section.md"]  # no empty tables or figures
 
 
+def test_crossing_epochs_by_hand():
+    curve = [(1, 80.0), (2, 60.0), (3, 40.0)]
+    assert S.crossing(curve, 50.0, start=90.0) == pytest.approx(2.5)  # 60 -> 40 in epoch 3
+    assert S.crossing(curve, 85.0, start=90.0) == pytest.approx(0.5)  # 90 -> 80 in epoch 1
+    assert S.crossing(curve, 40.0, start=90.0) is None  # strictly below: never
+    assert S.crossing(curve, 95.0, start=90.0) == 0.0  # below at the start
+
+
 def test_speed_verdict_when_only_one_activation_reaches_the_target():
     from harness.report.tables import speed_verdict
     no_ratio = S.ratio_interval({}, {})
@@ -196,3 +216,18 @@ def test_speed_verdict_when_only_one_activation_reaches_the_target():
     same = S.ratio_interval({0: 30, 1: 60}, {0: 5, 1: 10})  # 6x in every seed: no interval, the value decides
     assert speed_verdict(same, 2, 2, 2) == \
         "reproduces: ReLU 6x faster (every seed gives the same ratio)"
+
+
+def test_a_cpu_scale_sweep_says_so_and_points_to_the_full_scale_one(store, tmp_path):
+    cpu = SPEED.replace("name: syn_speed", "name: syn_speed_cpu\nfull_scale: syn_speed")
+    alone = f"sqlite:///{tmp_path}/alone.db"
+    for folder, uri in (("c", store), ("a", alone)):
+        (tmp_path / folder).mkdir()
+        fill(tmp_path / folder, uri, cpu, speed_metrics)
+    cli.main(["report", "--tracking-uri", alone, "--out", str(tmp_path / "alone")])
+    section = (tmp_path / "alone" / "syn_speed_cpu" / "section.md").read_text()
+    assert "**CPU scale.**" in section and "No full-scale results are committed yet" in section
+    cli.main(["report", "syn_speed_cpu", "--tracking-uri", store, "--out", str(tmp_path / "both")])
+    section = (tmp_path / "both" / "syn_speed_cpu" / "section.md").read_text()
+    assert "The full-scale sweep's report is [`syn_speed`](#syn_speed)" in section
+    assert "CPU scale" not in (tmp_path / "both" / "syn_speed" / "section.md").read_text()

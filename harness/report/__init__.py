@@ -36,12 +36,24 @@ the log ratios; where only one activation reached the target, that decides the v
 """
 
 
-def _what_ran(sweep: SweepRecord) -> str:
+def _scale(sweep: SweepRecord, known: set[str]) -> list[str]:
+    """A CPU-scale grid says so at the top of its section, with where the full-scale results are
+    (`known`: the sweeps this report holds, from the store and the committed runs files)."""
+    full = sweep.grid.get("full_scale")
+    if not full:
+        return []
+    where = (f"the full-scale sweep's report is [`{full}`](#{full}) (`reports/{full}/`)" if full in known
+             else f"no full-scale results are committed yet (`harness sweep ablations/{full}.yaml`, a GPU job)")
+    return [f"**CPU scale.** A laptop-sized version of `{full}`: smaller net, data and budget than the paper's; "
+            f"its numbers describe this small setting, not the paper's. {where[0].upper() + where[1:]}.", ""]
+
+
+def _what_ran(sweep: SweepRecord, known: set[str]) -> str:
     epochs = sorted({len(r.curves.get("train_err", [])) for r in sweep.runs})
     train_images = sweep.param("data.train_subset")
     total = len(sweep.runs) + len(sweep.missing)
     lines = [
-        f"## {sweep.name}", "", sweep.grid.get("about", ""), "",
+        f"## {sweep.name}", "", *_scale(sweep, known), sweep.grid.get("about", ""), "",
         f"- sweep: parent run `{sweep.parent.origin_id}`, grid `{sweep.parent.tags.get('grid_file', '?')}` "
         f"({sweep.grid.get('design')}, preset `{sweep.grid.get('preset')}`); {len(sweep.runs)}/{total} cells finished"]
     if not sweep.runs:
@@ -68,14 +80,11 @@ def _resolving(grid: dict) -> str:
             "`harness/sequential.py`), and each trick's row says how many seeds it took and why it stopped")
 
 
-CHANCE = {"cifar10": 90.0}  # top-1 error of a uniform guess over the data set's classes
-
-
 def _trick_findings(table, dataset: str) -> str:
     if table.empty:
         return "No trick has both its runs and the full model's finished yet."
     parts = []
-    chance = CHANCE.get(dataset)
+    chance = tables.CHANCE.get(dataset)
     if chance and table["base_err"].iloc[0] >= chance - 5:
         parts.append(f"**Caution**: the full model's test error ({table['base_err'].iloc[0]:.1f}%) is within 5 points "
                      f"of chance ({chance:g}%): it has barely learned, so these deltas say little about the tricks.")
@@ -115,13 +124,31 @@ def _speed_findings(ratios, target: float, stalled: str) -> str:
     return " ".join(sentences) or "No activation pair finished."
 
 
-def report_sweep(sweep: SweepRecord, root: Path) -> list[Path]:
-    """Write reports/<name>/ and return the files written."""
+def _curve_findings(curve) -> str:
+    sentences = []
+    for init, rows in curve.groupby("init", sort=True):
+        complete = rows[rows["n"] == rows["seeds"]]
+        deepest = (complete if not complete.empty else rows).sort_values("target").iloc[0]
+        low, high = deepest["ci_low"], deepest["ci_high"]
+        what = tables.speed_verdict(stats.Interval(int(deepest["n"]), deepest["ratio"], low, high, math.nan, math.nan),
+                                    int(deepest["n"]), int(deepest["n"]), int(deepest["seeds"]))
+        interval = "" if math.isnan(low) else f" [{low:.2f}, {high:.2f}]"
+        sentences.append(
+            f"With {init} initialisation, the deepest target every seed reached with both activations "
+            f"(or failing that, 2+ seeds) was {deepest['target']:g}% training error: tanh needed "
+            f"{deepest['ratio']:.2f}x{interval} the epochs of ReLU (n={deepest['n']}; {what}). Over the targets "
+            f"{rows['target'].max():g}% to {rows['target'].min():g}% the ratio ran from {rows['ratio'].min():.2f} to "
+            f"{rows['ratio'].max():.2f}. The paper's ~6x is at 25% on all of CIFAR-10.")
+    return " ".join(sentences)
+
+
+def report_sweep(sweep: SweepRecord, root: Path, known: set[str] = frozenset()) -> list[Path]:
+    """Write reports/<name>/ and return the files written (`known`: every sweep the report holds)."""
     name = sweep.name
     out = root / name
     out.mkdir(parents=True, exist_ok=True)
     written, shown_figures = [], []
-    body = [_what_ran(sweep)]
+    body = [_what_ran(sweep, known)]
     if sweep.runs and sweep.grid.get("design") == "leave_one_out":
         table = tables.trick_table(sweep)
         shown = tables.trick_display(table)
@@ -143,6 +170,16 @@ def report_sweep(sweep: SweepRecord, root: Path) -> list[Path]:
                                         float(target), name, out / "relu_speed")
         shown_figures.append(("relu_speed", "training error against epochs and against seconds"))
         body += ["Findings: " + _speed_findings(ratios, float(target), sweep.param("trainer.stop_stalled")), ""]
+        curve = tables.speed_curve(sweep, float(target))
+        if not curve.empty:
+            shown_curve = tables.speed_curve_display(curve)
+            written += tables.write(curve, shown_curve, out / "speed_curve")
+            written += figures.ratio_curve(curve, float(target), name, out / "speed_curve")
+            shown_figures.append(("speed_curve", "tanh/ReLU epochs ratio at each training-error target"))
+            body += ["### The ratio at every training-error target both activations reached", "",
+                     "Epochs are fractional (linear between epochs, from chance at epoch 0); the rates are "
+                     "those above.", "", tables.markdown(shown_curve), "",
+                     "Findings: " + _curve_findings(curve), ""]
     for stem, caption in shown_figures:
         body += [f"![{caption}]({name}/{stem}.png)", ""]
     if sweep.missing:
@@ -205,10 +242,10 @@ def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str
         if name not in chosen and (root / name / "section.md").is_file():
             continue
         if name not in in_store:
-            report_sweep(sweep_record(in_files[name]), root)
+            report_sweep(sweep_record(in_files[name]), root, set(found))
             continue
         runs = bundle.from_store(uri, name, storage_url)
-        written = report_sweep(sweep_record(runs), root)
+        written = report_sweep(sweep_record(runs), root, set(found))
         bundle.write(runs, root / name / bundle.FILE_NAME)  # beside the report it gave, once that is whole
         parent_id = tracking.find_runs(uri, name, "tags.sweep_role = 'parent'")[0].run_id
         for path in written:

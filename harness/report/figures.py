@@ -83,3 +83,25 @@ def delta_chart(table: pd.DataFrame, title: str, stem: Path) -> list[Path]:
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save(fig, stem)
+
+
+def ratio_curve(curve: pd.DataFrame, target: float, title: str, stem: Path) -> list[Path]:
+    """tanh/ReLU epochs against the training-error target, with 95% intervals; the paper's 6x at 25%."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for init, rows in curve.groupby("init", sort=True):
+        rows = rows.sort_values("target", ascending=False)
+        ratio = rows["ratio"].to_numpy()
+        low, high = rows["ci_low"].fillna(rows["ratio"]).to_numpy(), rows["ci_high"].fillna(rows["ratio"]).to_numpy()
+        ax.errorbar(rows["target"], ratio, yerr=[ratio - low, high - ratio], marker="o", capsize=3,
+                    linestyle=STYLES.get(init, ":"), label=f"{init} init")
+    ax.axhline(1, color="grey", linewidth=0.8)
+    ax.plot([25], [6], marker="*", markersize=12, color="black", linestyle="none", label="paper: ~6x at 25%")
+    ax.set_xlim(max(curve["target"].max(), 30) + 5, min(curve["target"].min(), 25) - 5)  # down = further in
+    ax.set_yscale("log")
+    ax.set_xlabel("training error target (%)")
+    ax.set_ylabel("tanh epochs / ReLU epochs")
+    ax.set_title(f"{title}: ratio at each target, 95% intervals over seeds", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save(fig, stem)

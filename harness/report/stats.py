@@ -89,6 +89,19 @@ def first_epoch(curve: list[tuple[int, float]], target: float, strict: bool) -> 
     return None
 
 
+def crossing(curve: list[tuple[int, float]], target: float, start: float) -> float | None:
+    """The fractional epoch at which a training-error curve first goes below the target: linear
+    between the epochs' values, from `start` (chance: an untrained net's error) at epoch 0."""
+    previous_epoch, previous = 0, start
+    for epoch, value in sorted(curve):
+        if value < target:
+            if previous <= target:  # already below at epoch 0 (a target above chance)
+                return float(previous_epoch)
+            return previous_epoch + (epoch - previous_epoch) * (previous - target) / (previous - value)
+        previous_epoch, previous = epoch, value
+    return None
+
+
 def ratio_interval(numerator: dict[int, float], denominator: dict[int, float]) -> Interval:
     """Geometric-mean ratio over seeds both have, with a t-interval on the log ratios (exp'd)."""
     seeds = sorted(s for s in set(numerator) & set(denominator) if numerator[s] > 0 and denominator[s] > 0)

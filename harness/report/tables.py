@@ -200,6 +200,45 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
     return pd.DataFrame(cells), pd.DataFrame(ratios)
 
 
+SPEED_TARGETS = tuple(range(80, 20, -5))  # training error (%): Figure 1's 25 and the shallower ones
+CHANCE = {"cifar10": 90.0}  # top-1 error of a uniform guess over the data set's classes
+
+
+def speed_curve(sweep: SweepRecord, target: float) -> pd.DataFrame:
+    """Per initialisation and training-error target (80, 75, ... 25%): tanh's epochs to the target
+    over ReLU's, per seed (fractional epochs, `S.crossing`), with a t-interval on the log ratios;
+    the rates are each activation's fastest at the grid's own target. Rows where 2+ seeds had
+    both activations below the target."""
+    winners, groups = fastest_rates(sweep, target), speed_groups(sweep)
+    start = CHANCE.get(sweep.param("data.dataset"), 100.0)
+    seeds = len(sweep.grid.get("seeds", []))
+    rows = []
+    for init in sorted({k[1] for k in groups}):
+        if ("relu", init) not in winners or ("tanh", init) not in winners:
+            continue
+        relu = groups[("relu", init, winners[("relu", init)])]
+        tanh = groups[("tanh", init, winners[("tanh", init)])]
+        for t in SPEED_TARGETS:
+            at = {act: {r.seed: S.crossing(r.curves.get("train_err", []), t, start) for r in runs}
+                  for act, runs in (("relu", relu), ("tanh", tanh))}
+            both = {s for s in at["relu"] if at["relu"][s] and at["tanh"].get(s)}
+            if len(both) < 2:
+                continue
+            ratio = S.ratio_interval({s: at["tanh"][s] for s in both}, {s: at["relu"][s] for s in both})
+            rows.append({"init": init, "target": t, "relu_epochs": S.mean_std([at["relu"][s] for s in both])[0],
+                         "tanh_epochs": S.mean_std([at["tanh"][s] for s in both])[0], "n": ratio.n, "seeds": seeds,
+                         "ratio": ratio.mean, "ci_low": ratio.low, "ci_high": ratio.high})
+    return pd.DataFrame(rows)
+
+
+def speed_curve_display(curve: pd.DataFrame) -> list[dict[str, str]]:
+    return [{"init": r["init"], "training error target": f"{r['target']:g}%",
+             "epochs ReLU / tanh (mean)": f"{r['relu_epochs']:.2f} / {r['tanh_epochs']:.2f}",
+             "tanh/ReLU [95% CI]": f"{r['ratio']:.2f}" + ("" if math.isnan(r["ci_low"]) else
+                                                          f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"),
+             "seeds": f"{r['n']} of {r['seeds']}"} for r in curve.to_dict("records")]
+
+
 def speed_verdict(ratio: S.Interval, relu_hits: int, tanh_hits: int, seeds: int) -> str:
     """Against 'ReLU ~6x faster': the interval of tanh/ReLU epochs decides (every seed giving the
     same ratio: that value); where one activation never reached the target (stopped at the cap or
