@@ -352,6 +352,8 @@ def describe(grid: Grid) -> str:
         rates = f", learning rate{'s' if len(grid.lr) > 1 else ''} {', '.join(map(str, grid.lr))}"
     elif grid.lr:
         rates = ", learning-rate sub-grid per " + next(iter(grid.lr)).split(".")[-1]
+    if grid.max_seeds:
+        rates += f", then seeds added until resolved (up to {grid.max_seeds} a trick)"
     return (f"sweep {grid.name}: {len(grid.cells)} cells = {shape}, "
             f"{len(grid.seeds)} seed(s){rates}; preset {grid.preset}"
             + (f"\n  {grid.about}" if grid.about else ""))

@@ -5,7 +5,7 @@ model, seed s). `harness sweep GRID --until-resolved --max-seeds N` looks after 
 seeds, then after each further seed, up to N; at every look the trick is resolved when its interval
 excludes zero (an effect) or excludes the paper's delta (not the paper's effect). Testing at every
 look with the fixed-sample 95% interval would declare an effect that is not there far more often
-than 5% of the time (about 15% over eight looks); so the looks share the 5%:
+than 5% of the time (17% over eight looks, 3 to 10 seeds); so the looks share the 5%:
 
 - Error spending (Lan & DeMets 1983) with the Pocock-type function alpha(t) = alpha ln(1 + (e-1) t),
   information fraction t = n / N: look k may spend alpha(t_k) - alpha(t_{k-1}).

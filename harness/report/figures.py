@@ -98,6 +98,9 @@ def ratio_curve(curve: pd.DataFrame, target: float, title: str, stem: Path) -> l
     ax.plot([25], [6], marker="*", markersize=12, color="black", linestyle="none", label="paper: ~6x at 25%")
     ax.set_xlim(max(curve["target"].max(), 30) + 5, min(curve["target"].min(), 25) - 5)  # down = further in
     ax.set_yscale("log")
+    ticks = [t for t in (0.125, 0.25, 0.5, 1, 2, 4, 8, 16) if t >= min(curve["ci_low"].min(), 0.5) / 2]
+    ax.set_yticks(ticks, [f"{t:g}x" for t in ticks])
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("training error target (%)")
     ax.set_ylabel("tanh epochs / ReLU epochs")
     ax.set_title(f"{title}: ratio at each target, 95% intervals over seeds", fontsize=9)

@@ -61,11 +61,13 @@ def trick_table(sweep: SweepRecord) -> pd.DataFrame:
             delta, stopped = _sequential(delta, _by_seed(baseline, "test_err"), _by_seed(ablated, "test_err"),
                                          seeds_total, max_seeds, claim.top1 if claim else None)
         epochs, reached = _epochs_to_best(baseline, ablated)
+        ablated_seeds = set(_by_seed(ablated, "test_err"))
+        paired_base = [v for s, v in _by_seed(baseline, "test_err").items() if s in ablated_seeds or not max_seeds]
         row = {
             "trick": claim.label if claim else key, "switch": f"{key}={value}", "n": delta.n,
             "missing": tried - delta.n, "stopped": stopped,
-            "base_err": S.mean_std(list(_by_seed(baseline, "test_err").values()))[0],
-            "base_sd": S.mean_std(list(_by_seed(baseline, "test_err").values()))[1],
+            # the full model over the seeds this trick has (with --until-resolved it may have more)
+            "base_err": S.mean_std(paired_base)[0], "base_sd": S.mean_std(paired_base)[1],
             "ablated_err": S.mean_std(list(_by_seed(ablated, "test_err").values()))[0],
             "ablated_sd": S.mean_std(list(_by_seed(ablated, "test_err").values()))[1],
             "delta": delta.mean, "ci_low": delta.low, "ci_high": delta.high, "p": delta.p,
