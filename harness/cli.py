@@ -57,12 +57,17 @@ def cmd_sweep(args) -> int:
     if args.max_seeds is not None and not args.until_resolved:
         raise C.ConfigError("--max-seeds: goes with --until-resolved")
     if args.until_resolved:
+        given = args.max_seeds if args.max_seeds is not None else grid.max_seeds or G.DEFAULT_MAX_SEEDS
         try:
-            grid = G.resolving(grid, args.max_seeds or grid.max_seeds or G.DEFAULT_MAX_SEEDS)
+            grid = G.resolving(grid, given)
         except C.ConfigError as err:
             raise C.ConfigError(f"{args.file}: --until-resolved: {err}") from None
         if args.added_seeds:  # a worker of a later round
-            grid = G.with_seeds(grid, json.loads(args.added_seeds))
+            try:
+                added = json.loads(args.added_seeds)
+            except json.JSONDecodeError:
+                raise C.ConfigError(f"--added-seeds: not JSON: {args.added_seeds!r}") from None
+            grid = G.with_seeds(grid, added)
     from harness.data import check_source  # light: a bad source fails before torch, MLflow or Optuna loads
     for data in {repr(cell.config.data): cell.config.data for cell in grid.cells}.values():
         check_source(data)

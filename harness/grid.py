@@ -212,10 +212,10 @@ def _validate(path: Path, values: dict[str, Any], overrides: list[str] | None) -
                 lr=values.get("lr"), with_=coupled, stop=stop, full_scale=values.get("full_scale") or "")
     if not isinstance(grid.full_scale, str) or (grid.full_scale and not re.fullmatch(r"[A-Za-z0-9_.-]+", grid.full_scale)):
         raise GridError("full_scale", f"expected the name of the full-scale grid; got {grid.full_scale!r}")
-    until = values.get("until_resolved") or {}
-    if not isinstance(until, dict) or set(until) - {"max_seeds"}:
+    until = values.get("until_resolved")
+    if until is not None and (not isinstance(until, dict) or set(until) != {"max_seeds"}):
         raise GridError("until_resolved", f"expected {{max_seeds: N}}; got {until!r}")
-    grid = resolving(grid, until.get("max_seeds", 0)) if until else grid
+    grid = resolving(grid, until["max_seeds"]) if until is not None else grid
     grid = with_seeds(grid, values.get("added_seeds") or {})
     if grid.design == "leave_one_out" and grid.lr is not None:
         variants = [(c.seed, json.dumps({k: v for k, v in c.values.items() if k != "optim.lr"},

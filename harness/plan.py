@@ -70,5 +70,9 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
                      f"{os.cpu_count()} cores): the estimates include that contention and run high")
     lines.append(f"estimate: {duration(total)} for all {len(grid.cells)} cells; {duration(todo_total)} for those "
                  f"not done, {duration(todo_total / workers)} with {workers} worker(s) if they do not share cores")
+    if grid.max_seeds:  # rounds add a seed to each unresolved trick, with the full model's cell
+        extra = (grid.max_seeds - len(grid.seeds)) * (len(grid.pairs()) + 1) - sum(map(len, grid.added_seeds.values()))
+        lines.append(f"--until-resolved: up to {extra} more cells if no trick resolves before {grid.max_seeds} seeds, "
+                     f"about {duration(extra * total / len(grid.cells))} more")
     return "\n".join(lines)
 

@@ -33,6 +33,8 @@ class Outcome:
             return "more seeds"
         if self.look is None:
             return f"runs failed: {len(self.paired)} of {len(self.seeds)} seeds finished in both cells"
+        if self.look.decision == "more seeds":  # the cap reached with some cells failed
+            return f"max seeds ({len(self.seeds)} tried, {len(self.paired)} finished in both cells)"
         return self.look.decision
 
 
@@ -52,11 +54,11 @@ def tried(grid: Grid, runs: dict[str, list]) -> Grid:
     first = max(grid.seeds) + 1  # added seeds run on from the grid's highest, one per round
     candidate = with_seeds(grid, {pair: list(range(first, first + grid.max_seeds - len(grid.seeds)))
                                   for pair in grid.pairs()})
-    added: dict[str, list[int]] = {}
+    added = {pair: list(seeds) for pair, seeds in grid.added_seeds.items()}  # and any the file names
     for cell in candidate.cells:
         if cell.trick != BASELINE and cell.seed not in grid.seeds and runs.get(cell.key):
             added.setdefault(pair_name(cell.trick, cell.values[cell.trick]), []).append(cell.seed)
-    return with_seeds(grid, {pair: sorted(seeds) for pair, seeds in added.items()})
+    return with_seeds(grid, {pair: sorted(set(seeds)) for pair, seeds in added.items()})
 
 
 def outcomes(grid: Grid, runs: dict[str, list]) -> list[Outcome]:

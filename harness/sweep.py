@@ -18,7 +18,7 @@ from harness import config as C
 from harness import resolve, stores, tracking
 from harness.claims import (Heartbeat, Sweep, TrialClaim, children, claim_next, end_trial, open_sweep, reap,
                             redact, snapshot)
-from harness.grid import Cell, Grid, duration
+from harness.grid import Cell, Grid, duration, resolving
 
 POLL_S = 5  # how often an idle worker looks for freed cells while others finish theirs
 
@@ -155,9 +155,15 @@ def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1, ov
     if worker_index is not None:
         work(sw, worker_index)
         return 0
+    recorded = yaml.safe_load(tracking.run_config_yaml(tracking_uri, sw.parent_id, "grid.yaml")) or {}
+    before = (recorded.get("until_resolved") or {}).get("max_seeds", 0)
+    if grid.max_seeds and before and grid.max_seeds != before:
+        raise C.ConfigError(f"--max-seeds {grid.max_seeds}: sweep {grid.name} has added seeds under --max-seeds "
+                            f"{before}, and every look's boundary depends on it: keep {before} (another N needs "
+                            "another sweep name)")
     tracking.resume_run(tracking_uri, sw.parent_id)
-    if grid.max_seeds:  # seeds that earlier rounds added, from their runs
-        sw.grid = resolve.tried(grid, children(sw))
+    if grid.max_seeds or before:  # seeds that earlier rounds added, from their runs (a plain run adds none)
+        sw.grid = resolve.tried(resolving(grid, grid.max_seeds or before), children(sw))
     sw.say(f"sweep {grid.name}: parent run {sw.parent_id} in {tracking_uri}; "
            f"Optuna study {grid.name!r} in {redact(storage_url)}")
     try:

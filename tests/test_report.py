@@ -165,12 +165,13 @@ def test_speed_table_picks_fastest_rates_and_ratio(store, tmp_path):
     # the ratio at every target: fractional epochs, linear between epochs from chance (90%) at epoch 0
     curve = pd.read_csv(out / "syn_speed" / "speed_curve.csv").set_index("target")
     assert list(curve.index) == list(range(80, 20, -5))
-    # at 25%: a run reaching it in epoch L goes 26.5 -> 24.5 over that epoch: crosses at L - 0.25.
-    # ReLU (0.02) L = 4, 4, 5; tanh (0.01) L = 30, 36, 33
-    assert curve.loc[25, "ratio"] == pytest.approx((29.75 / 3.75 * 35.75 / 3.75 * 32.75 / 4.75) ** (1 / 3), abs=1e-4)
-    # at 80%: both cross within epoch 1, from 90 to L + 24.5: ReLU 28.5, 28.5, 29.5; tanh 54.5, 60.5, 57.5
-    relu = [10 / 61.5, 10 / 61.5, 10 / 60.5]
-    tanh = [10 / 35.5, 10 / 29.5, 10 / 32.5]
+    # each epoch's value sits at its middle (e - 0.5). At 25%: a run reaching it in epoch L goes from
+    # 26.5 (at L - 1.5) to 24.5 (at L - 0.5): crosses at L - 0.75. ReLU (0.02) L = 4, 4, 5; tanh (0.01) 30, 36, 33
+    assert curve.loc[25, "ratio"] == pytest.approx((29.25 / 3.25 * 35.25 / 3.25 * 32.25 / 4.25) ** (1 / 3), abs=1e-4)
+    # at 80%: both cross before epoch 1's middle, from 90 (at 0) to L + 24.5 (at 0.5): ReLU 28.5, 28.5, 29.5;
+    # tanh 54.5, 60.5, 57.5
+    relu = [5 / 61.5, 5 / 61.5, 5 / 60.5]
+    tanh = [5 / 35.5, 5 / 29.5, 5 / 32.5]
     assert curve.loc[80, "ratio"] == pytest.approx(math.prod(t / r for t, r in zip(tanh, relu)) ** (1 / 3), abs=1e-4)
     assert "the deepest target every seed reached with both activations (or failing that, 2+ seeds) was 25% " \
         "training error" in (out / "syn_speed" / "section.md").read_text()
@@ -199,8 +200,9 @@ def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys)
 
 def test_crossing_epochs_by_hand():
     curve = [(1, 80.0), (2, 60.0), (3, 40.0)]
-    assert S.crossing(curve, 50.0, start=90.0) == pytest.approx(2.5)  # 60 -> 40 in epoch 3
-    assert S.crossing(curve, 85.0, start=90.0) == pytest.approx(0.5)  # 90 -> 80 in epoch 1
+    # the epochs' values at their middles: 90 at 0, 80 at 0.5, 60 at 1.5, 40 at 2.5
+    assert S.crossing(curve, 50.0, start=90.0) == pytest.approx(2.0)
+    assert S.crossing(curve, 85.0, start=90.0) == pytest.approx(0.25)
     assert S.crossing(curve, 40.0, start=90.0) is None  # strictly below: never
     assert S.crossing(curve, 95.0, start=90.0) == 0.0  # below at the start
 

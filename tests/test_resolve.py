@@ -88,3 +88,36 @@ def test_added_seeds_are_checked(grid):
         G.with_seeds(grid, {"model.lrn=false": [2]})
     with pytest.raises(G.GridError, match="more than until_resolved.max_seeds=5"):
         G.with_seeds(grid, {"model.lrn=false": [3, 4, 5]})
+
+
+def test_a_trick_whose_added_cells_keep_failing_stops_at_the_cap(grid):
+    errors = dict(ROUND0)
+    errors |= {("model.dropout=0.0", s): None for s in (3, 4)} | {("baseline", s): 50.0 for s in (3, 4)}
+    current = G.with_seeds(grid, {"model.dropout=0.0": [3, 4]})
+    by = {o.pair: o for o in resolve.outcomes(current, runs_for(current, errors))}
+    assert by["model.dropout=0.0"].next_seed is None
+    assert by["model.dropout=0.0"].why == "max seeds (5 tried, 3 finished in both cells)"
+
+
+def test_seeds_written_in_the_file_are_kept_with_those_the_store_shows(grid):
+    by_hand = G.with_seeds(grid, {"model.lrn=false": [3]})
+    errors = ROUND0 | {("data.split_seed=1", 3): 50.0, ("baseline", 3): 50.0}
+    with_split = G.with_seeds(grid, {"data.split_seed=1": [3]})
+    assert resolve.tried(by_hand, runs_for(with_split, errors)).added_seeds == {
+        "model.lrn=false": [3], "data.split_seed=1": [3]}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--until-resolved", "--max-seeds", "0"], "until_resolved.max_seeds: expected a number of seeds above the grid's 3; got 0"),
+    (["--max-seeds", "5"], "--max-seeds: goes with --until-resolved"),
+    (["--until-resolved", "--added-seeds", "{not json"], "--added-seeds: not JSON"),
+])
+def test_bad_until_resolved_arguments_exit_2_with_one_line_and_no_store(args, message, tmp_path, monkeypatch, capsys):
+    from harness import cli
+
+    path = tmp_path / "g.yaml"
+    path.write_text("name: g\npreset: cifar_alexnet\ndesign: leave_one_out\naxes: {model.lrn: [true, false]}\n"
+                    "seeds: [0, 1, 2]\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["sweep", str(path), *args]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "mlruns").exists()

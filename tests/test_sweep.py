@@ -230,6 +230,10 @@ def test_until_resolved_adds_rounds_of_seeds_then_a_second_run_adds_nothing(tmp_
     assert run_sweep(path, url, uri, "--until-resolved", "--max-seeds", "3") == 0
     assert "until resolved: one more seed" not in capsys.readouterr().out
     assert len(child_runs(uri)) == 6
+    # a plain run of the same sweep keeps what the rounds added (and adds nothing); another N is refused
+    assert run_sweep(path, url, uri) == 0 and len(child_runs(uri)) == 6
+    assert run_sweep(path, url, uri, "--until-resolved", "--max-seeds", "4") == 2
+    assert "--max-seeds 4: sweep tiny has added seeds under --max-seeds 3" in capsys.readouterr().err
     # the report reads the rule from the recorded grid: each trick's seeds and why it stopped
     assert cli.main(["report", "tiny", "--tracking-uri", uri, "--storage", url, "--out", str(tmp_path / "reports")]) == 0
     table = (tmp_path / "reports" / "tiny" / "tricks.md").read_text()

@@ -90,15 +90,17 @@ def first_epoch(curve: list[tuple[int, float]], target: float, strict: bool) -> 
 
 
 def crossing(curve: list[tuple[int, float]], target: float, start: float) -> float | None:
-    """The fractional epoch at which a training-error curve first goes below the target: linear
-    between the epochs' values, from `start` (chance: an untrained net's error) at epoch 0."""
-    previous_epoch, previous = 0, start
+    """The fractional epoch at which a training-error curve first goes below the target. An epoch's
+    training error is the mean over its steps, so it is placed at the epoch's middle (e - 0.5);
+    linear between those points, from `start` (chance: an untrained net's error) at epoch 0."""
+    previous_at, previous = 0.0, start
     for epoch, value in sorted(curve):
+        at = epoch - 0.5
         if value < target:
             if previous <= target:  # already below at epoch 0 (a target above chance)
-                return float(previous_epoch)
-            return previous_epoch + (epoch - previous_epoch) * (previous - target) / (previous - value)
-        previous_epoch, previous = epoch, value
+                return previous_at
+            return previous_at + (at - previous_at) * (previous - target) / (previous - value)
+        previous_at, previous = at, value
     return None
 
 
