@@ -39,7 +39,8 @@ from harness.models import build_model
 from harness.models.layers import LocalResponseNorm
 from harness.plan import CELL_SETUP_S
 
-# The main job's networks, as its CPU grids train them (ablations/*_cpu.yaml).
+# Issue 14's goal networks: convnet4 (relu_speed_cpu's) and the quarter-width CIFAR AlexNet
+# (cifar_tricks_cpu trains it at width 0.125: `--preset cifar_alexnet model.width=0.125`).
 DEFAULT_TARGETS = [("cifar_convnet4", []), ("cifar_alexnet", ["model.width=0.25"])]
 DEFAULT_GRIDS = [Path(__file__).parents[1] / "ablations" / f"{name}.yaml" for name in ("relu_speed_cpu", "cifar_tricks_cpu")]
 SECONDS_PER_MEASUREMENT = 4.0  # sets the batches per timed loop: long enough to dwarf timer noise

@@ -298,8 +298,8 @@ def parser() -> argparse.ArgumentParser:
                        description="The harness's epoch against a bare loop on the same model and data, the step, "
                                    "the data transform, LRN's share, start-up, and sweep layouts, on this machine.")
     p.add_argument("--preset", action="append", default=[],
-                   help="a preset to time, repeatable (default: the main job's networks, cifar_convnet4 and "
-                        "cifar_alexnet model.width=0.25)")
+                   help="a preset to time, repeatable (default: cifar_convnet4 and cifar_alexnet "
+                        "model.width=0.25)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every preset")
     p.add_argument("--repeats", type=int, default=3, help="timed repeats of each measurement (default 3)")
     p.add_argument("--grid", action="append", help="grid files whose cells/hour to measure per layout of "

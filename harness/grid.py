@@ -47,6 +47,7 @@ STOP_KEYS = {"train_err_below": "trainer.stop_train_err", "max_epochs": "trainer
 DESIGNS = ("leave_one_out", "factorial")
 BASELINE = "baseline"
 DEFAULT_MAX_SEEDS = 10  # --until-resolved without --max-seeds
+MAX_SEEDS_LIMIT = 100  # the sequential rule's boundaries simulate 200,000 paths of this many seeds
 
 # Settings that say how or where a cell runs, not what it computes: left out of the cell's hash,
 # so a resumed sweep on another machine, thread count or tracking server still finds its cells.
@@ -230,9 +231,10 @@ def resolving(grid: Grid, max_seeds: int) -> Grid:
     """The grid run with --until-resolved: seeds added to unresolved tricks, up to max_seeds each."""
     if grid.design != "leave_one_out":
         raise GridError("until_resolved", "adds seeds to a leave_one_out grid's tricks; this grid is factorial")
-    if not isinstance(max_seeds, int) or isinstance(max_seeds, bool) or max_seeds <= len(grid.seeds):
+    if (not isinstance(max_seeds, int) or isinstance(max_seeds, bool) or max_seeds <= len(grid.seeds)
+            or max_seeds > MAX_SEEDS_LIMIT):
         raise GridError("until_resolved.max_seeds", f"expected a number of seeds above the grid's "
-                        f"{len(grid.seeds)}; got {max_seeds!r}")
+                        f"{len(grid.seeds)}, at most {MAX_SEEDS_LIMIT}; got {max_seeds!r}")
     return dataclasses.replace(grid, max_seeds=max_seeds)
 
 

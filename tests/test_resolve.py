@@ -108,7 +108,7 @@ def test_seeds_written_in_the_file_are_kept_with_those_the_store_shows(grid):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--until-resolved", "--max-seeds", "0"], "until_resolved.max_seeds: expected a number of seeds above the grid's 3; got 0"),
+    (["--until-resolved", "--max-seeds", "0"], "until_resolved.max_seeds: expected a number of seeds above the grid's 3, at most 100; got 0"),
     (["--max-seeds", "5"], "--max-seeds: goes with --until-resolved"),
     (["--until-resolved", "--added-seeds", "{not json"], "--added-seeds: not JSON"),
 ])
