@@ -74,6 +74,10 @@ def pick_device(t: C.TrainerConfig) -> torch.device:
     return torch.device("cpu")
 
 
+def memory_format(nhwc: bool) -> torch.memory_format:
+    return torch.channels_last if nhwc else torch.contiguous_format
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -104,7 +108,6 @@ class Bench:
     data: Data
     device: torch.device
     nhwc: bool  # the memory format the harness picks here (C.channels_last)
-    batches: int = 0
 
     @property
     def num_classes(self) -> int:
@@ -117,14 +120,12 @@ class Bench:
             if isinstance(module, LocalResponseNorm) and lrn is not LocalResponseNorm:
                 parent = model.get_submodule(name.rpartition(".")[0])
                 setattr(parent, name.rpartition(".")[2], lrn() if lrn else nn.Identity())
-        nhwc = self.nhwc if nhwc is None else nhwc
-        return model.to(self.device, memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+        return model.to(self.device, memory_format=memory_format(self.nhwc if nhwc is None else nhwc))
 
     def batch(self, nhwc: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = next(iter(self.data.train))
         x = self.data.transform.train(images)
-        return x.contiguous(memory_format=torch.channels_last if (self.nhwc if nhwc is None else nhwc)
-                            else torch.contiguous_format), labels
+        return x.contiguous(memory_format=memory_format(self.nhwc if nhwc is None else nhwc)), labels
 
     def sgd(self, model: nn.Module) -> torch.optim.Optimizer:
         o = self.cfg.optim
@@ -141,10 +142,7 @@ class Bench:
 def bare_epoch(b: Bench, batches: int) -> float:
     """Images/s of a plain loop: the harness's batches and transform, its model, SGD and precision."""
     model = b.model()
-    sgd = b.sgd(model)
-    fmt = torch.channels_last if b.nhwc else torch.contiguous_format
-
-    seen = []
+    sgd, fmt, seen = b.sgd(model), memory_format(b.nhwc), []
 
     def loop():
         for images, labels in islice(b.data.train, batches):
@@ -176,8 +174,7 @@ def step_seconds(b: Bench, steps: int, nhwc: bool | None = None, lrn: type[nn.Mo
 
 
 def transform_seconds(b: Bench, batches: int) -> float:
-    fmt = torch.channels_last if b.nhwc else torch.contiguous_format
-    loaded = list(islice(b.data.train, batches))
+    fmt, loaded = memory_format(b.nhwc), list(islice(b.data.train, batches))
     return timed(b.device, lambda: [b.data.transform.train(x).contiguous(memory_format=fmt) for x, _ in loaded]) / batches
 
 
@@ -271,15 +268,17 @@ def throughput(cfg: C.RunConfig, processes: int, threads: int, seconds: float) -
     spec = json.dumps({"config": C.to_yaml(cfg), "threads": threads, "start_at": start_at, "seconds": seconds})
     children = [subprocess.Popen([sys.executable, "-c", "from harness.bench import _layout_child; _layout_child()", spec],
                                  stdout=subprocess.PIPE, text=True) for _ in range(processes)]
-    return sum(float(child.communicate()[0].split()[-1]) for child in children)
+    outputs = [child.communicate()[0] for child in children]  # every child waited for, failed or not
+    if any(child.returncode for child in children):
+        raise BenchError(f"a layout probe of {processes} x {threads} threads failed (its error is above)")
+    return sum(float(out.split()[-1]) for out in outputs)
 
 
 def _layout_child() -> None:
     spec = json.loads(sys.argv[1])
     cfg = C.from_yaml(spec["config"], "bench layout")
     torch.set_num_threads(spec["threads"])
-    nhwc = C.channels_last(cfg.trainer, "cpu")
-    fmt = torch.channels_last if nhwc else torch.contiguous_format
+    fmt = memory_format(C.channels_last(cfg.trainer, "cpu"))
     model = build_model(cfg.model, cfg.model.num_classes or 10).to(memory_format=fmt)
     size, batch = model.input_size, cfg.data.batch_size
     x, y = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt), torch.randint(0, 10, (batch,))
