@@ -38,7 +38,7 @@ import yaml
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from harness import stores, tracking
+from harness import race, stores, tracking
 from harness.stores import redact
 from harness.config import sqlite_path
 from harness.grid import Cell, Grid
@@ -201,7 +201,7 @@ def _confirmed(run: tracking.RunRecord, trials: list[FrozenTrial]) -> bool:
 def cell_state(sw: Sweep, cell: Cell, trials: dict, runs: dict) -> str:
     """done | running | failed (in this invocation: not retried by it) | todo."""
     mine = trials.get(cell.key, [])
-    if any(r.status == "FINISHED" or _confirmed(r, mine) for r in runs.get(cell.key, [])):
+    if any(race.settled(sw.grid, r) or _confirmed(r, mine) for r in runs.get(cell.key, [])):
         return "done"
     if any(t.state == TrialState.RUNNING for t in mine):
         return "running"

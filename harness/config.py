@@ -35,7 +35,7 @@ class ConfigError(ValueError):
 class ModelConfig:
     """The network and the paper's architectural switches."""
 
-    name: Literal["alexnet", "alexnet_cifar", "convnet4"] = "alexnet"
+    name: Literal["alexnet", "alexnet_cifar", "convnet4", "convnet80sec"] = "alexnet"
     num_classes: int = 0  # 0 = take it from the data set
     activation: Literal["relu", "tanh"] = "relu"
     lrn: bool = True  # local response normalisation after the activations of conv1 and conv2
@@ -397,7 +397,8 @@ def load(preset: str | None = None, overrides: list[str] | None = None,
 
 # The kernel counts before `width`; models/alexnet.py builds from the same table.
 ALEXNET_CONV_KERNELS = {"conv1": 96, "conv2": 256, "conv3": 384, "conv4": 384, "conv5": 256}
-MODEL_DATASET = {"alexnet": "imagenet", "alexnet_cifar": "cifar10", "convnet4": "cifar10"}
+MODEL_DATASET = {"alexnet": "imagenet", "alexnet_cifar": "cifar10", "convnet4": "cifar10", "convnet80sec": "cifar10"}
+FIGURE1_NETS = ("convnet4", "convnet80sec")  # cuda-convnet's small CIFAR nets: one tower, no dropout
 
 
 def scaled(count: int, width: float) -> int:
@@ -447,11 +448,11 @@ def validate(cfg: RunConfig) -> None:
         require(d.image_size == 227, "data.image_size", f"model.name=alexnet needs 227; got {d.image_size}")
     if d.dataset == "cifar10" and d.test_crops == 10:
         require(d.cifar_pad > 0, "data.cifar_pad", "10 test crops need a padding to shift by (> 0)")
-    if m.name == "convnet4":
-        # The Figure 1 net has no hidden FC layer, no grouped layers and no conv3/conv4 to drop.
-        require(m.towers == 1, "model.towers", "convnet4 has one tower; set model.towers=1")
-        require(m.dropout == 0, "model.dropout", "convnet4 has no hidden FC layer; set 0")
-        require(m.depth == "full", "model.depth", "convnet4 has no conv3/conv4 to remove")
+    if m.name in FIGURE1_NETS:
+        # The Figure 1 nets have no grouped layers, no dropout and no conv3/conv4 to drop.
+        require(m.towers == 1, "model.towers", f"{m.name} has one tower; set model.towers=1")
+        require(m.dropout == 0, "model.dropout", f"{m.name} has no dropout layer; set 0")
+        require(m.depth == "full", "model.depth", f"{m.name} has no conv3/conv4 to remove")
     if m.towers == 2:
         require(m.one_tower == "half", "model.one_tower", "applies only with model.towers=1")
         # Any conv layer can feed a grouped one (depth removes conv3 or conv4), so all must split.
@@ -468,7 +469,7 @@ def run_name(cfg: RunConfig) -> str:
     """A readable label from the switches and the seed, e.g. 'alexnet_cifar-relu-lrn-ovl-drop0.5-pca-2t-s3'."""
     m, d = cfg.model, cfg.data
     parts = [m.name, m.activation, "lrn" if m.lrn else "nolrn", "ovl" if m.pool == "overlap" else "nonovl"]
-    if m.name != "convnet4":
+    if m.name not in FIGURE1_NETS:
         parts += [f"drop{m.dropout:g}" if m.dropout else "nodrop"]
         parts += ["2t" if m.towers == 2 else f"1t{'-full' if m.one_tower == 'full' else ''}"]
         parts += [m.depth.replace("_", "-")] if m.depth != "full" else []

@@ -21,6 +21,11 @@
       train_err_below: 25         # target (percent), or after max_epochs, or once its training
       max_epochs: 40              # error has not improved for stalled_epochs, whichever is first
       stalled_epochs: 5
+    race:                         # optional, instead of lr: each variant's rate chosen by a race on
+      seeds: [100]                # selection seeds, then `seeds` run at the chosen rate (harness.race)
+      lowest: 0.000625
+      highest: 0.04
+      factor: 2
 
 A cell is identified by a hash of its resolved config (`cell_key`), not by its place in the file,
 so reordering axes or adding seeds never re-runs finished work. Nothing here imports torch, MLflow
@@ -33,6 +38,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +47,7 @@ from typing import Any
 from harness import config as C
 
 TOP_KEYS = ("name", "about", "base", "preset", "set", "design", "axes", "seeds", "with", "lr", "stop",
-            "until_resolved", "added_seeds", "full_scale")
+            "until_resolved", "added_seeds", "full_scale", "race", "race_state")
 STOP_KEYS = {"train_err_below": "trainer.stop_train_err", "max_epochs": "trainer.max_epochs",
              "stalled_epochs": "trainer.stop_stalled"}
 DESIGNS = ("leave_one_out", "factorial")
@@ -64,6 +70,7 @@ class Cell:
     values: dict[str, Any]  # the axis values (and learning rate) that define the cell, seed apart
     seed: int
     config: C.RunConfig
+    stage: str = ""  # a grid with a race: 'race' (a selection seed) or 'estimate' (at the chosen rate)
 
 
 @dataclass
@@ -84,6 +91,10 @@ class Grid:
     max_seeds: int = 0
     added_seeds: dict[str, list[int]] = field(default_factory=dict)
     full_scale: str = ""  # a small (CPU) version of the grid of this name: the report says so
+    race: Race | None = None  # learning rates chosen by a race per variant (harness.race)
+    # what the race has decided so far, per variant (`variant_name`): {"rates": the ladder as
+    # extended, "chosen": the winning rate, or "none" when no rate reached the target}
+    race_state: dict[str, dict[str, Any]] = field(default_factory=dict)
     cells: list[Cell] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,11 +104,40 @@ class Grid:
                 | ({"stop": self.stop} if self.stop else {})
                 | ({"until_resolved": {"max_seeds": self.max_seeds}} if self.max_seeds else {})
                 | ({"added_seeds": self.added_seeds} if self.added_seeds else {})
-                | ({"full_scale": self.full_scale} if self.full_scale else {}))
+                | ({"full_scale": self.full_scale} if self.full_scale else {})
+                | ({"race": dataclasses.asdict(self.race)} if self.race else {})
+                | ({"race_state": self.race_state} if self.race_state else {}))
 
     def pairs(self) -> list[str]:
         """The leave-one-out comparisons, 'axis=value', each a trick's cell against the full model's."""
         return [pair_name(k, v) for k, choices in self.axes.items() for v in choices[1:]]
+
+
+@dataclass(frozen=True)
+class Race:
+    """`race:` in a grid file: the selection seeds and the ladder of rates (lowest * factor^k up to
+    highest) every variant starts its race with; `harness.race` has the rule."""
+
+    seeds: list[int]
+    lowest: float
+    highest: float
+    factor: float = 2.0
+
+    def ladder(self) -> list[float]:
+        rates = [self.lowest]
+        while rates[-1] * (1 + 1e-9) < self.highest:
+            rates.append(rate_step(rates[-1], self.factor))
+        return rates
+
+
+def rate_step(rate: float, factor: float) -> float:
+    """rate * factor, rounded to 12 significant digits (0.000625 * 2^6 is 0.04, not 0.04000000000000001)."""
+    return float(f"{rate * factor:.12g}")
+
+
+def variant_name(values: dict[str, Any]) -> str:
+    """A cell's variant: its axis values without the learning rate ('activation=relu,name=convnet4')."""
+    return ",".join(f"{k.split('.')[-1]}={str(v).lower()}" for k, v in values.items() if k != "optim.lr")
 
 
 def pair_name(axis: str, value: Any) -> str:
@@ -217,6 +257,11 @@ def _validate(path: Path, values: dict[str, Any], overrides: list[str] | None) -
     if until is not None and (not isinstance(until, dict) or set(until) != {"max_seeds"}):
         raise GridError("until_resolved", f"expected {{max_seeds: N}}; got {until!r}")
     grid = resolving(grid, until["max_seeds"]) if until is not None else grid
+    if values.get("race") is not None:
+        grid = dataclasses.replace(grid, race=_race(values, grid))
+    elif values.get("race_state") is not None:
+        raise GridError("race_state", "recorded by a race; this grid has no race key")
+    grid = with_race_state(grid, values.get("race_state") or {}) if grid.race else grid
     grid = with_seeds(grid, values.get("added_seeds") or {})
     if grid.design == "leave_one_out" and grid.lr is not None:
         variants = [(c.seed, json.dumps({k: v for k, v in c.values.items() if k != "optim.lr"},
@@ -224,6 +269,68 @@ def _validate(path: Path, values: dict[str, Any], overrides: list[str] | None) -
         if len(set(variants)) < len(variants):  # one variant at several rates
             raise GridError("lr", "a leave_one_out grid pairs each trick's runs with the full model's by seed: "
                        "give each cell one rate (lr: [0.01]) or use a factorial design")
+    return grid
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _race(values: dict[str, Any], grid: Grid) -> Race:
+    """`race:` checked: a target to race to, positive rates, selection seeds apart from the estimate's."""
+    race = values["race"]
+    known = [f.name for f in dataclasses.fields(Race)]
+    if not isinstance(race, dict):
+        raise GridError("race", f"expected {{seeds: [...], lowest: rate, highest: rate, factor: 2}}; got {race!r}")
+    for key in race:
+        if key not in known:
+            raise GridError(f"race.{key}", f"unknown key (known: {', '.join(known)})")
+    for key in ("seeds", "lowest", "highest"):
+        if key not in race:
+            raise GridError(f"race.{key}", "missing")
+    seeds = race["seeds"]
+    if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) < len(seeds)
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise GridError("race.seeds", f"expected a list of distinct integers; got {seeds!r}")
+    shared = sorted(set(seeds) & set(grid.seeds))
+    if shared:
+        raise GridError("race.seeds", f"{shared} also in seeds: the selection seeds choose the rate and the "
+                        "estimate must not reuse them (the winner's curse)")
+    for key in ("lowest", "highest", "factor"):
+        if key in race and not (_number(race[key]) and race[key] > 0):
+            raise GridError(f"race.{key}", f"expected a positive number; got {race[key]!r}")
+    if race["highest"] < race["lowest"]:
+        raise GridError("race.highest", f"below race.lowest ({race['highest']} < {race['lowest']})")
+    if race.get("factor", 2.0) <= 1:
+        raise GridError("race.factor", f"expected a number above 1 (the step between rates); got {race['factor']}")
+    if not grid.stop.get("train_err_below"):
+        raise GridError("stop.train_err_below", "a race needs a training-error target to race to (percent)")
+    if grid.lr is not None or "optim.lr" in grid.axes:
+        raise GridError("race", "the race chooses the learning rate: drop the lr key and any optim.lr axis")
+    if grid.design != "factorial":
+        raise GridError("race", "races each variant of a factorial grid; this grid is leave_one_out")
+    return Race(list(seeds), float(race["lowest"]), float(race["highest"]), float(race.get("factor", 2.0)))
+
+
+def with_race_state(grid: Grid, state: dict[str, Any]) -> Grid:
+    """The grid with what its race has decided (`Grid.race_state`) and its cells expanded again."""
+    variants = {variant_name(v) for _, v in _designs(grid)}
+    if not isinstance(state, dict):
+        raise GridError("race_state", f"expected {{variant: {{rates: [...], chosen: rate}}}}; got {state!r}")
+    for variant, decided in state.items():
+        key = f"race_state.{variant}"
+        if variant not in variants:
+            raise GridError(key, f"not a variant of this grid ({', '.join(sorted(variants))})")
+        if not isinstance(decided, dict) or not set(decided) <= {"rates", "chosen"}:
+            raise GridError(key, f"expected {{rates: [...], chosen: rate}}; got {decided!r}")
+        rates = decided.get("rates", grid.race.ladder())
+        if not isinstance(rates, list) or not rates or not all(_number(r) and r > 0 for r in rates):
+            raise GridError(f"{key}.rates", f"expected a list of positive rates; got {rates!r}")
+        chosen = decided.get("chosen")
+        if chosen is not None and chosen != "none" and chosen not in rates:
+            raise GridError(f"{key}.chosen", f"not one of the race's rates {rates}; got {chosen!r}")
+    grid = dataclasses.replace(grid, race_state={k: dict(v) for k, v in state.items()})
+    grid.cells = _expand(grid)
     return grid
 
 
@@ -283,47 +390,64 @@ def _rates(grid: Grid, cell: dict[str, Any]) -> list[Any]:
     raise GridError("lr", "expected a list of rates, or {axis: {value: [rates]}} for exactly one axis")
 
 
-def _expand(grid: Grid) -> list[Cell]:
+def _designs(grid: Grid) -> list[tuple[str, dict[str, Any]]]:
+    """(trick, axis values) of every cell before rates and seeds."""
     full = {key: choices[0] for key, choices in grid.axes.items()}
     if grid.design == "leave_one_out":
-        designs = [(BASELINE, full)] + [(key, {**full, key: value}) for key, choices in grid.axes.items()
-                                        for value in choices[1:]]
-    else:
-        designs = [("", dict(zip(grid.axes, combo))) for combo in itertools.product(*grid.axes.values())]
+        return [(BASELINE, full)] + [(key, {**full, key: value}) for key, choices in grid.axes.items()
+                                     for value in choices[1:]]
+    return [("", dict(zip(grid.axes, combo))) for combo in itertools.product(*grid.axes.values())]
+
+
+def _runs(grid: Grid, trick: str, axis_values: dict[str, Any]) -> list[tuple[Any, int, str]]:
+    """(learning rate, seed, stage) of each cell of one variant. A race's cells: every rate of its
+    ladder on each selection seed, fastest rates first (a winner found early cuts the slower rates
+    short), then the grid's seeds at the chosen rate once the race has chosen one."""
+    if grid.race is None:
+        return [(rate, seed, "") for rate in _rates(grid, axis_values) for seed in _seeds(grid, trick, axis_values)]
+    decided = grid.race_state.get(variant_name(axis_values), {})
+    rates = sorted(decided.get("rates", grid.race.ladder()), reverse=True)
+    chosen = decided.get("chosen")
+    return ([(rate, seed, "race") for seed in grid.race.seeds for rate in rates]
+            + ([(chosen, seed, "estimate") for seed in grid.seeds] if chosen not in (None, "none") else []))
+
+
+def _expand(grid: Grid) -> list[Cell]:
     if grid.lr is not None and "optim.lr" in grid.axes:
         raise GridError("lr", "optim.lr is already an axis")
 
     cells: list[Cell] = []
-    for trick, axis_values in designs:
-        for rate in _rates(grid, axis_values):
+    for trick, axis_values in _designs(grid):
+        for rate, seed, stage in _runs(grid, trick, axis_values):
             values = axis_values | ({"optim.lr": rate} if rate is not None else {})
-            for seed in _seeds(grid, trick, axis_values):
-                coupled = {k: v for axis, by_value in grid.with_.items() for value, settings in by_value.items()
-                           if str(value).lower() == str(axis_values[axis]).lower() for k, v in settings.items()}
-                try:
-                    cfg = C.load(grid.preset, values={**grid.set, **coupled, **values, "seed": seed})
-                except C.ConfigError as err:
-                    label = ", ".join(f"{k}={v}" for k, v in values.items())
-                    raise GridError(f"cell {label}, seed {seed}", str(err)) from None
-                cells.append(_cell(cfg, trick, values, seed))
+            coupled = {k: v for axis, by_value in grid.with_.items() for value, settings in by_value.items()
+                       if str(value).lower() == str(axis_values[axis]).lower() for k, v in settings.items()}
+            try:
+                cfg = C.load(grid.preset, values={**grid.set, **coupled, **values, "seed": seed})
+            except C.ConfigError as err:
+                label = ", ".join(f"{k}={v}" for k, v in values.items())
+                raise GridError(f"cell {label}, seed {seed}", str(err)) from None
+            cells.append(_cell(cfg, trick, values, seed, stage))
     _check_distinct(cells)
     # Seed-major order: a sweep stopped part-way holds whole replicates of the grid, not a few
-    # cells with every seed and others with none.
-    order = _seeds(grid, BASELINE, full)
-    cells.sort(key=lambda c: order.index(c.seed))
+    # cells with every seed and others with none. A race's cells come first, selection seed by
+    # selection seed, each variant's fastest rates first (stable sort).
+    order = (grid.race.seeds if grid.race else []) + _seeds(grid, BASELINE, _designs(grid)[0][1])
+    cells.sort(key=lambda c: (c.stage == "estimate", order.index(c.seed),
+                              -c.values.get("optim.lr", 0) if c.stage == "race" else 0))
     for cell in cells:
         cell.config.tracking.experiment = grid.name
         cell.config.tracking.run_name = cell.name
     return cells
 
 
-def _cell(cfg: C.RunConfig, trick: str, values: dict[str, Any], seed: int) -> Cell:
+def _cell(cfg: C.RunConfig, trick: str, values: dict[str, Any], seed: int, stage: str = "") -> Cell:
     stem = C.run_name(cfg).rsplit("-", 1)[0]  # run_name ends with -s<seed>
     # Axes the switch-based name does not show (the learning rate, weight decay, ...) are spelled out.
     extra = [f"{key.split('.')[-1]}{value:g}" if isinstance(value, float) else f"{key.split('.')[-1]}{value}"
-             for key, value in values.items() if key not in C.SWITCHES]
+             for key, value in values.items() if key not in C.SWITCHES and key != "model.name"]  # the stem's first word
     name = "-".join([stem, *extra, f"s{seed}"])
-    return Cell(name=name, key=cell_key(cfg), trick=trick, values=values, seed=seed, config=cfg)
+    return Cell(name=name, key=cell_key(cfg), trick=trick, values=values, seed=seed, config=cfg, stage=stage)
 
 
 def _check_distinct(cells: list[Cell]) -> None:
@@ -356,6 +480,11 @@ def describe(grid: Grid) -> str:
         rates = ", learning-rate sub-grid per " + next(iter(grid.lr)).split(".")[-1]
     if grid.max_seeds:
         rates += f", then seeds added until resolved (up to {grid.max_seeds} a trick)"
+    if grid.race:
+        r = grid.race
+        rates += (f", each variant's learning rate chosen by a race ({r.lowest:g} to {r.highest:g}, x{r.factor:g} "
+                  f"apart, extended where the fastest is at an end) on selection seed(s) "
+                  f"{', '.join(map(str, r.seeds))}, then the seeds at the chosen rate")
     return (f"sweep {grid.name}: {len(grid.cells)} cells = {shape}, "
             f"{len(grid.seeds)} seed(s){rates}; preset {grid.preset}"
             + (f"\n  {grid.about}" if grid.about else ""))

@@ -15,10 +15,10 @@ import yaml
 from optuna.trial import TrialState
 
 from harness import config as C
-from harness import resolve, stores, tracking
+from harness import race, resolve, stores, tracking
 from harness.claims import (Heartbeat, Sweep, TrialClaim, children, claim_next, end_trial, open_sweep, reap,
                             redact, snapshot)
-from harness.grid import Cell, Grid, duration, resolving
+from harness.grid import Cell, Grid, duration, resolving, with_race_state
 
 POLL_S = 5  # how often an idle worker looks for freed cells while others finish theirs
 
@@ -49,14 +49,17 @@ def run_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord
     number = sw.storage.get_trial_number_from_id(trial_id)
     tags = {"sweep": sw.grid.name, "sweep_parent": sw.parent_id, "cell": cell.key, "trick": cell.trick,
             "optuna_study": sw.grid.name, "optuna_trial": str(number), "worker": sw.worker,
-            **{f"axis.{k}": str(v) for k, v in cell.values.items()}}
+            **{f"axis.{k}": str(v) for k, v in cell.values.items()}, **({"stage": cell.stage} if cell.stage else {})}
+    # A race cell stops once a rival of its race has reached the target in fewer epochs.
+    stop_check = ((lambda epochs: race.outraced(sw.grid, cell, children(sw), epochs)) if cell.stage == "race"
+                  else (lambda epochs: None))
     resume_id = _killed_run(sw, cell, runs)
     if resume_id:
         tracking.set_tags(sw.tracking_uri, resume_id, tags)
     with Heartbeat(sw.storage, trial_id):
         try:
             result = train(cfg, parent_run_id=sw.parent_id, extra_tags=tags, resume_run_id=resume_id,
-                           claim=TrialClaim(sw, trial_id))
+                           claim=TrialClaim(sw, trial_id), stop_check=stop_check)
         except (KeyboardInterrupt, SystemExit):
             end_trial(sw, trial_id, TrialState.FAIL, reason=tracking.INTERRUPTED)
             raise
@@ -69,7 +72,8 @@ def run_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord
         end_trial(sw, trial_id, TrialState.FAIL, reason=result.error)
         return result.status, result.error
     resumed = f", continued from run {resume_id}" if resume_id else ""
-    return "FINISHED", f"test error {result.metrics['test_err']:.2f} % after {result.epochs} epochs{resumed}"
+    return "FINISHED", (f"test error {result.metrics['test_err']:.2f} % after {result.epochs} epochs "
+                        f"({result.stopped_by}){resumed}")
 
 
 # ----------------------------------------------------------------------------------- progress
@@ -115,8 +119,7 @@ def summarise(sw: Sweep, end_parent: bool) -> int:
     sw.say(progress_line(sw, states, runs, 1).split(" | ")[0])
     missing = 0
     for cell in sw.grid.cells:
-        done = [r for r in runs.get(cell.key, []) if r.status == "FINISHED"]
-        if done:
+        if any(race.settled(sw.grid, r) for r in runs.get(cell.key, [])):
             continue
         missing += 1
         last = runs.get(cell.key, [])[-1:] or None
@@ -152,10 +155,12 @@ def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1, ov
         check_inputs(grid, storage_url, tracking_uri)
     label = f"[worker {worker_index + 1}] " if worker_index is not None else ""
     sw = open_sweep(grid, storage_url, tracking_uri, since_trial, label)
+    recorded = yaml.safe_load(tracking.run_config_yaml(tracking_uri, sw.parent_id, "grid.yaml")) or {}
+    if grid.race:  # what the race has decided, as recorded (never decided again)
+        sw.grid = with_race_state(grid, recorded.get("race_state") or {})
     if worker_index is not None:
         work(sw, worker_index)
         return 0
-    recorded = yaml.safe_load(tracking.run_config_yaml(tracking_uri, sw.parent_id, "grid.yaml")) or {}
     before = (recorded.get("until_resolved") or {}).get("max_seeds", 0)
     if grid.max_seeds and before and grid.max_seeds != before:
         raise C.ConfigError(f"--max-seeds {grid.max_seeds}: sweep {grid.name} has added seeds under --max-seeds "
@@ -175,6 +180,16 @@ def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1, ov
                 work(sw)
             else:
                 _spawn_workers(sw, workers, overrides)
+            if grid.race:
+                grown = race.next_round(sw.grid, children(sw), lambda run: tracking.metric_history(
+                    tracking_uri, run.run_id, ["train_err"])["train_err"])
+                if grown is None:
+                    break
+                for line in race.describe_choice(grown):
+                    if line not in race.describe_choice(sw.grid):
+                        sw.say(line)
+                sw.grid = grown
+                continue
             grown = resolve.next_round(sw.grid, children(sw)) if grid.max_seeds else None
             if grown is None:
                 break

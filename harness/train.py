@@ -64,22 +64,23 @@ def topk_errors(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tenso
 
 
 class Classifier(pl.LightningModule):
-    """`record(step, metrics)` receives each epoch's metrics before its checkpoint is written."""
+    """`record(step, metrics)` receives each epoch's metrics before its checkpoint is written;
+    `stop_check(epochs)`, after the epoch's own stop rules, may name a reason to stop (a race's)."""
 
     def __init__(self, cfg: C.RunConfig, transform: BatchTransform, num_classes: int,
                  record: Callable[[int, dict[str, float]], None] = lambda step, metrics: None,
-                 channels_last: bool = False):
+                 channels_last: bool = False, stop_check: Callable[[int], str | None] = lambda epochs: None):
         super().__init__()
-        self.cfg, self.transform, self.record = cfg, transform, record
+        self.cfg, self.transform, self.record, self.stop_check = cfg, transform, record, stop_check
         self.channels_last = channels_last  # C.channels_last for the device it trains on
         self.model = build_model(cfg.model, num_classes)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         # Saved in checkpoints: cumulative training time, the best training error so far (for
-        # trainer.stop_stalled), whether a stop rule fired, and the schedule's state.
+        # trainer.stop_stalled), the stop rule that fired ('' = none yet), and the schedule's state.
         self.train_time_s = 0.0
         self.best_train_err, self.best_epoch = math.inf, 0
-        self.stopped = False
+        self.stopped = ""
         self.scheduler = None
         self._scheduler_state: dict | None = None
 
@@ -148,11 +149,12 @@ class Classifier(pl.LightningModule):
         if metrics["train_err"] < self.best_train_err:
             self.best_train_err, self.best_epoch = metrics["train_err"], self.current_epoch
         stalled = t.stop_stalled and self.current_epoch - self.best_epoch >= t.stop_stalled
-        if (t.stop_train_err and metrics["train_err"] < t.stop_train_err) or stalled:
-            self.stopped = self.trainer.should_stop = True
+        self.stopped = ("target" if t.stop_train_err and metrics["train_err"] < t.stop_train_err
+                        else "stalled" if stalled else self.stop_check(self.current_epoch + 1) or "")
+        self.trainer.should_stop = bool(self.stopped)
 
     def on_train_start(self) -> None:
-        self.trainer.should_stop = self.stopped  # a run killed after its stop rule fired stays stopped
+        self.trainer.should_stop = bool(self.stopped)  # a run killed after its stop rule fired stays stopped
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         global _first_step_reported
@@ -167,7 +169,8 @@ class Classifier(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         state = checkpoint["harness"]
-        self.train_time_s, self.stopped = state["train_time_s"], state["stopped"]
+        # Checkpoints written before the rule was named hold True for "a rule fired".
+        self.train_time_s, self.stopped = state["train_time_s"], {True: "rule", False: ""}.get(state["stopped"], state["stopped"])
         self.best_train_err, self.best_epoch = state["best_train_err"]
         self._scheduler_state = state["scheduler"]  # loaded once configure_optimizers makes it
 
@@ -216,6 +219,7 @@ class Result:
     metrics: dict[str, float] = field(default_factory=dict)
     epochs: int = 0
     error: str = ""
+    stopped_by: str = ""  # the stop rule that ended training (the run's `stopped_by` tag)
 
 
 def run_tags(cfg: C.RunConfig, data: Data) -> dict[str, str]:
@@ -248,11 +252,14 @@ class Claim(Protocol):
 
 
 def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: str | None = None,
-          extra_tags: dict[str, str] | None = None, data: Data | None = None, claim: Claim | None = None) -> Result:
+          extra_tags: dict[str, str] | None = None, data: Data | None = None, claim: Claim | None = None,
+          stop_check: Callable[[int], str | None] = lambda epochs: None) -> Result:
     """Train, test and record one run. Exceptions inside training end the run FAILED (with the
     reason as tags) and are returned in the Result, not raised; Ctrl-C ends it KILLED and re-raises.
     With a `claim` that is lost (the sweep handed the cell to another worker, which may be
-    continuing this very run) the run is left as it is and the Result says KILLED."""
+    continuing this very run) the run is left as it is and the Result says KILLED. `stop_check`:
+    see `Classifier`. The run's tags `stopped_by` (target, stalled, max_epochs, or the reason
+    `stop_check` gave) and `epochs_trained` say how it ended."""
     data = data or load_data(cfg.data)  # reads and verifies before any run exists
     num_classes = cfg.model.num_classes or len(data.classes)
     if num_classes != len(data.classes):
@@ -275,11 +282,11 @@ def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: 
                 uri, cfg.tracking.experiment, cfg.tracking.artifact_root, cfg.tracking.run_name or C.run_name(cfg),
                 C.flatten(cfg), run_tags(cfg, data) | (extra_tags or {}), C.to_yaml(cfg), parent_run_id)
             held_run.enter_context(training_lock(cfg.trainer, run_id))
-        return _fit_and_test(cfg, data, num_classes, uri, run_id, resume_run_id is not None, claim)
+        return _fit_and_test(cfg, data, num_classes, uri, run_id, resume_run_id is not None, claim, stop_check)
 
 
 def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_id: str, resume: bool,
-                  claim: Claim | None) -> Result:
+                  claim: Claim | None, stop_check: Callable[[int], str | None]) -> Result:
     from harness.describe import cost_line
 
     def record(step: int, metrics: dict[str, float]) -> None:
@@ -293,7 +300,7 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
         with tracking.ending(uri, run_id):
             trainer = _trainer(cfg, checkpoint)
             device = trainer.strategy.root_device
-            module = Classifier(cfg, data.transform, num_classes, record, fast_defaults(cfg.trainer, device))
+            module = Classifier(cfg, data.transform, num_classes, record, fast_defaults(cfg.trainer, device), stop_check)
             print(f"harness: {describe_data(data)}\nharness: {cost_line(module.model, cfg, data.sizes['train'])}")
             data.to(device)
             tracking.set_tags(uri, run_id, {"device": device_name(device),
@@ -301,6 +308,8 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
             # A run killed before its first checkpoint starts over, in the same run.
             trainer.fit(module, data.train, data.val, ckpt_path=str(checkpoint) if resume and checkpoint.is_file() else None)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in EPOCH_METRICS}
+            stopped_by = module.stopped or "max_epochs"
+            tracking.set_tags(uri, run_id, {"stopped_by": stopped_by, "epochs_trained": str(trainer.current_epoch)})
             metrics |= _test(trainer, module, data, uri, run_id)
             _log_artifacts(cfg, uri, run_id)
             if claim and not claim.complete(metrics):
@@ -310,7 +319,7 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
     except Exception as err:  # recorded as the run's failure by tracking.ending
         epochs = trainer.current_epoch if trainer else 0
         return Result(run_id, "FAILED", epochs=epochs, error=f"{type(err).__name__}: {err}")
-    return Result(run_id, "FINISHED", metrics, trainer.current_epoch)
+    return Result(run_id, "FINISHED", metrics, trainer.current_epoch, stopped_by=stopped_by)
 
 
 @contextmanager

@@ -14,7 +14,7 @@ def build_model(cfg: ModelConfig, num_classes: int) -> nn.Module:
         return AlexNet(cfg, num_classes, IMAGENET)
     if cfg.name == "alexnet_cifar":
         return AlexNet(cfg, num_classes, CIFAR)
-    return ConvNet4(cfg, num_classes)
+    return ConvNet4(cfg, num_classes)  # convnet4, convnet80sec
 
 
 def count_parameters(model: nn.Module) -> int:

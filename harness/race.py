@@ -1,0 +1,151 @@
+"""Learning-rate races: each variant of a grid trained at the rate that trains it fastest, chosen on
+seeds the estimate never uses (grid key `race`; Figure 1's protocol: "each network at the learning
+rate that trains it fastest").
+
+The rule, for every variant (a combination of the grid's axis values):
+1. The race: the variant at every rate of the ladder (`lowest * factor^k` up to `highest`) on each
+   selection seed. A race cell stops when its epoch training error is below the grid's target, when
+   its loss diverges, when it stalls (`stop.stalled_epochs`), at `stop.max_epochs`, or once it has
+   trained as many epochs as the fastest cell of its race (same variant and selection seed) needed to
+   reach the target without reaching it itself: it can no longer win (out-raced), so a race costs
+   about (rates x the winner's epochs), not (rates x max_epochs).
+2. The winner: the rate that reached the target on the most selection seeds, then in the fewest
+   mean fractional epochs (`crossing`), then the lower rate. Where the winner is the highest or
+   lowest rate run so far, the ladder is extended by one rate that way and the race goes on, until
+   the winner has a slower (or stalled, or diverged) rate on both sides.
+3. The choice is recorded in the parent run's grid.yaml (`race_state`), once: a resumed sweep, its
+   other workers and the report read it from there and never choose again. Then the estimate: the
+   grid's `seeds` at the chosen rate, stopped only by the target, a stall or the epoch cap.
+
+Choosing on other seeds than those that measure keeps the winner's curse (the selected rate's lucky
+seed) out of the estimate. Every decision is read from the tracking store, so a sweep stopped at any
+point, or continued elsewhere from its imported runs file, decides the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.grid import Cell, Grid, rate_step, variant_name, with_race_state
+
+OUTRACED = "out-raced"
+MAX_EXTENSIONS = 8  # rates added past either end of the ladder, at most (then the end rate is chosen)
+CHANCE = {"cifar10": 90.0}  # top-1 training error of an untrained net (a uniform guess), where races start
+
+
+def crossing(curve: list[tuple[int, float]], target: float, start: float) -> float | None:
+    """The fractional epoch at which a training-error curve first goes below the target. An epoch's
+    training error is the mean over its steps, so it is placed at the epoch's middle (e - 0.5);
+    linear between those points, from `start` (chance: an untrained net's error) at epoch 0."""
+    previous_at, previous = 0.0, start
+    for epoch, value in sorted(curve):
+        at = epoch - 0.5
+        if value < target:
+            if previous <= target:  # already below at epoch 0 (a target above chance)
+                return previous_at
+            return previous_at + (at - previous_at) * (previous - target) / (previous - value)
+        previous_at, previous = at, value
+    return None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One race cell's outcome."""
+
+    rate: float
+    seed: int
+    outcome: str  # target | stalled | out-raced | max_epochs | diverged | failed | todo
+    epochs: float | None  # fractional epochs to the target; None if it did not reach it
+    trained: int  # epochs trained
+
+
+def outcome(run) -> str:
+    """What ended a run (a RunRecord or a report's run): the stop rule, 'diverged', or 'failed'."""
+    if run.status == "FINISHED":
+        return run.tags.get("stopped_by", "max_epochs")
+    if run.status == "FAILED" and run.tags.get("failure_reason") == "diverged":
+        return "diverged"
+    return "failed"
+
+
+def target(grid: Grid) -> float:
+    return float(grid.stop["train_err_below"])
+
+
+def outraced(grid: Grid, cell: Cell, runs: dict[str, list], epochs: int) -> str | None:
+    """'out-raced' once the cell has trained as many epochs as the fastest finished cell of its race
+    needed to reach the target (called after each epoch that did not reach it), else None."""
+    rivals = [c for c in grid.cells if c.stage == "race" and c.seed == cell.seed and c.key != cell.key
+              and variant_name(c.values) == variant_name(cell.values)]
+    best = [int(r.tags.get("epochs_trained", 0)) for c in rivals for r in runs.get(c.key, [])
+            if r.status == "FINISHED" and r.tags.get("stopped_by") == "target"]
+    return OUTRACED if best and epochs >= min(best) else None
+
+
+def standings(grid: Grid, runs: dict[str, list], curves) -> dict[str, list[Entry]]:
+    """Per variant, every race cell's outcome; `curves(run)` gives a run's training-error curve."""
+    start, goal = CHANCE.get(grid.cells[0].config.data.dataset, 100.0), target(grid)
+    out: dict[str, list[Entry]] = {}
+    for cell in grid.cells:
+        if cell.stage != "race":
+            continue
+        attempts = runs.get(cell.key, [])
+        done = [r for r in attempts if r.status == "FINISHED"] or attempts[-1:]
+        how = outcome(done[0]) if done and done[0].status in ("FINISHED", "FAILED") else "todo"
+        epochs = crossing(curves(done[0]), goal, start) if how == "target" else None
+        trained = int(done[0].tags.get("epochs_trained", 0)) if done else 0
+        out.setdefault(variant_name(cell.values), []).append(Entry(cell.values["optim.lr"], cell.seed, how, epochs, trained))
+    return out
+
+
+def winner(entries: list[Entry], seeds: int) -> float | None:
+    """The rate that reached the target on the most seeds, then in the fewest mean epochs, then the
+    lower rate; None if no rate reached it."""
+    scores = {}
+    for rate in {e.rate for e in entries}:
+        reached = [e.epochs for e in entries if e.rate == rate and e.epochs is not None]
+        if reached:
+            scores[rate] = (seeds - len(reached), sum(reached) / len(reached), rate)
+    return min(scores, key=scores.get) if scores else None
+
+
+def next_round(grid: Grid, runs: dict[str, list], curves) -> Grid | None:
+    """The grid with the race's next decisions (rates added at an end, rates chosen), or None when
+    nothing more can be decided: every variant has chosen, or waits on cells that failed (a crash,
+    not a divergence: the next invocation retries them)."""
+    state = {k: dict(v) for k, v in grid.race_state.items()}
+    changed = False
+    for variant, entries in standings(grid, runs, curves).items():
+        decided = state.setdefault(variant, {})
+        if "chosen" in decided or any(e.outcome in ("todo", "failed") for e in entries):
+            continue
+        rates = sorted({e.rate for e in entries})
+        best = winner(entries, len(grid.race.seeds))
+        ladder = grid.race.ladder()
+        if best is not None and best == rates[-1] and sum(r > ladder[-1] for r in rates) < MAX_EXTENSIONS:
+            decided["rates"] = rates + [rate_step(best, grid.race.factor)]
+        elif best is not None and best == rates[0] and sum(r < ladder[0] for r in rates) < MAX_EXTENSIONS:
+            decided["rates"] = [rate_step(best, 1 / grid.race.factor)] + rates
+        else:
+            decided["rates"] = rates
+            decided["chosen"] = "none" if best is None else best
+        changed = True
+    return with_race_state(grid, state) if changed else None
+
+
+def settled(grid: Grid, run) -> bool:
+    """Whether a cell's run is a result: FINISHED, or, in a grid with a race, diverged (a rate that
+    diverges is an outcome of the race, and the same seed on the same machine diverges again)."""
+    return run.status == "FINISHED" or (grid.race is not None and outcome(run) == "diverged")
+
+
+def describe_choice(grid: Grid) -> list[str]:
+    """One line per variant: the rate chosen, or where its race stands."""
+    lines = []
+    for variant, decided in sorted(grid.race_state.items()):
+        chosen = decided.get("chosen")
+        if chosen is None:
+            continue
+        lines.append(f"race {variant}: " + ("no rate reached the target" if chosen == "none" else
+                                            f"lr {chosen:g} chosen from {', '.join(f'{r:g}' for r in decided['rates'])}"))
+    return lines
