@@ -316,7 +316,7 @@ def claim_next(sw: Sweep, index: int = 0) -> tuple[Cell, int] | bool:
         if trial_id is None:
             continue
         trials = trials_by_cell(sw).get(cell.key, [])
-        done = [r for r in children(sw).get(cell.key, []) if r.status == "FINISHED" or _confirmed(r, trials)]
+        done = [r for r in children(sw).get(cell.key, []) if race.settled(sw.grid, r) or _confirmed(r, trials)]
         if not done:
             return cell, trial_id
         # done between our look and our claim

@@ -10,7 +10,7 @@ import os
 from harness import config as C
 from harness import stores, tracking
 from harness.claims import find_parent
-from harness.grid import Grid, describe, duration
+from harness.grid import Grid, describe, duration, variant_name
 
 CELL_SETUP_S = 3  # measured here: a cell's run, Trainer, test pass and learning-curve upload
 
@@ -21,6 +21,12 @@ def cell_seconds(cfg: C.RunConfig, sizes: dict[str, int], step_s: float) -> floa
     batch, epochs = cfg.data.batch_size, cfg.trainer.max_epochs
     return CELL_SETUP_S + step_s * (epochs * math.ceil(sizes["train"] / batch)
                                     + (epochs * sizes["val"] + sizes["test"] * cfg.data.test_crops) / batch / 3)
+
+
+def _shape(cell) -> str:
+    """What a step's cost depends on; the initialisation does not change it (one calibration serves both)."""
+    cfg = cell.config
+    return repr((dataclasses.replace(cfg.model, init="paper"), cfg.data.batch_size, C.channels_last(cfg.trainer, "cpu")))
 
 
 def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: int) -> str:
@@ -47,10 +53,7 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
         if data_key not in sizes:
             data = load_data(cfg.data)
             sizes[data_key] = (data.sizes, len(data.classes))
-        # The initialisation does not change a step's cost: one calibration serves both.
-        nhwc = C.channels_last(cfg.trainer, "cpu")
-        (n, classes), shape = sizes[data_key], repr((dataclasses.replace(cfg.model, init="paper"),
-                                                     cfg.data.batch_size, nhwc))
+        (n, classes), shape, nhwc = sizes[data_key], _shape(cell), C.channels_last(cfg.trainer, "cpu")
         if shape not in step_s:
             torch.manual_seed(0)
             step_s[shape] = measure_step(build_model(cfg.model, classes), cfg.data.batch_size, steps, nhwc)
@@ -70,6 +73,16 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
                      f"{os.cpu_count()} cores): the estimates include that contention and run high")
     lines.append(f"estimate: {duration(total)} for all {len(grid.cells)} cells; {duration(todo_total)} for those "
                  f"not done, {duration(todo_total / workers)} with {workers} worker(s) if they do not share cores")
+    if grid.race:  # the estimate's cells exist once a variant's race has chosen its rate
+        waiting = sorted({variant_name(c.values) for c in grid.cells if c.stage == "race"} - {
+            v for v, d in grid.race_state.items() if "chosen" in d})
+        if waiting:
+            mean = sum(cell_seconds(c.config, sizes[repr(c.config.data)][0], step_s[_shape(c)]) for c in grid.cells
+                       if c.stage == "race") / sum(c.stage == "race" for c in grid.cells)
+            lines.append(f"then the estimate: {len(waiting)} variants x {len(grid.seeds)} seeds at the chosen rates, "
+                         f"about {duration(mean * len(waiting) * len(grid.seeds))} more at most; a race costs about "
+                         "(rates x the winner's epochs), far below its bound, and may add rates past an end "
+                         "(harness/race.py)")
     if grid.max_seeds:  # rounds add a seed to each unresolved trick, with the full model's cell
         extra = (grid.max_seeds - len(grid.seeds)) * (len(grid.pairs()) + 1) - sum(map(len, grid.added_seeds.values()))
         lines.append(f"--until-resolved: up to {extra} more cells if no trick resolves before {grid.max_seeds} seeds, "

@@ -82,12 +82,13 @@ def outraced(grid: Grid, cell: Cell, runs: dict[str, list], epochs: int) -> str 
     return OUTRACED if best and epochs >= min(best) else None
 
 
-def standings(grid: Grid, runs: dict[str, list], curves) -> dict[str, list[Entry]]:
-    """Per variant, every race cell's outcome; `curves(run)` gives a run's training-error curve."""
+def standings(grid: Grid, runs: dict[str, list], curves, skip: frozenset[str] = frozenset()) -> dict[str, list[Entry]]:
+    """Per variant (but those in `skip`), every race cell's outcome; `curves(run)` gives a run's
+    training-error curve."""
     start, goal = CHANCE.get(grid.cells[0].config.data.dataset, 100.0), target(grid)
     out: dict[str, list[Entry]] = {}
     for cell in grid.cells:
-        if cell.stage != "race":
+        if cell.stage != "race" or variant_name(cell.values) in skip:
             continue
         attempts = runs.get(cell.key, [])
         done = [r for r in attempts if r.status == "FINISHED"] or attempts[-1:]
@@ -115,10 +116,11 @@ def next_round(grid: Grid, runs: dict[str, list], curves) -> Grid | None:
     not a divergence: the next invocation retries them)."""
     state = {k: dict(v) for k, v in grid.race_state.items()}
     changed = False
-    for variant, entries in standings(grid, runs, curves).items():
-        decided = state.setdefault(variant, {})
-        if "chosen" in decided or any(e.outcome in ("todo", "failed") for e in entries):
+    chosen = frozenset(v for v, decided in state.items() if "chosen" in decided)
+    for variant, entries in standings(grid, runs, curves, skip=chosen).items():
+        if any(e.outcome in ("todo", "failed") for e in entries):
             continue
+        decided = state.setdefault(variant, {})
         rates = sorted({e.rate for e in entries})
         best = winner(entries, len(grid.race.seeds))
         ladder = grid.race.ladder()

@@ -34,6 +34,11 @@ def test_convnet4_and_cifar_alexnet_counts():
     convnet4 = conv_params(3, 32, 5) + conv_params(32, 32, 5) + conv_params(32, 64, 5) + fc_params(64 * 16, 10)
     cfg = ModelConfig(name="convnet4", towers=1, dropout=0, lrn=False)
     assert count_parameters(build_model(cfg, 10)) == convnet4 == 89_578
+    # cuda-convnet's layers-80sec: the same convs, a hidden fc64 and fc10 (pools 32 -> 16 -> 8 -> 4)
+    eighty = (conv_params(3, 32, 5) + conv_params(32, 32, 5) + conv_params(32, 64, 5) + fc_params(64 * 16, 64)
+              + fc_params(64, 10))
+    cfg80 = ModelConfig(name="convnet80sec", towers=1, dropout=0, lrn=False)
+    assert count_parameters(build_model(cfg80, 10)) == eighty == 145_578
     cifar = (conv_params(3, 96, 5) + conv_params(96, 256, 5, 2) + conv_params(256, 384, 3)
              + conv_params(384, 384, 3, 2) + conv_params(384, 256, 3, 2)
              + fc_params(4 * 4 * 256, 4096) + fc_params(4096, 4096) + fc_params(4096, 10))
@@ -46,6 +51,7 @@ def test_convnet4_and_cifar_alexnet_counts():
     (ModelConfig(name="alexnet_cifar"), 32),
     (ModelConfig(name="alexnet_cifar", pool="plain", depth="no_conv3", width=0.25), 32),
     (ModelConfig(name="convnet4", towers=1, dropout=0, pool="plain"), 32),
+    (ModelConfig(name="convnet80sec", towers=1, dropout=0, activation="tanh"), 32),
 ])
 def test_output_shapes(cfg, size):
     model = build_model(cfg, 10)
@@ -116,6 +122,13 @@ def test_paper_initialisation():
     assert c4.features.conv1.weight.std().item() == pytest.approx(1e-4, rel=0.1)
     assert c4.features.conv2.weight.std().item() == pytest.approx(1e-2, rel=0.1)
     assert torch.all(c4.features.conv2.bias == 0)
+    # 80sec's cuda-convnet initW: 1e-4 in conv1, 0.01 in conv2-3, 0.1 in fc64 and fc10; biases 0
+    c80 = build_model(ModelConfig(name="convnet80sec", towers=1, dropout=0), 10)
+    stds = {n.split(".")[-1]: m.weight.std().item() for n, m in c80.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    assert stds == {"conv1": pytest.approx(1e-4, rel=0.1), "conv2": pytest.approx(0.01, rel=0.1),
+                    "conv3": pytest.approx(0.01, rel=0.1), "fc4": pytest.approx(0.1, rel=0.1),
+                    "fc5": pytest.approx(0.1, rel=0.2)}
+    assert all(torch.all(m.bias == 0) for m in c80.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
 
 
 def paper_lrn(a: torch.Tensor) -> torch.Tensor:

@@ -198,15 +198,6 @@ def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys)
     assert sorted(p.name for p in (out / "syn_failed").iterdir()) == ["runs.zip", "section.md"]  # no empty tables or figures
 
 
-def test_crossing_epochs_by_hand():
-    curve = [(1, 80.0), (2, 60.0), (3, 40.0)]
-    # the epochs' values at their middles: 90 at 0, 80 at 0.5, 60 at 1.5, 40 at 2.5
-    assert S.crossing(curve, 50.0, start=90.0) == pytest.approx(2.0)
-    assert S.crossing(curve, 85.0, start=90.0) == pytest.approx(0.25)
-    assert S.crossing(curve, 40.0, start=90.0) is None  # strictly below: never
-    assert S.crossing(curve, 95.0, start=90.0) == 0.0  # below at the start
-
-
 def test_speed_verdict_when_only_one_activation_reaches_the_target():
     from harness.report.tables import speed_verdict
     no_ratio = S.ratio_interval({}, {})

@@ -112,21 +112,37 @@ def _speed_findings(ratios, target: float, stalled: str) -> str:
                         f" (ReLU reached it in {r['relu_reached']}/{r['seeds']} seeds and tanh in "
                         f"{r['tanh_reached']}/{r['seeds']}; the ratio leaves out seeds where either did not)")
             sentences.append(
-                f"With {r['init']} initialisation, tanh (lr {r['tanh_lr']:g}) needed {r['ratio']:.2f}x{interval} "
+                f"With {r['setting']}, tanh (lr {r['tanh_lr']:g}) needed {r['ratio']:.2f}x{interval} "
                 f"the epochs ReLU (lr {r['relu_lr']:g}) needed to reach {target:g}% training error, over "
                 f"{r['n']} of {r['seeds']} seeds{left_out}; paper: about 6x. Verdict: {r['verdict']}.")
         else:
             sentences.append(
-                f"With {r['init']} initialisation, ReLU (lr {r['relu_lr']:g}) went below {target:g}% training error in "
+                f"With {r['setting']}, ReLU (lr {r['relu_lr']:g}) went below {target:g}% training error in "
                 f"{r['relu_reached']}/{r['seeds']} seeds and tanh (lr {r['tanh_lr']:g}) in "
                 f"{r['tanh_reached']}/{r['seeds']} (a run stops at the epoch cap{stall_rule}): "
                 f"no ratio. Verdict: {r['verdict']}.")
     return " ".join(sentences) or "No activation pair finished."
 
 
+def _race_text(sweep: SweepRecord) -> str:
+    """How the rates below were chosen, and what each race chose."""
+    chosen = []
+    for variant, decided in sorted((sweep.grid.get("race_state") or {}).items()):
+        if decided.get("chosen") == "none":
+            chosen.append(f"{variant}: no rate reached the target")
+        elif decided.get("chosen") is not None:
+            chosen.append(f"{variant}: lr {decided['chosen']:g}")
+    return ("Each variant's learning rate was chosen by a race (`harness/race.py`): every rate of the ladder, "
+            "2x apart and extended past an end where the fastest sat there, trained on the selection seeds until "
+            "it reached the target, diverged, stalled, or had trained as many epochs as the fastest rate needed "
+            "(out-raced); the rate with the fewest fractional epochs won. The estimate below runs fresh seeds at "
+            "the chosen rates: choosing and measuring on the same seeds would carry the winner's lucky seed into "
+            "the ratio (the winner's curse). Chosen: " + ("; ".join(chosen) if chosen else "nothing yet") + ".")
+
+
 def _curve_findings(curve) -> str:
     sentences = []
-    for init, rows in curve.groupby("init", sort=True):
+    for name, rows in curve.groupby("setting", sort=True):
         complete = rows[rows["n"] == rows["seeds"]]
         deepest = (complete if not complete.empty else rows).sort_values("target").iloc[0]
         low, high = deepest["ci_low"], deepest["ci_high"]
@@ -134,7 +150,7 @@ def _curve_findings(curve) -> str:
                                     int(deepest["n"]), int(deepest["n"]), int(deepest["seeds"]))
         interval = "" if math.isnan(low) else f" [{low:.2f}, {high:.2f}]"
         sentences.append(
-            f"With {init} initialisation, the deepest target every seed reached with both activations "
+            f"With {name}, the deepest target every seed reached with both activations "
             f"(or failing that, 2+ seeds) was {deepest['target']:g}% training error: tanh needed "
             f"{deepest['ratio']:.2f}x{interval} the epochs of ReLU (n={deepest['n']}; {what}). Over the targets "
             f"{rows['target'].max():g}% to {rows['target'].min():g}% the ratio ran from {rows['ratio'].min():.2f} to "
@@ -159,7 +175,13 @@ def report_sweep(sweep: SweepRecord, root: Path, known: set[str] = frozenset()) 
             shown_figures.append(("deltas", "measured deltas with 95% intervals; x = the paper's"))
         body += ["Findings: " + _trick_findings(table, sweep.param("data.dataset")), ""]
     target = (sweep.grid.get("stop") or {}).get("train_err_below")
-    if target and sweep.runs and "model.activation" in sweep.grid.get("axes", {}):
+    if target and sweep.grid.get("race"):
+        race = tables.race_table(sweep, float(target))
+        shown = tables.race_display(race)
+        written += tables.write(race, shown, out / "race")
+        body += [f"### The learning-rate race (selection seeds {', '.join(map(str, sweep.grid['race']['seeds']))})", "",
+                 _race_text(sweep), "", tables.markdown(shown), ""]
+    if target and "model.activation" in sweep.grid.get("axes", {}) and tables.speed_groups(sweep):
         cells, ratios = tables.speed_table(sweep, float(target))
         shown_cells, shown_ratios = tables.speed_display(cells, ratios, float(target))
         written += tables.write(cells, shown_cells, out / "speed_cells")

@@ -15,8 +15,8 @@ import pandas as pd  # noqa: E402
 from harness.report.store import CellRun  # noqa: E402
 
 plt.rcParams["svg.hashsalt"] = "harness"  # fixed ids inside the SVG
-COLOURS = {"relu": "tab:blue", "tanh": "tab:red"}
-STYLES = {"paper": "-", "pytorch": "--"}
+STYLES = {"relu": "-", "tanh": "--"}  # as the paper's Figure 1: ReLU solid, tanh dashed
+SETTING_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")
 
 
 def save(fig, stem: Path) -> list[Path]:
@@ -38,18 +38,20 @@ def _mean_band(runs: list[CellRun], key: str) -> tuple[np.ndarray, np.ndarray, n
 
 def speed_figure(groups: dict[tuple[str, str, str], list[CellRun]], winners: dict[tuple[str, str], str],
                  target: float, title: str, stem: Path) -> list[Path]:
-    """Training error against epochs and against training seconds, ReLU and tanh at their fastest rates."""
+    """Training error against epochs and against training seconds, ReLU (solid) and tanh (dashed) at
+    their fastest rates, one colour per setting (initialisation, or network)."""
     fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for (act, init), lr in sorted(winners.items()):
-        runs = groups[(act, init, lr)]
+    colours = {name: SETTING_COLOURS[i % len(SETTING_COLOURS)] for i, name in enumerate(sorted({n for _, n in winners}))}
+    for (act, name), lr in sorted(winners.items()):
+        runs = groups[(act, name, lr)]
         epochs, mean, low, high = _mean_band(runs, "train_err")
         _, seconds, _, _ = _mean_band(runs, "train_time_s")
-        label = f"{act}, {init} init, lr {float(lr):g} ({len(runs)} seeds)"
-        style = dict(color=COLOURS.get(act), linestyle=STYLES.get(init, ":"))
+        label = f"{act}, {name}, lr {float(lr):g} ({len(runs)} seeds)"
+        style = dict(color=colours[name], linestyle=STYLES.get(act, ":"))
         by_epoch.plot(epochs, mean, label=label, **style)
-        by_epoch.fill_between(epochs, low, high, color=COLOURS.get(act), alpha=0.15, linewidth=0)
+        by_epoch.fill_between(epochs, low, high, color=colours[name], alpha=0.15, linewidth=0)
         by_time.plot(seconds, mean, label=label, **style)
-        by_time.fill_between(seconds, low, high, color=COLOURS.get(act), alpha=0.15, linewidth=0)
+        by_time.fill_between(seconds, low, high, color=colours[name], alpha=0.15, linewidth=0)
     for ax, xlabel in ((by_epoch, "epochs"), (by_time, "training seconds (this machine)")):
         ax.axhline(target, color="grey", linewidth=0.8, linestyle=":")
         ax.set_xlabel(xlabel)
@@ -88,12 +90,12 @@ def delta_chart(table: pd.DataFrame, title: str, stem: Path) -> list[Path]:
 def ratio_curve(curve: pd.DataFrame, target: float, title: str, stem: Path) -> list[Path]:
     """tanh/ReLU epochs against the training-error target, with 95% intervals; the paper's 6x at 25%."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    for init, rows in curve.groupby("init", sort=True):
+    for i, (name, rows) in enumerate(curve.groupby("setting", sort=True)):
         rows = rows.sort_values("target", ascending=False)
         ratio = rows["ratio"].to_numpy()
         low, high = rows["ci_low"].fillna(rows["ratio"]).to_numpy(), rows["ci_high"].fillna(rows["ratio"]).to_numpy()
         ax.errorbar(rows["target"], ratio, yerr=[ratio - low, high - ratio], marker="o", capsize=3,
-                    linestyle=STYLES.get(init, ":"), label=f"{init} init")
+                    color=SETTING_COLOURS[i % len(SETTING_COLOURS)], label=name)
     ax.axhline(1, color="grey", linewidth=0.8)
     ax.plot([25], [6], marker="*", markersize=12, color="black", linestyle="none", label="paper: ~6x at 25%")
     ax.set_xlim(max(curve["target"].max(), 30) + 5, min(curve["target"].min(), 25) - 5)  # down = further in

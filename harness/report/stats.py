@@ -89,21 +89,6 @@ def first_epoch(curve: list[tuple[int, float]], target: float, strict: bool) -> 
     return None
 
 
-def crossing(curve: list[tuple[int, float]], target: float, start: float) -> float | None:
-    """The fractional epoch at which a training-error curve first goes below the target. An epoch's
-    training error is the mean over its steps, so it is placed at the epoch's middle (e - 0.5);
-    linear between those points, from `start` (chance: an untrained net's error) at epoch 0."""
-    previous_at, previous = 0.0, start
-    for epoch, value in sorted(curve):
-        at = epoch - 0.5
-        if value < target:
-            if previous <= target:  # already below at epoch 0 (a target above chance)
-                return previous_at
-            return previous_at + (at - previous_at) * (previous - target) / (previous - value)
-        previous_at, previous = at, value
-    return None
-
-
 def ratio_interval(numerator: dict[int, float], denominator: dict[int, float]) -> Interval:
     """Geometric-mean ratio over seeds both have, with a t-interval on the log ratios (exp'd)."""
     seeds = sorted(s for s in set(numerator) & set(denominator) if numerator[s] > 0 and denominator[s] > 0)

@@ -12,7 +12,7 @@ import yaml
 from harness import bundle
 from harness import config as C
 from harness import grid as G
-from harness import tracking
+from harness import race, tracking
 
 CURVES = ["train_err", "val_err", "train_time_s"]
 
@@ -36,7 +36,12 @@ class SweepRecord:
     parent: tracking.RunRecord
     grid: dict  # grid.yaml of the parent run
     runs: list[CellRun]  # one FINISHED run per cell
-    missing: list[tuple[str, str]]  # (cell name, why) for cells with no FINISHED run
+    missing: list[tuple[str, str]]  # (cell name, why) for cells with no result (`race.settled`)
+    cells: list[G.Cell] = field(default_factory=list)  # the recorded grid's, re-expanded
+    settled: dict[str, bundle.Run] = field(default_factory=dict)  # cell hash -> its result (FINISHED or diverged)
+
+    def cell(self, key: str) -> G.Cell | None:
+        return next((c for c in self.cells if c.key == key), None)
 
     def param(self, key: str) -> str:
         values = sorted({r.params.get(key, "?") for r in self.runs})
@@ -47,15 +52,15 @@ class SweepRecord:
         return ", ".join(values) if values else "?"
 
 
-def _expected_cells(grid_yaml: str) -> list[G.Cell]:
-    """The grid's cells, re-expanded from the recorded grid (config only: no data is read)."""
+def _expected_grid(grid_yaml: str) -> G.Grid | None:
+    """The recorded grid, re-expanded (config only: no data is read)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "grid.yaml"
         path.write_text(grid_yaml)
         try:
-            return G.load(path).cells
+            return G.load(path)
         except C.ConfigError:  # recorded by an older version whose keys have changed
-            return []
+            return None
 
 
 def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
@@ -63,17 +68,22 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
     runs (`bundle.from_store` or `bundle.read`: a store and a file give the same record)."""
     grid_yaml = sweep.parent.artifacts["grid.yaml"].decode()
     by_cell = tracking.by_cell(sweep.children)
-    expected = _expected_cells(grid_yaml)
+    grid = _expected_grid(grid_yaml)
+    expected = grid.cells if grid else []
     if expected:  # cells of an earlier version of the grid file are not part of this report
         by_cell = {k: v for k, v in by_cell.items() if k in {c.key for c in expected}}
 
-    runs, missing = [], []
+    runs, missing, settled = [], [], {}
     for key, attempts in sorted(by_cell.items(), key=lambda kv: kv[1][0].name):
+        results = [r for r in attempts if grid and race.settled(grid, r) or r.status == "FINISHED"]
+        if results:
+            settled[key] = results[0]
         done = [r for r in attempts if r.status == "FINISHED"]
         if not done:
             last = attempts[-1]
-            why = last.tags.get("failure_reason") or last.status.lower()
-            missing.append((last.name, f"{last.status}: {why}"))
+            if not results:
+                why = last.tags.get("failure_reason") or last.status.lower()
+                missing.append((last.name, f"{last.status}: {why}"))
             continue
         run = done[0]
         runs.append(CellRun(
@@ -82,4 +92,5 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
             params=run.params, tags=run.tags, metrics=run.latest(), curves=run.history(CURVES)))
     seen = set(by_cell)
     missing += [(cell.name, "never ran") for cell in expected if cell.key not in seen]
-    return SweepRecord(sweep.sweep, sweep.parent.record(), yaml.safe_load(grid_yaml), runs, sorted(missing))
+    return SweepRecord(sweep.sweep, sweep.parent.record(), yaml.safe_load(grid_yaml), runs, sorted(missing),
+                       expected, settled)

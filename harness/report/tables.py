@@ -17,7 +17,8 @@ from tabulate import tabulate
 
 from harness import paper
 from harness import sequential as Q
-from harness.grid import BASELINE, pair_name
+from harness.grid import BASELINE, pair_name, variant_name
+from harness.race import CHANCE, crossing, outcome
 from harness.report import stats as S
 from harness.report.store import CellRun, SweepRecord
 
@@ -135,12 +136,23 @@ def trick_display(table: pd.DataFrame) -> list[dict[str, str]]:
 
 # --------------------------------------------------------------------------- Figure 1 speed
 
+def setting(run: CellRun) -> str:
+    """What a Figure 1 ratio holds fixed while ReLU and tanh differ: the other axes' values (the
+    network of a race grid: 'convnet4'), or the initialisation ('paper initialisation')."""
+    others = {k: v for k, v in sorted(run.axes.items()) if k not in ("model.activation", "optim.lr")}
+    if not others or list(others) == ["model.init"]:
+        return f"{run.params['model.init']} initialisation"
+    return ", ".join(others.values())
+
+
 def speed_groups(sweep: SweepRecord) -> dict[tuple[str, str, str], list[CellRun]]:
-    """(activation, init, learning rate) -> that cell's runs over seeds."""
+    """(activation, setting, learning rate) -> that cell's runs over seeds; in a grid with a race,
+    the estimate's runs only (the race's are `race_table`'s)."""
     groups: dict[tuple[str, str, str], list[CellRun]] = {}
     for run in sweep.runs:
-        key = (run.params["model.activation"], run.params["model.init"], run.params["optim.lr"])
-        groups.setdefault(key, []).append(run)
+        if run.tags.get("stage") == "race":
+            continue
+        groups.setdefault((run.params["model.activation"], setting(run), run.params["optim.lr"]), []).append(run)
     return groups
 
 
@@ -154,61 +166,101 @@ def _seconds_at(run: CellRun, epoch: int | None) -> float:
 
 
 def fastest_rates(sweep: SweepRecord, target: float) -> dict[tuple[str, str], str]:
-    """Per (activation, init), the rate with the fewest mean epochs to the target (a rate whose
-    seeds do not all reach it loses to one whose seeds do; a seed without a finished run, diverged
-    say, has not reached it), ties to the lower final training error."""
+    """Per (activation, setting), the rate the ratio uses. A race's: its recorded choice. Otherwise
+    the rate with the fewest mean epochs to the target among the grid's (a rate whose seeds do not
+    all reach it loses to one whose seeds do; a seed without a finished run, diverged say, has not
+    reached it), ties to the lower final training error."""
+    groups = speed_groups(sweep)
+    if sweep.grid.get("race"):
+        chosen = {variant: decided["chosen"] for variant, decided in (sweep.grid.get("race_state") or {}).items()
+                  if decided.get("chosen") not in (None, "none")}
+        return {(act, name): lr for (act, name, lr), runs in groups.items()
+                if float(lr) == chosen.get(variant_name(sweep.cell(runs[0].cell).values), math.nan)}
     best: dict[tuple[str, str], tuple] = {}
     seeds = len(sweep.grid.get("seeds", []))  # a seed without a finished run has not reached the target
-    for (act, init, lr), runs in speed_groups(sweep).items():
+    for (act, name, lr), runs in groups.items():
         epochs = list(_epochs_to_target(runs, target).values())
         reached = [e for e in epochs if e is not None]
         score = (max(seeds, len(epochs)) - len(reached), np.mean(reached) if reached else math.inf,
                  np.mean([r.metrics.get("train_err", math.inf) for r in runs]), float(lr))
-        if (act, init) not in best or score < best[(act, init)][0]:
-            best[(act, init)] = (score, lr)
+        if (act, name) not in best or score < best[(act, name)][0]:
+            best[(act, name)] = (score, lr)
     return {k: v[1] for k, v in best.items()}
 
 
 def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-cell epochs to the target, and per initialisation the tanh/ReLU ratio at each's fastest rate."""
+    """Per-cell epochs to the target, and per setting the tanh/ReLU ratio at each's fastest rate."""
     winners = fastest_rates(sweep, target)
     groups = speed_groups(sweep)
-    rates = Counter((act, init) for act, init, _ in groups)  # "(fastest)" only where there was a choice
+    rates = Counter((act, name) for act, name, _ in groups)  # "(fastest)" only where there was a choice
     cells = []
-    for (act, init, lr), runs in sorted(groups.items()):
+    for (act, name, lr), runs in sorted(groups.items()):
         epochs = _epochs_to_target(runs, target)
         reached = [e for e in epochs.values() if e is not None]
         seconds = [_seconds_at(r, epochs[r.seed]) for r in runs if epochs[r.seed] is not None]
         mean, sd = S.mean_std(reached)
-        cells.append({"activation": act, "init": init, "lr": float(lr), "seeds": len(runs),
+        cells.append({"activation": act, "setting": name, "lr": float(lr), "seeds": len(runs),
                       "reached": len(reached), "epochs_mean": mean, "epochs_sd": sd,
                       "seconds_mean": S.mean_std(seconds)[0],
                       "max_epochs": max(len(r.curves.get("train_err", [])) for r in runs),
                       "final_train_err": S.mean_std([r.metrics.get("train_err", math.nan) for r in runs])[0],
-                      "fastest": winners[(act, init)] == lr and bool(reached) and rates[(act, init)] > 1})
+                      "fastest": winners.get((act, name)) == lr and bool(reached) and rates[(act, name)] > 1})
     ratios = []
     seeds = len(sweep.grid.get("seeds", []))  # a seed without a finished run counts as not reaching the target
-    for init in sorted({k[1] for k in groups}):
-        if ("relu", init) not in winners or ("tanh", init) not in winners:
+    for name in sorted({k[1] for k in groups}):
+        if ("relu", name) not in winners or ("tanh", name) not in winners:
             continue
-        relu = _epochs_to_target(groups[("relu", init, winners[("relu", init)])], target)
-        tanh = _epochs_to_target(groups[("tanh", init, winners[("tanh", init)])], target)
+        relu = _epochs_to_target(groups[("relu", name, winners[("relu", name)])], target)
+        tanh = _epochs_to_target(groups[("tanh", name, winners[("tanh", name)])], target)
         ratio = S.ratio_interval({s: e for s, e in tanh.items() if e}, {s: e for s, e in relu.items() if e})
         relu_hits, tanh_hits = (sum(e is not None for e in d.values()) for d in (relu, tanh))
         row_seeds = max(seeds, len(relu), len(tanh))
-        ratios.append({"init": init, "relu_lr": float(winners[("relu", init)]), "tanh_lr": float(winners[("tanh", init)]),
+        ratios.append({"setting": name, "relu_lr": float(winners[("relu", name)]),
+                       "tanh_lr": float(winners[("tanh", name)]),
                        "relu_reached": relu_hits, "tanh_reached": tanh_hits, "seeds": row_seeds,
                        "ratio": ratio.mean, "ci_low": ratio.low, "ci_high": ratio.high, "n": ratio.n,
                        "paper_ratio": paper.RELU_SPEEDUP, "verdict": speed_verdict(ratio, relu_hits, tanh_hits, row_seeds)})
     return pd.DataFrame(cells), pd.DataFrame(ratios)
 
 
+def race_table(sweep: SweepRecord, target: float) -> pd.DataFrame:
+    """A race grid's race: per variant and rate, each selection seed's outcome (epochs to the target,
+    or what stopped it), and which rate was chosen."""
+    state = sweep.grid.get("race_state") or {}
+    rows = []
+    for cell in sweep.cells:
+        if cell.stage != "race":
+            continue
+        variant, run = variant_name(cell.values), sweep.settled.get(cell.key)
+        how = outcome(run) if run else "not run yet"
+        curve = sorted(run.history(["train_err"])["train_err"]) if run else []
+        rows.append({"variant": variant, "lr": cell.values["optim.lr"], "seed": cell.seed, "outcome": how,
+                     "epochs_to_target": crossing(curve, target, CHANCE.get(cell.config.data.dataset, 100.0))
+                     if how == "target" else math.nan,
+                     "epochs_trained": len(curve), "last_train_err": curve[-1][1] if curve else math.nan,
+                     "chosen": state.get(variant, {}).get("chosen") == cell.values["optim.lr"]})
+    return pd.DataFrame(rows)
+
+
+def race_display(table: pd.DataFrame) -> list[dict[str, str]]:
+    shown = []
+    for r in table.to_dict("records"):
+        if r["outcome"] == "target":
+            what = f"{r['epochs_to_target']:.2f} epochs"
+        elif r["outcome"] == "not run yet":
+            what = "not run yet"
+        else:
+            what = f"{r['outcome']} after {r['epochs_trained']} (at {_num(r['last_train_err'], '{:.1f}')}%)"
+        shown.append({"variant": r["variant"], "lr": f"{r['lr']:g}" + (" (chosen)" if r["chosen"] else ""),
+                      "selection seed": str(r["seed"]), "to the target, or what stopped it": what})
+    return shown
+
+
 SPEED_TARGETS = tuple(range(80, 20, -5))  # training error (%): Figure 1's 25 and the shallower ones
-CHANCE = {"cifar10": 90.0}  # top-1 error of a uniform guess over the data set's classes
 
 
 def speed_curve(sweep: SweepRecord, target: float) -> pd.DataFrame:
-    """Per initialisation and training-error target (80, 75, ... 25%): tanh's epochs to the target
+    """Per setting and training-error target (80, 75, ... 25%): tanh's epochs to the target
     over ReLU's, per seed (fractional epochs, `S.crossing`), with a t-interval on the log ratios;
     the rates are each activation's fastest at the grid's own target. Rows where 2+ seeds had
     both activations below the target."""
@@ -216,26 +268,26 @@ def speed_curve(sweep: SweepRecord, target: float) -> pd.DataFrame:
     start = CHANCE.get(sweep.param("data.dataset"), 100.0)
     seeds = len(sweep.grid.get("seeds", []))
     rows = []
-    for init in sorted({k[1] for k in groups}):
-        if ("relu", init) not in winners or ("tanh", init) not in winners:
+    for name in sorted({k[1] for k in groups}):
+        if ("relu", name) not in winners or ("tanh", name) not in winners:
             continue
-        relu = groups[("relu", init, winners[("relu", init)])]
-        tanh = groups[("tanh", init, winners[("tanh", init)])]
+        relu = groups[("relu", name, winners[("relu", name)])]
+        tanh = groups[("tanh", name, winners[("tanh", name)])]
         for t in SPEED_TARGETS:
-            at = {act: {r.seed: S.crossing(r.curves.get("train_err", []), t, start) for r in runs}
+            at = {act: {r.seed: crossing(r.curves.get("train_err", []), t, start) for r in runs}
                   for act, runs in (("relu", relu), ("tanh", tanh))}
             both = {s for s in at["relu"] if at["relu"][s] and at["tanh"].get(s)}
             if len(both) < 2:
                 continue
             ratio = S.ratio_interval({s: at["tanh"][s] for s in both}, {s: at["relu"][s] for s in both})
-            rows.append({"init": init, "target": t, "relu_epochs": S.mean_std([at["relu"][s] for s in both])[0],
+            rows.append({"setting": name, "target": t, "relu_epochs": S.mean_std([at["relu"][s] for s in both])[0],
                          "tanh_epochs": S.mean_std([at["tanh"][s] for s in both])[0], "n": ratio.n, "seeds": seeds,
                          "ratio": ratio.mean, "ci_low": ratio.low, "ci_high": ratio.high})
     return pd.DataFrame(rows)
 
 
 def speed_curve_display(curve: pd.DataFrame) -> list[dict[str, str]]:
-    return [{"init": r["init"], "training error target": f"{r['target']:g}%",
+    return [{"setting": r["setting"], "training error target": f"{r['target']:g}%",
              "epochs ReLU / tanh (mean)": f"{r['relu_epochs']:.2f} / {r['tanh_epochs']:.2f}",
              "tanh/ReLU [95% CI]": f"{r['ratio']:.2f}" + ("" if math.isnan(r["ci_low"]) else
                                                           f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"),
@@ -266,12 +318,12 @@ def speed_verdict(ratio: S.Interval, relu_hits: int, tanh_hits: int, seeds: int)
 
 
 def speed_display(cells: pd.DataFrame, ratios: pd.DataFrame, target: float) -> tuple[list[dict], list[dict]]:
-    shown_cells = [{"activation": r["activation"], "init": r["init"], "lr": f"{r['lr']:g}" + (" (fastest)" if r["fastest"] else ""),
+    shown_cells = [{"activation": r["activation"], "setting": r["setting"], "lr": f"{r['lr']:g}" + (" (fastest)" if r["fastest"] else ""),
                     f"seeds below {target:g}%": f"{r['reached']}/{r['seeds']}",
                     "epochs [mean ± sd]": _pm(r["epochs_mean"], r["epochs_sd"]) if r["reached"] else f"> {r['max_epochs']}",
                     "training seconds": _num(r["seconds_mean"], "{:.0f}"),
                     "final train err": _num(r["final_train_err"])} for r in cells.to_dict("records")]
-    shown_ratios = [{"init": r["init"], "rates (ReLU / tanh)": f"{r['relu_lr']:g} / {r['tanh_lr']:g}",
+    shown_ratios = [{"setting": r["setting"], "rates (ReLU / tanh)": f"{r['relu_lr']:g} / {r['tanh_lr']:g}",
                      "tanh/ReLU epochs [95% CI]": (f"{r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
                                                    if r["n"] >= 2 and not math.isnan(r["ci_low"]) else
                                                    f"{r['ratio']:.2f}" if r["n"] else "-"),
