@@ -40,7 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from harness import race, stores, tracking
 from harness.stores import redact
-from harness.config import sqlite_path
+from harness.config import ConfigError, sqlite_path
 from harness.grid import Cell, Grid
 
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
@@ -175,6 +175,19 @@ def open_sweep(grid: Grid, storage_url: str, tracking_uri: str, since_trial: int
     holder.append(Sweep(grid, storage, study, storage_url, tracking_uri, parent, since_trial, label=label,
                         started=time.time()))
     return holder[0]
+
+
+def recorded_grid(tracking_uri: str, parent_id: str) -> dict:
+    """The grid the sweep last recorded in its parent run (grid.yaml), as a mapping: what earlier
+    invocations decided (seeds added, a race's choices) is read from here."""
+    where = f"grid.yaml of the sweep's parent run {parent_id}"
+    try:
+        recorded = yaml.safe_load(tracking.run_config_yaml(tracking_uri, parent_id, "grid.yaml")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{where}: not YAML ({str(err).splitlines()[0]})") from None
+    if not isinstance(recorded, dict):
+        raise ConfigError(f"{where}: expected a mapping; got {type(recorded).__name__}")
+    return recorded
 
 
 # ------------------------------------------------------------------------------ cell states

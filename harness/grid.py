@@ -53,6 +53,7 @@ STOP_KEYS = {"train_err_below": "trainer.stop_train_err", "max_epochs": "trainer
 DESIGNS = ("leave_one_out", "factorial")
 BASELINE = "baseline"
 DEFAULT_MAX_SEEDS = 10  # --until-resolved without --max-seeds
+MAX_LADDER = 20  # rates in a race's starting ladder, at most (harness.race adds at most 8 past each end)
 MAX_SEEDS_LIMIT = 100  # the sequential rule's boundaries simulate 200,000 paths of this many seeds
 
 # Settings that say how or where a cell runs, not what it computes: left out of the cell's hash,
@@ -290,8 +291,8 @@ def _race(values: dict[str, Any], grid: Grid) -> Race:
             raise GridError(f"race.{key}", "missing")
     seeds = race["seeds"]
     if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) < len(seeds)
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-        raise GridError("race.seeds", f"expected a list of distinct integers; got {seeds!r}")
+            or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32 for s in seeds)):
+        raise GridError("race.seeds", f"expected a list of distinct integers in [0, 2**32); got {seeds!r}")
     shared = sorted(set(seeds) & set(grid.seeds))
     if shared:
         raise GridError("race.seeds", f"{shared} also in seeds: the selection seeds choose the rate and the "
@@ -301,12 +302,20 @@ def _race(values: dict[str, Any], grid: Grid) -> Race:
             raise GridError(f"race.{key}", f"expected a positive number; got {race[key]!r}")
     if race["highest"] < race["lowest"]:
         raise GridError("race.highest", f"below race.lowest ({race['highest']} < {race['lowest']})")
-    if race.get("factor", 2.0) <= 1:
-        raise GridError("race.factor", f"expected a number above 1 (the step between rates); got {race['factor']}")
+    if not 1.1 <= race.get("factor", 2.0) <= 10:
+        raise GridError("race.factor", f"expected a number from 1.1 to 10 (the step between rates); got {race['factor']}")
+    steps = math.log(race["highest"] / race["lowest"]) / math.log(race.get("factor", 2.0))
+    if steps > MAX_LADDER - 1 + 1e-9:
+        raise GridError("race.highest", f"{race['lowest']} to {race['highest']} in steps of x{race.get('factor', 2.0)} "
+                        f"is {math.ceil(steps) + 1} rates; at most {MAX_LADDER}")
     if not grid.stop.get("train_err_below"):
         raise GridError("stop.train_err_below", "a race needs a training-error target to race to (percent)")
-    if grid.lr is not None or "optim.lr" in grid.axes:
-        raise GridError("race", "the race chooses the learning rate: drop the lr key and any optim.lr axis")
+    coupled = [f"with.{axis}.{value}" for axis, by_value in grid.with_.items() for value, settings in by_value.items()
+               if "optim.lr" in settings]
+    if grid.lr is not None or "optim.lr" in grid.axes or "optim.lr" in grid.set or coupled:
+        where = "the lr key" if grid.lr is not None else "an optim.lr axis" if "optim.lr" in grid.axes else (
+            "optim.lr in set (or on the command line)" if "optim.lr" in grid.set else coupled[0])
+        raise GridError("race", f"the race chooses the learning rate: drop {where}")
     if grid.design != "factorial":
         raise GridError("race", "races each variant of a factorial grid; this grid is leave_one_out")
     return Race(list(seeds), float(race["lowest"]), float(race["highest"]), float(race.get("factor", 2.0)))
@@ -324,10 +333,11 @@ def with_race_state(grid: Grid, state: dict[str, Any]) -> Grid:
         if not isinstance(decided, dict) or not set(decided) <= {"rates", "chosen"}:
             raise GridError(key, f"expected {{rates: [...], chosen: rate}}; got {decided!r}")
         rates = decided.get("rates", grid.race.ladder())
-        if not isinstance(rates, list) or not rates or not all(_number(r) and r > 0 for r in rates):
-            raise GridError(f"{key}.rates", f"expected a list of positive rates; got {rates!r}")
+        if (not isinstance(rates, list) or not rates or not all(_number(r) and r > 0 for r in rates)
+                or len(set(rates)) < len(rates)):
+            raise GridError(f"{key}.rates", f"expected a list of distinct positive rates; got {rates!r}")
         chosen = decided.get("chosen")
-        if chosen is not None and chosen != "none" and chosen not in rates:
+        if chosen is not None and chosen != "none" and not (_number(chosen) and chosen in rates):
             raise GridError(f"{key}.chosen", f"not one of the race's rates {rates}; got {chosen!r}")
     grid = dataclasses.replace(grid, race_state={k: dict(v) for k, v in state.items()})
     grid.cells = _expand(grid)
@@ -481,10 +491,13 @@ def describe(grid: Grid) -> str:
     if grid.max_seeds:
         rates += f", then seeds added until resolved (up to {grid.max_seeds} a trick)"
     if grid.race:
-        r = grid.race
-        rates += (f", each variant's learning rate chosen by a race ({r.lowest:g} to {r.highest:g}, x{r.factor:g} "
-                  f"apart, extended where the fastest is at an end) on selection seed(s) "
-                  f"{', '.join(map(str, r.seeds))}, then the seeds at the chosen rate")
+        r, variants = grid.race, len({variant_name(c.values) for c in grid.cells})
+        races = sum(c.stage == "race" for c in grid.cells)
+        return (f"sweep {grid.name}: {shape}: {variants} variants, each one's learning rate chosen by a race "
+                f"({r.lowest:g} to {r.highest:g}, x{r.factor:g} apart, extended where the fastest is at an end) on "
+                f"selection seed(s) {', '.join(map(str, r.seeds))}: {races} race cells so far, then "
+                f"{len(grid.seeds)} seed(s) each at the chosen rate ({len(grid.cells) - races} cells so far); "
+                f"preset {grid.preset}" + (f"\n  {grid.about}" if grid.about else ""))
     return (f"sweep {grid.name}: {len(grid.cells)} cells = {shape}, "
             f"{len(grid.seeds)} seed(s){rates}; preset {grid.preset}"
             + (f"\n  {grid.about}" if grid.about else ""))

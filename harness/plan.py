@@ -9,7 +9,8 @@ import os
 
 from harness import config as C
 from harness import stores, tracking
-from harness.claims import find_parent
+from harness import race
+from harness.claims import find_parent, recorded_grid
 from harness.grid import Grid, describe, duration, variant_name
 
 CELL_SETUP_S = 3  # measured here: a cell's run, Trainer, test pass and learning-curve upload
@@ -42,6 +43,8 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
     if stores.has_tracking_store(tracking_uri):
         parent = find_parent(tracking_uri, grid.name, storage_url)
         runs = tracking.cell_runs(tracking_uri, grid.name, parent) if parent else {}
+        if parent and grid.race:  # the race's cells and choices so far
+            grid = race.recorded(grid, recorded_grid(tracking_uri, parent), parent)
 
     sizes, step_s = {}, {}
     busy = os.getloadavg()[0]  # other work on the cores inflates every measured step
@@ -59,7 +62,7 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
             step_s[shape] = measure_step(build_model(cfg.model, classes), cfg.data.batch_size, steps, nhwc)
         epochs, seconds = cfg.trainer.max_epochs, cell_seconds(cfg, n, step_s[shape])
         history = runs.get(cell.key, [])
-        state = ("done" if any(r.status == "FINISHED" for r in history)
+        state = ("done" if any(race.settled(grid, r) for r in history)
                  else history[-1].status.lower() if history else "todo")
         total += seconds
         todo_total += 0 if state == "done" else seconds

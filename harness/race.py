@@ -9,10 +9,14 @@ The rule, for every variant (a combination of the grid's axis values):
    trained as many epochs as the fastest cell of its race (same variant and selection seed) needed to
    reach the target without reaching it itself: it can no longer win (out-raced), so a race costs
    about (rates x the winner's epochs), not (rates x max_epochs).
-2. The winner: the rate that reached the target on the most selection seeds, then in the fewest
-   mean fractional epochs (`crossing`), then the lower rate. Where the winner is the highest or
-   lowest rate run so far, the ladder is extended by one rate that way and the race goes on, until
-   the winner has a slower (or stalled, or diverged) rate on both sides.
+2. The winner: on each selection seed, the rate that reached the target in the fewest fractional
+   epochs (`crossing`); over the seeds, the rate that won on the most seeds, and between rates that
+   won as many, the lower (further from divergence: a rate at the edge of stability makes the
+   result depend on the processor). Out-racing cuts the losers of a seed short, so only each
+   seed's winner is known for certain: the rule reads nothing else, and no order in which the
+   cells ran can change it. Where the winner is the highest or lowest rate
+   run so far, the ladder is extended by one rate that way and the race goes on, until the winner
+   has a slower (or stalled, or diverged) rate on both sides.
 3. The choice is recorded in the parent run's grid.yaml (`race_state`), once: a resumed sweep, its
    other workers and the report read it from there and never choose again. Then the estimate: the
    grid's `seeds` at the chosen rate, stopped only by the target, a stall or the epoch cap.
@@ -24,8 +28,10 @@ point, or continued elsewhere from its imported runs file, decides the same way.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
+from harness.config import ConfigError
 from harness.grid import Cell, Grid, rate_step, variant_name, with_race_state
 
 OUTRACED = "out-raced"
@@ -99,15 +105,16 @@ def standings(grid: Grid, runs: dict[str, list], curves, skip: frozenset[str] = 
     return out
 
 
-def winner(entries: list[Entry], seeds: int) -> float | None:
-    """The rate that reached the target on the most seeds, then in the fewest mean epochs, then the
-    lower rate; None if no rate reached it."""
-    scores = {}
-    for rate in {e.rate for e in entries}:
-        reached = [e.epochs for e in entries if e.rate == rate and e.epochs is not None]
+def winner(entries: list[Entry]) -> float | None:
+    """The rate that was fastest on the most selection seeds, then the lower rate (ties within a
+    seed, too: the lower rate); None if no rate reached the target."""
+    won: dict[float, int] = {}
+    for seed in {e.seed for e in entries}:
+        reached = [e for e in entries if e.seed == seed and e.epochs is not None]
         if reached:
-            scores[rate] = (seeds - len(reached), sum(reached) / len(reached), rate)
-    return min(scores, key=scores.get) if scores else None
+            best = min(reached, key=lambda e: (e.epochs, e.rate))
+            won[best.rate] = won.get(best.rate, 0) + 1
+    return min(won, key=lambda rate: (-won[rate], rate)) if won else None
 
 
 def next_round(grid: Grid, runs: dict[str, list], curves) -> Grid | None:
@@ -122,7 +129,7 @@ def next_round(grid: Grid, runs: dict[str, list], curves) -> Grid | None:
             continue
         decided = state.setdefault(variant, {})
         rates = sorted({e.rate for e in entries})
-        best = winner(entries, len(grid.race.seeds))
+        best = winner(entries)
         ladder = grid.race.ladder()
         if best is not None and best == rates[-1] and sum(r > ladder[-1] for r in rates) < MAX_EXTENSIONS:
             decided["rates"] = rates + [rate_step(best, grid.race.factor)]
@@ -135,10 +142,29 @@ def next_round(grid: Grid, runs: dict[str, list], curves) -> Grid | None:
     return with_race_state(grid, state) if changed else None
 
 
+def recorded(grid: Grid, recorded_grid: dict, parent_id: str) -> Grid:
+    """The grid with the race state its sweep recorded (`claims.recorded_grid`). A race declared
+    otherwise than it ran is refused: its choices were made on those seeds and that ladder."""
+    ran = recorded_grid.get("race")
+    mine = dataclasses.asdict(grid.race)
+    if isinstance(ran, dict):
+        ran = {"factor": 2.0, **ran}  # a recorded race without a factor had the default
+    if ran is not None and ran != mine:
+        def shown(race) -> str:
+            return ", ".join(f"{k} {race.get(k)}" for k in mine) if isinstance(race, dict) else repr(race)
+        raise ConfigError(f"race: sweep {grid.name} raced with {shown(ran)}, and its choices were made so; keep "
+                          f"that race (another race needs another sweep name); the file now says {shown(mine)}")
+    try:
+        return with_race_state(grid, recorded_grid.get("race_state") or {})
+    except ConfigError as err:
+        raise ConfigError(f"grid.yaml of the sweep's parent run {parent_id}: {err} (a race recorded for another "
+                          "grid: restore the grid it ran, or use another sweep name)") from None
+
+
 def settled(grid: Grid, run) -> bool:
     """Whether a cell's run is a result: FINISHED, or, in a grid with a race, diverged (a rate that
     diverges is an outcome of the race, and the same seed on the same machine diverges again)."""
-    return run.status == "FINISHED" or (grid.race is not None and outcome(run) == "diverged")
+    return run.status == "FINISHED" or (grid.race is not None and run.status == "FAILED" and outcome(run) == "diverged")
 
 
 def describe_choice(grid: Grid) -> list[str]:

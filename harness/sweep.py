@@ -17,8 +17,8 @@ from optuna.trial import TrialState
 from harness import config as C
 from harness import race, resolve, stores, tracking
 from harness.claims import (Heartbeat, Sweep, TrialClaim, children, claim_next, end_trial, open_sweep, reap,
-                            redact, snapshot)
-from harness.grid import Cell, Grid, duration, resolving, with_race_state
+                            recorded_grid, redact, snapshot)
+from harness.grid import Cell, Grid, duration, resolving
 
 POLL_S = 5  # how often an idle worker looks for freed cells while others finish theirs
 
@@ -155,9 +155,9 @@ def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1, ov
         check_inputs(grid, storage_url, tracking_uri)
     label = f"[worker {worker_index + 1}] " if worker_index is not None else ""
     sw = open_sweep(grid, storage_url, tracking_uri, since_trial, label)
-    recorded = yaml.safe_load(tracking.run_config_yaml(tracking_uri, sw.parent_id, "grid.yaml")) or {}
+    recorded = recorded_grid(tracking_uri, sw.parent_id)
     if grid.race:  # what the race has decided, as recorded (never decided again)
-        sw.grid = with_race_state(grid, recorded.get("race_state") or {})
+        sw.grid = race.recorded(grid, recorded, sw.parent_id)
     if worker_index is not None:
         work(sw, worker_index)
         return 0
@@ -181,6 +181,7 @@ def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1, ov
             else:
                 _spawn_workers(sw, workers, overrides)
             if grid.race:
+                reap(sw)  # a run whose trial its worker completed is FINISHED before the race reads it
                 grown = race.next_round(sw.grid, children(sw), lambda run: tracking.metric_history(
                     tracking_uri, run.run_id, ["train_err"])["train_err"])
                 if grown is None:

@@ -65,9 +65,17 @@ def _what_ran(sweep: SweepRecord, known: set[str]) -> str:
         f"(validation: {sweep.param('data.val_size')} held out of the training set)",
         f"- epochs run: {epochs[0]}{'' if epochs[0] == epochs[-1] else f'-{epochs[-1]}'} "
         f"(cap {sweep.param('trainer.max_epochs')})" if epochs else "- epochs: none",
-        f"- seeds: {', '.join(map(str, sorted({r.seed for r in sweep.runs})))}" + _resolving(sweep.grid),
+        _seeds_line(sweep),
         f"- device: {sweep.tag('device')}; git commit: {sweep.tag('git_commit')}", ""]
     return "\n".join(lines)
+
+
+def _seeds_line(sweep: SweepRecord) -> str:
+    race = sweep.grid.get("race")
+    if race:
+        return (f"- seeds: selection (the race) {', '.join(map(str, race['seeds']))}; estimate (at the chosen "
+                f"rates) {', '.join(map(str, sweep.grid['seeds']))}")
+    return f"- seeds: {', '.join(map(str, sorted({r.seed for r in sweep.runs})))}" + _resolving(sweep.grid)
 
 
 def _resolving(grid: dict) -> str:
@@ -128,16 +136,20 @@ def _race_text(sweep: SweepRecord) -> str:
     """How the rates below were chosen, and what each race chose."""
     chosen = []
     for variant, decided in sorted((sweep.grid.get("race_state") or {}).items()):
-        if decided.get("chosen") == "none":
+        rate = decided.get("chosen") if isinstance(decided, dict) else None
+        if rate == "none":
             chosen.append(f"{variant}: no rate reached the target")
-        elif decided.get("chosen") is not None:
-            chosen.append(f"{variant}: lr {decided['chosen']:g}")
-    return ("Each variant's learning rate was chosen by a race (`harness/race.py`): every rate of the ladder, "
-            "2x apart and extended past an end where the fastest sat there, trained on the selection seeds until "
-            "it reached the target, diverged, stalled, or had trained as many epochs as the fastest rate needed "
-            "(out-raced); the rate with the fewest fractional epochs won. The estimate below runs fresh seeds at "
-            "the chosen rates: choosing and measuring on the same seeds would carry the winner's lucky seed into "
-            "the ratio (the winner's curse). Chosen: " + ("; ".join(chosen) if chosen else "nothing yet") + ".")
+        elif isinstance(rate, (int, float)):
+            chosen.append(f"{variant}: lr {rate:g}")
+    factor = (sweep.grid.get("race") or {}).get("factor", 2)
+    return (f"Each variant's learning rate was chosen by a race (`harness/race.py`): every rate of the ladder, "
+            f"{factor:g}x apart and extended past an end where the fastest sat there, trained on the selection seeds "
+            "until it reached the target, diverged, stalled, or had trained as many epochs as that seed's fastest "
+            "rate needed (out-raced). On each seed the rate with the fewest fractional epochs to the target won; "
+            "the rate that won most seeds was chosen (between rates that won as many, the lower). The estimate "
+            "below runs fresh seeds at the chosen rates: choosing and measuring on the same seeds would carry the "
+            "winner's lucky seed into the ratio (the winner's curse). Chosen: "
+            + ("; ".join(chosen) if chosen else "nothing yet") + ".")
 
 
 def _curve_findings(curve) -> str:

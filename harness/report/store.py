@@ -38,10 +38,14 @@ class SweepRecord:
     runs: list[CellRun]  # one FINISHED run per cell
     missing: list[tuple[str, str]]  # (cell name, why) for cells with no result (`race.settled`)
     cells: list[G.Cell] = field(default_factory=list)  # the recorded grid's, re-expanded
-    settled: dict[str, bundle.Run] = field(default_factory=dict)  # cell hash -> its result (FINISHED or diverged)
+    attempts: dict[str, list[bundle.Run]] = field(default_factory=dict)  # cell hash -> its runs, oldest first
+    _by_key: dict[str, G.Cell] = field(default_factory=dict, repr=False)
 
     def cell(self, key: str) -> G.Cell | None:
-        return next((c for c in self.cells if c.key == key), None)
+        """The recorded grid's cell of that hash (None: a cell of an earlier version of the grid)."""
+        if len(self._by_key) != len(self.cells):
+            self._by_key.update({c.key: c for c in self.cells})
+        return self._by_key.get(key)
 
     def param(self, key: str) -> str:
         values = sorted({r.params.get(key, "?") for r in self.runs})
@@ -73,15 +77,13 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
     if expected:  # cells of an earlier version of the grid file are not part of this report
         by_cell = {k: v for k, v in by_cell.items() if k in {c.key for c in expected}}
 
-    runs, missing, settled = [], [], {}
+    race_cells = {c.key for c in expected if c.stage == "race"}
+    runs, missing = [], []
     for key, attempts in sorted(by_cell.items(), key=lambda kv: kv[1][0].name):
-        results = [r for r in attempts if grid and race.settled(grid, r) or r.status == "FINISHED"]
-        if results:
-            settled[key] = results[0]
         done = [r for r in attempts if r.status == "FINISHED"]
         if not done:
             last = attempts[-1]
-            if not results:
+            if not (key in race_cells and race.settled(grid, last)):  # a race's diverged rate is in its table
                 why = last.tags.get("failure_reason") or last.status.lower()
                 missing.append((last.name, f"{last.status}: {why}"))
             continue
@@ -93,4 +95,4 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
     seen = set(by_cell)
     missing += [(cell.name, "never ran") for cell in expected if cell.key not in seen]
     return SweepRecord(sweep.sweep, sweep.parent.record(), yaml.safe_load(grid_yaml), runs, sorted(missing),
-                       expected, settled)
+                       expected, by_cell)

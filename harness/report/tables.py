@@ -150,7 +150,8 @@ def speed_groups(sweep: SweepRecord) -> dict[tuple[str, str, str], list[CellRun]
     the estimate's runs only (the race's are `race_table`'s)."""
     groups: dict[tuple[str, str, str], list[CellRun]] = {}
     for run in sweep.runs:
-        if run.tags.get("stage") == "race":
+        cell = sweep.cell(run.cell)
+        if cell is not None and cell.stage == "race":
             continue
         groups.setdefault((run.params["model.activation"], setting(run), run.params["optim.lr"]), []).append(run)
     return groups
@@ -172,10 +173,8 @@ def fastest_rates(sweep: SweepRecord, target: float) -> dict[tuple[str, str], st
     reached it), ties to the lower final training error."""
     groups = speed_groups(sweep)
     if sweep.grid.get("race"):
-        chosen = {variant: decided["chosen"] for variant, decided in (sweep.grid.get("race_state") or {}).items()
-                  if decided.get("chosen") not in (None, "none")}
-        return {(act, name): lr for (act, name, lr), runs in groups.items()
-                if float(lr) == chosen.get(variant_name(sweep.cell(runs[0].cell).values), math.nan)}
+        chosen = {c.key: c.values["optim.lr"] for c in sweep.cells if c.stage == "estimate"}  # at the chosen rates
+        return {(act, name): lr for (act, name, lr), runs in groups.items() if runs[0].cell in chosen}
     best: dict[tuple[str, str], tuple] = {}
     seeds = len(sweep.grid.get("seeds", []))  # a seed without a finished run has not reached the target
     for (act, name, lr), runs in groups.items():
@@ -207,20 +206,34 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
                       "fastest": winners.get((act, name)) == lr and bool(reached) and rates[(act, name)] > 1})
     ratios = []
     seeds = len(sweep.grid.get("seeds", []))  # a seed without a finished run counts as not reaching the target
+    no_rate = _raced_to_no_rate(sweep)
     for name in sorted({k[1] for k in groups}):
-        if ("relu", name) not in winners or ("tanh", name) not in winners:
+        if not all((act, name) in winners or (act, name) in no_rate for act in ("relu", "tanh")) or \
+                all((act, name) in no_rate for act in ("relu", "tanh")):
             continue
-        relu = _epochs_to_target(groups[("relu", name, winners[("relu", name)])], target)
-        tanh = _epochs_to_target(groups[("tanh", name, winners[("tanh", name)])], target)
+        relu, tanh = ({} if (act, name) in no_rate else _epochs_to_target(groups[(act, name, winners[(act, name)])], target)
+                      for act in ("relu", "tanh"))
         ratio = S.ratio_interval({s: e for s, e in tanh.items() if e}, {s: e for s, e in relu.items() if e})
         relu_hits, tanh_hits = (sum(e is not None for e in d.values()) for d in (relu, tanh))
         row_seeds = max(seeds, len(relu), len(tanh))
-        ratios.append({"setting": name, "relu_lr": float(winners[("relu", name)]),
-                       "tanh_lr": float(winners[("tanh", name)]),
+        ratios.append({"setting": name, "relu_lr": float(winners.get(("relu", name), math.nan)),
+                       "tanh_lr": float(winners.get(("tanh", name), math.nan)),
                        "relu_reached": relu_hits, "tanh_reached": tanh_hits, "seeds": row_seeds,
                        "ratio": ratio.mean, "ci_low": ratio.low, "ci_high": ratio.high, "n": ratio.n,
                        "paper_ratio": paper.RELU_SPEEDUP, "verdict": speed_verdict(ratio, relu_hits, tanh_hits, row_seeds)})
     return pd.DataFrame(cells), pd.DataFrame(ratios)
+
+
+def _raced_to_no_rate(sweep: SweepRecord) -> set[tuple[str, str]]:
+    """(activation, setting) whose race ended with no rate at the target: no estimate, and the
+    other activation's seeds alone answer which is faster."""
+    state = sweep.grid.get("race_state") or {}
+    out = set()
+    for run in sweep.runs:
+        cell = sweep.cell(run.cell)
+        if cell and cell.stage == "race" and state.get(variant_name(cell.values), {}).get("chosen") == "none":
+            out.add((run.params["model.activation"], setting(run)))
+    return out
 
 
 def race_table(sweep: SweepRecord, target: float) -> pd.DataFrame:
@@ -231,15 +244,17 @@ def race_table(sweep: SweepRecord, target: float) -> pd.DataFrame:
     for cell in sweep.cells:
         if cell.stage != "race":
             continue
-        variant, run = variant_name(cell.values), sweep.settled.get(cell.key)
-        how = outcome(run) if run else "not run yet"
+        variant, attempts = variant_name(cell.values), sweep.attempts.get(cell.key, [])
+        run = next((r for r in attempts if r.status == "FINISHED"), attempts[-1] if attempts else None)
+        how = ("not run yet" if run is None else outcome(run) if run.status in ("FINISHED", "FAILED")
+               else run.status.lower())
         curve = sorted(run.history(["train_err"])["train_err"]) if run else []
         rows.append({"variant": variant, "lr": cell.values["optim.lr"], "seed": cell.seed, "outcome": how,
                      "epochs_to_target": crossing(curve, target, CHANCE.get(cell.config.data.dataset, 100.0))
                      if how == "target" else math.nan,
                      "epochs_trained": len(curve), "last_train_err": curve[-1][1] if curve else math.nan,
-                     "chosen": state.get(variant, {}).get("chosen") == cell.values["optim.lr"]})
-    return pd.DataFrame(rows)
+                     "chosen": state.get(variant, {}).get("chosen") == cell.values["optim.lr"]})  # validated by G.load
+    return pd.DataFrame(sorted(rows, key=lambda r: (r["variant"], -r["lr"], r["seed"])))
 
 
 def race_display(table: pd.DataFrame) -> list[dict[str, str]]:
@@ -250,7 +265,8 @@ def race_display(table: pd.DataFrame) -> list[dict[str, str]]:
         elif r["outcome"] == "not run yet":
             what = "not run yet"
         else:
-            what = f"{r['outcome']} after {r['epochs_trained']} (at {_num(r['last_train_err'], '{:.1f}')}%)"
+            what = (f"{r['outcome']} after {r['epochs_trained']} epoch{'s' if r['epochs_trained'] != 1 else ''} "
+                    f"(training error {_num(r['last_train_err'], '{:.1f}')}%)")
         shown.append({"variant": r["variant"], "lr": f"{r['lr']:g}" + (" (chosen)" if r["chosen"] else ""),
                       "selection seed": str(r["seed"]), "to the target, or what stopped it": what})
     return shown
@@ -323,7 +339,8 @@ def speed_display(cells: pd.DataFrame, ratios: pd.DataFrame, target: float) -> t
                     "epochs [mean ± sd]": _pm(r["epochs_mean"], r["epochs_sd"]) if r["reached"] else f"> {r['max_epochs']}",
                     "training seconds": _num(r["seconds_mean"], "{:.0f}"),
                     "final train err": _num(r["final_train_err"])} for r in cells.to_dict("records")]
-    shown_ratios = [{"setting": r["setting"], "rates (ReLU / tanh)": f"{r['relu_lr']:g} / {r['tanh_lr']:g}",
+    shown_ratios = [{"setting": r["setting"], "rates (ReLU / tanh)": " / ".join(
+                         "none reached it" if math.isnan(r[k]) else f"{r[k]:g}" for k in ("relu_lr", "tanh_lr")),
                      "tanh/ReLU epochs [95% CI]": (f"{r['ratio']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
                                                    if r["n"] >= 2 and not math.isnan(r["ci_low"]) else
                                                    f"{r['ratio']:.2f}" if r["n"] else "-"),
