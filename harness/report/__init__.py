@@ -51,7 +51,7 @@ def _scale(sweep: SweepRecord, known: set[str]) -> list[str]:
 def _what_ran(sweep: SweepRecord, known: set[str]) -> str:
     epochs = sorted({len(r.curves.get("train_err", [])) for r in sweep.runs})
     train_images = sweep.param("data.train_subset")
-    total = len(sweep.runs) + len(sweep.missing)
+    total = len(sweep.cells) or len(sweep.runs) + len(sweep.missing)
     lines = [
         f"## {sweep.name}", "", *_scale(sweep, known), sweep.grid.get("about", ""), "",
         f"- sweep: parent run `{sweep.parent.origin_id}`, grid `{sweep.parent.tags.get('grid_file', '?')}` "

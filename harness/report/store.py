@@ -12,7 +12,7 @@ import yaml
 from harness import bundle
 from harness import config as C
 from harness import grid as G
-from harness import race, tracking
+from harness import tracking
 
 CURVES = ["train_err", "val_err", "train_time_s"]
 
@@ -36,7 +36,7 @@ class SweepRecord:
     parent: tracking.RunRecord
     grid: dict  # grid.yaml of the parent run
     runs: list[CellRun]  # one FINISHED run per cell
-    missing: list[tuple[str, str]]  # (cell name, why) for cells with no result (`race.settled`)
+    missing: list[tuple[str, str]]  # (cell name, why) for cells with no FINISHED run (a race's: in its table)
     cells: list[G.Cell] = field(default_factory=list)  # the recorded grid's, re-expanded
     attempts: dict[str, list[bundle.Run]] = field(default_factory=dict)  # cell hash -> its runs, oldest first
     _by_key: dict[str, G.Cell] = field(default_factory=dict, repr=False)
@@ -83,7 +83,7 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
         done = [r for r in attempts if r.status == "FINISHED"]
         if not done:
             last = attempts[-1]
-            if not (key in race_cells and race.settled(grid, last)):  # a race's diverged rate is in its table
+            if key not in race_cells:  # a race cell's outcome, whatever it is, is in the race's table
                 why = last.tags.get("failure_reason") or last.status.lower()
                 missing.append((last.name, f"{last.status}: {why}"))
             continue
@@ -93,6 +93,6 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
             axes={k.removeprefix("axis."): v for k, v in run.tags.items() if k.startswith("axis.")},
             params=run.params, tags=run.tags, metrics=run.latest(), curves=run.history(CURVES)))
     seen = set(by_cell)
-    missing += [(cell.name, "never ran") for cell in expected if cell.key not in seen]
+    missing += [(cell.name, "never ran") for cell in expected if cell.key not in seen and cell.key not in race_cells]
     return SweepRecord(sweep.sweep, sweep.parent.record(), yaml.safe_load(grid_yaml), runs, sorted(missing),
                        expected, by_cell)

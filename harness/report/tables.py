@@ -264,6 +264,8 @@ def race_display(table: pd.DataFrame) -> list[dict[str, str]]:
             what = f"{r['epochs_to_target']:.2f} epochs"
         elif r["outcome"] == "not run yet":
             what = "not run yet"
+        elif r["epochs_trained"] == 0:
+            what = f"{r['outcome']} in its first epoch"
         else:
             what = (f"{r['outcome']} after {r['epochs_trained']} epoch{'s' if r['epochs_trained'] != 1 else ''} "
                     f"(training error {_num(r['last_train_err'], '{:.1f}')}%)")
