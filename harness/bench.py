@@ -29,12 +29,12 @@ from itertools import islice
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from harness import config as C
+from harness import places
 from harness.data import Data, load_data
-from harness.describe import step_gflops
+from harness.describe import random_batch, seconds_per_step, sgd, sgd_step, step_gflops
 from harness.models import build_model
 from harness.models.layers import LocalResponseNorm
 
@@ -127,26 +127,19 @@ class Bench:
         x = self.data.transform.train(images)
         return x.contiguous(memory_format=memory_format(self.nhwc if nhwc is None else nhwc)), labels
 
-    def sgd(self, model: nn.Module) -> torch.optim.Optimizer:
-        o = self.cfg.optim
-        return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-
-    def step(self, model: nn.Module, sgd: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
-        with torch.autocast(self.device.type, torch.bfloat16, enabled=self.cfg.trainer.precision == "bf16-mixed"):
-            loss = F.cross_entropy(model(x), y)
-        sgd.zero_grad(set_to_none=True)
-        loss.backward()
-        sgd.step()
+    @property
+    def bf16(self) -> bool:
+        return self.cfg.trainer.precision == "bf16-mixed"
 
 
 def bare_epoch(b: Bench, batches: int) -> float:
     """Images/s of a plain loop: the harness's batches and transform, its model, SGD and precision."""
     model = b.model()
-    sgd, fmt, seen = b.sgd(model), memory_format(b.nhwc), []
+    optimiser, fmt, seen = sgd(model), memory_format(b.nhwc), []
 
     def loop():
         for images, labels in islice(b.data.train, batches):
-            b.step(model, sgd, b.data.transform.train(images).contiguous(memory_format=fmt), labels)
+            sgd_step(model, optimiser, b.data.transform.train(images).contiguous(memory_format=fmt), labels, b.bf16)
             seen.append(len(labels))
     seconds = timed(b.device, loop)
     return sum(seen) / seconds
@@ -157,20 +150,28 @@ def harness_epoch(b: Bench, batches: int, folder: Path) -> float:
     timed by the module itself (from the epoch's start to its last step; checkpoint excluded)."""
     from harness import train as T
 
-    T._first_step_reported = True  # the start-up line belongs to `harness train`
     cfg = dataclasses.replace(b.cfg, trainer=dataclasses.replace(b.cfg.trainer, max_epochs=1, progress_bar=False))
     recorded: dict[str, float] = {}
     module = T.Classifier(cfg, b.data.transform, b.num_classes, lambda step, m: recorded.update(m), b.nhwc)
-    trainer = T._trainer(cfg, folder / "last.ckpt", limit_train_batches=batches, limit_val_batches=0)
-    trainer.fit(module, b.data.train, b.data.val)
+    T.lightning_trainer(cfg, folder / "last.ckpt").fit(module, FirstBatches(b.data.train, batches))
     return recorded["images_per_sec"]
 
 
+class FirstBatches:
+    """The first `n` batches of a loader, as Lightning reads a loader (an epoch of them, no validation)."""
+
+    def __init__(self, batches, n: int):
+        self.batches, self.n = batches, n
+
+    def __iter__(self):
+        return islice(iter(self.batches), self.n)
+
+    def __len__(self) -> int:
+        return min(self.n, len(self.batches))
+
+
 def step_seconds(b: Bench, steps: int, nhwc: bool | None = None, lrn: type[nn.Module] | None = LocalResponseNorm) -> float:
-    model = b.model(nhwc, lrn)
-    sgd, (x, y) = b.sgd(model), b.batch(nhwc)
-    b.step(model, sgd, x, y)  # first-call allocations
-    return timed(b.device, lambda: [b.step(model, sgd, x, y) for _ in range(steps)]) / steps
+    return seconds_per_step(b.model(nhwc, lrn), *b.batch(nhwc), steps, b.bf16)
 
 
 def transform_seconds(b: Bench, batches: int) -> float:
@@ -190,7 +191,7 @@ def measurements(b: Bench, folder: Path) -> dict[str, Callable[[int], float]]:
 
 
 def run_target(preset: str, overrides: list[str], repeats: int, say: Callable[[str], None]) -> dict:
-    from harness.train import fast_defaults
+    from harness.train import device_settings
 
     cfg, label = C.load(preset, overrides), " ".join([preset, *overrides])
 
@@ -199,7 +200,7 @@ def run_target(preset: str, overrides: list[str], repeats: int, say: Callable[[s
         torch.set_num_threads(cfg.trainer.threads)
     data = load_data(cfg.data)
     data.to(device)
-    b = Bench(label, cfg, data, device, fast_defaults(cfg.trainer, device))
+    b = Bench(label, cfg, data, device, device_settings(cfg.trainer, device))
     probe = step_seconds(b, 3)
     batches = max(5, min(len(data.train), round(SECONDS_PER_MEASUREMENT / probe)))
     say(f"bench: {label}: {batches} batches of {cfg.data.batch_size} per timed loop "
@@ -278,16 +279,13 @@ def _layout_child() -> None:
     spec = json.loads(sys.argv[1])
     cfg = C.from_yaml(spec["config"], "bench layout")
     torch.set_num_threads(spec["threads"])
-    fmt = memory_format(C.channels_last(cfg.trainer, "cpu"))
-    model = build_model(cfg.model, cfg.model.num_classes or 10).to(memory_format=fmt)
-    size, batch = model.input_size, cfg.data.batch_size
-    x, y = torch.randn(batch, 3, size, size).contiguous(memory_format=fmt), torch.randint(0, 10, (batch,))
-    sgd = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    nhwc, batch = C.channels_last(cfg.trainer, "cpu"), cfg.data.batch_size
+    model = build_model(cfg.model, cfg.model.num_classes or 10).to(memory_format=memory_format(nhwc))
+    x, y = random_batch(model, batch, nhwc)
+    optimiser = sgd(model)
 
     def step():
-        sgd.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        sgd.step()
+        sgd_step(model, optimiser, x, y)
     step()
     time.sleep(max(0.0, spec["start_at"] - time.time()))
     # a child that came late (a slow start) times its own, shorter window, not the common one
@@ -430,7 +428,7 @@ def check(targets: list[tuple[str, list[str]]], grid_files: list[Path], out_dir:
     from harness.grid import load
 
     if out_dir:
-        C.check_writable(out_dir, "--out")
+        places.check_writable(out_dir, "--out")
     for preset, overrides in targets:
         cfg = C.load(preset, overrides)
         classes = len(load_data(cfg.data).classes)
@@ -451,8 +449,8 @@ def bench(targets: list[tuple[str, list[str]]], grid_files: list[Path], repeats:
                                 "work shares the cores, and every number below is lower for it")
         say(f"bench: caution: {described['caution']}")
     device = pick_device(C.TrainerConfig())
-    from harness.train import fast_defaults
-    fast_defaults(C.TrainerConfig(), device)  # the ceiling in the precision the runs use (TF32 on CUDA)
+    from harness.train import device_settings
+    device_settings(C.TrainerConfig(), device)  # the ceiling in the precision the runs use (TF32 on CUDA)
     ceiling = matmul_gflops(device)
     results = [run_target(preset, overrides, repeats, say) for preset, overrides in targets]
     grids = [grid_rates(path, say) for path in grid_files] if device.type == "cpu" else []

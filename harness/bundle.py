@@ -24,7 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness import stores, tracking
-from harness.config import check_writable, sqlite_path
+from harness.places import check_writable, sqlite_path
+from harness.errors import RunsFileError, StoreError
 
 FORMAT_NAME, FORMAT_VERSION = "harness-runs", 1
 FILE_NAME = "runs.zip"  # the name a report folder gives its sweep's file
@@ -54,10 +55,6 @@ Written by `harness export`, read by `harness import` and `harness report`. Plai
 
 In Python: `pandas.read_json(zipfile.ZipFile(path).open("metrics.jsonl"), lines=True)`.
 """
-
-
-class BundleError(Exception):
-    """A runs file or a store that cannot be used; the message names it."""
 
 
 @dataclass
@@ -103,13 +100,12 @@ class Bundle:
 
 # ----------------------------------------------------------------------------- from a store
 
-def from_store(uri: str, sweep: str, storage_url: str | None = None, figures: bool = False) -> Bundle:
-    """The sweep's parent (the oldest, as the report reads it) and all its active children."""
-    parents = tracking.find_runs(uri, sweep, "tags.sweep_role = 'parent'")
-    if not parents:
+def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False) -> Bundle:
+    """The sweep's parent (`tracking.sweep_parent`, as a reader) and all its active children."""
+    parent = tracking.sweep_parent(uri, sweep, storage_url, reader=True)
+    if parent is None:
         known = ", ".join(tracking.sweep_names(uri)) or "none"
-        raise BundleError(f"sweep {sweep!r}: no sweep parent run in {uri} (sweeps there: {known})")
-    parent = parents[0]
+        raise RunsFileError(f"sweep {sweep!r}: no sweep parent run in {uri} (sweeps there: {known})")
     children = tracking.find_runs(uri, sweep, f"tags.sweep_parent = '{parent.run_id}'")
     children.sort(key=lambda r: (r.start_ms, r.origin_id))
     original = {r.run_id: r.origin_id for r in [parent, *children]}
@@ -149,7 +145,7 @@ def _study_trials(storage_url: str | None, study: str) -> list[dict]:
     except KeyError:
         return []
     except Exception as err:  # noqa: BLE001 - a storage that cannot be read: one line naming it
-        raise stores.StoreError(f"--storage {stores.redact(storage_url)}: cannot read study {study!r} "
+        raise StoreError(f"--storage {stores.redact(storage_url)}: cannot read study {study!r} "
                                 f"({stores.failure(err)})") from None
 
     def when(moment: datetime | None) -> str | None:
@@ -194,12 +190,12 @@ def check_target(path: Path) -> None:
     runs file (never a tracking store or any other file named by mistake)."""
     check_writable(path.parent, f"--out {path}")
     if path.is_dir():
-        raise BundleError(f"--out {path}: a folder; name the file to write")
+        raise RunsFileError(f"--out {path}: a folder; name the file to write")
     if path.exists():
         try:
             read(path)
-        except BundleError:
-            raise BundleError(f"--out {path}: exists and is not a runs file; not overwriting it (remove it "
+        except RunsFileError:
+            raise RunsFileError(f"--out {path}: exists and is not a runs file; not overwriting it (remove it "
                               "or name another file)") from None
 
 
@@ -231,26 +227,26 @@ def write(bundle: Bundle, path: Path) -> Path:
                 archive.writestr(info, data, compresslevel=9)
         os.replace(partial, path)
     except OSError as err:
-        raise BundleError(f"--out {path}: cannot write it ({err.strerror or err})") from None
+        raise RunsFileError(f"--out {path}: cannot write it ({err.strerror or err})") from None
     finally:
         partial.unlink(missing_ok=True)
     return path
 
 
 def read(path: Path) -> Bundle:
-    """Read and check a whole file; any damage raises BundleError naming it, before anything is used."""
+    """Read and check a whole file; any damage raises RunsFileError naming it, before anything is used."""
     path = Path(path)
     if not path.is_file():
-        raise BundleError(f"{path}: {'a folder, not a runs file' if path.is_dir() else 'no such file'}")
+        raise RunsFileError(f"{path}: {'a folder, not a runs file' if path.is_dir() else 'no such file'}")
     try:
         with zipfile.ZipFile(path) as archive:
             manifest = json.loads(archive.read("manifest.json"))
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-                raise BundleError(f"{path}: not a {FORMAT_NAME} file (its manifest.json names no such format)")
+                raise RunsFileError(f"{path}: not a {FORMAT_NAME} file (its manifest.json names no such format)")
             version = manifest.get("version")
             if version != FORMAT_VERSION:
                 newer = " (written by a newer harness: upgrade)" if isinstance(version, int) and version > FORMAT_VERSION else ""
-                raise BundleError(f"{path}: format version {version!r}; this harness reads version {FORMAT_VERSION}{newer}")
+                raise RunsFileError(f"{path}: format version {version!r}; this harness reads version {FORMAT_VERSION}{newer}")
             runs = [Run(_text(r["run_id"]), None if r["parent_run_id"] is None else _text(r["parent_run_id"]),
                         _text(r["name"]), _text(r["status"]), int(r["start_time"]),
                         None if r["end_time"] is None else int(r["end_time"]), _texts(r["params"]), _texts(r["tags"]))
@@ -268,10 +264,10 @@ def read(path: Path) -> Bundle:
                 by_id[run_id].artifacts[inner] = archive.read(name)
             bundle = Bundle(_text(manifest.get("sweep")), _texts(manifest.get("experiment_tags") or {}), runs,
                             parse_jsonl(archive.read("trials.jsonl")))
-    except BundleError:
+    except RunsFileError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError, TypeError, AttributeError) as err:
-        raise BundleError(f"{path}: truncated or corrupt ({type(err).__name__}: {err})") from None
+        raise RunsFileError(f"{path}: truncated or corrupt ({type(err).__name__}: {err})") from None
     _check(path, bundle, manifest, len(points))
     return bundle
 
@@ -289,8 +285,8 @@ def _texts(mapping: Any) -> dict[str, str]:
 
 
 def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
-    def corrupt(why: str) -> BundleError:
-        return BundleError(f"{path}: truncated or corrupt ({why})")
+    def corrupt(why: str) -> RunsFileError:
+        return RunsFileError(f"{path}: truncated or corrupt ({why})")
 
     counts = {"runs": len(bundle.runs), "metric_points": points, "trials": len(bundle.trials)}
     for key, count in counts.items():

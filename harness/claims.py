@@ -1,10 +1,14 @@
 """The exactly-once protocol of a sweep: its stores (an Optuna study and an MLflow parent run),
 claims, heartbeats, reaping dead workers, and each cell's state. No torch, no training.
 
-The rule, keyed on the cell's config hash (`grid.cell_key`) and applied by every worker:
-1. A cell is **done** when the sweep's parent run has a FINISHED child tagged with its hash, or
-   a RUNNING one whose trial its worker completed (FINISHED comes next; see `claim_next`).
-   MLflow is the record; an Optuna trial only ever claims a cell.
+The rule, keyed on the cell's config hash (`grid.cell_key`) and applied by every worker (this is
+the one place it is written; the README and the other modules point here):
+1. A cell is **done** when the sweep's parent run (`tracking.sweep_parent`) has a child tagged
+   with its hash that is a result (FINISHED; in a race, also diverged: `race.settled`), or a
+   RUNNING one whose trial its worker completed (FINISHED comes next; see `claim_next`).
+   MLflow is the record; an Optuna trial only ever claims a cell. `cell_state` is the one
+   definition of done, running, failed and todo that the claims, the sweep's summary and its
+   dry run all read.
 2. A cell is **taken** while one of its trials is RUNNING.
 3. A worker **claims** a free cell by creating a RUNNING trial that carries the hash. Trial
    creation is serialised per study (a row lock on PostgreSQL; BEGIN IMMEDIATE on SQLite, set
@@ -14,7 +18,10 @@ The rule, keyed on the cell's config hash (`grid.cell_key`) and applied by every
 4. Workers heartbeat their trial every 10 s. A RUNNING trial without a heartbeat for 2 minutes,
    or whose process is gone from this host, is failed by whichever worker sees it first (a
    compare-and-set, so once), its MLflow run marked KILLED, and its cell is free again; a killed
-   cell continues from its last completed epoch when its checkpoint is on this machine.
+   cell continues from its last completed epoch when its checkpoint is on this machine. A worker
+   checks its claim before recording each epoch and completes its trial before marking its run
+   FINISHED, so one that lost its claim while stalled records nothing more: never a second
+   FINISHED run (`TrialClaim`, `harness.train.Claim`).
 5. A cell that failed in this invocation (diverged, raised) is not retried by it; running the
    same command again retries it. Optuna's GridSampler is not used: it treats a failed cell as
    visited and can hand one cell to two workers.
@@ -38,23 +45,18 @@ import yaml
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from harness import race, stores, tracking
+from harness import private_api, race, stores, tracking
 from harness.stores import redact
-from harness.config import ConfigError, sqlite_path
+from harness.places import sqlite_path
+from harness.errors import ConfigError, StoreError
 from harness.grid import Cell, Grid
 
-DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
 HEARTBEAT_S, GRACE_S = 10, 120  # a worker silent for GRACE_S is taken for dead
 WORKER_LOST = "worker_lost"  # the failure_reason of a run whose worker died or went silent
 EXITED, SILENT = "whose process has exited", f"which has been silent for {GRACE_S} s (no heartbeat)"
 
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def resolve_storage(given: str | None) -> str:
-    """The Optuna storage URL: --storage, else $HARNESS_SWEEP_STORAGE, else the local default."""
-    return given or os.environ.get("HARNESS_SWEEP_STORAGE") or DEFAULT_STORAGE
 
 
 # ------------------------------------------------------------------------------------ storage
@@ -71,9 +73,9 @@ def open_storage(storage_url: str, on_lost: Callable[[optuna.Study, FrozenTrial]
                 heartbeat_stale_trial_callback=on_lost,
                 engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None)
     except Exception as err:  # noqa: BLE001 - whatever Optuna or the driver raised: one line, naming it
-        raise stores.StoreError(f"--storage {redact(storage_url)}: {stores.failure(err)}") from None
+        raise StoreError(f"--storage {redact(storage_url)}: {stores.failure(err)}") from None
     if sqlite:
-        _serialise_sqlite(storage.engine)
+        _serialise_sqlite(private_api.rdb_engine(storage))
     return storage
 
 
@@ -113,7 +115,8 @@ class Sweep:
         print(f"{self.label}{text}", flush=True)
 
 
-def _parent_run(grid: Grid, study: optuna.Study, tracking_uri: str, storage_url: str) -> str:
+def _parent_run(grid: Grid, storage: optuna.storages.RDBStorage, study: optuna.Study, tracking_uri: str,
+                storage_url: str) -> str:
     """The sweep's MLflow parent run in this tracking store, created once. Its id is kept in the
     study; two workers starting together each create one, and the one whose claim trial has the
     lower number wins (trial creation is serialised), the other deleting its run. A study that is
@@ -122,17 +125,17 @@ def _parent_run(grid: Grid, study: optuna.Study, tracking_uri: str, storage_url:
     attr = f"mlflow_parent_run:{redact(tracking_uri)}"
     if attr in study.user_attrs and tracking.run_active(tracking_uri, study.user_attrs[attr]):
         return study.user_attrs[attr]
-    existing = find_parent(tracking_uri, grid.name, storage_url)
+    existing = tracking.sweep_parent(tracking_uri, grid.name, storage_url)
     if existing:
-        mine = existing
+        mine = existing.run_id
     else:
         tags = {"sweep": grid.name, "sweep_role": "parent", "optuna_study": grid.name,
                 "optuna_storage": redact(storage_url), "grid_file": str(grid.path), "git_commit": tracking.git_commit()}
         params = {"design": grid.design, "preset": grid.preset, "cells": len(grid.cells), "seeds": len(grid.seeds)}
         mine = tracking.start_run(tracking_uri, grid.name, grid.cells[0].config.tracking.artifact_root, grid.name,
                                   params, tags, yaml.safe_dump(grid.as_dict(), sort_keys=False), config_name="grid.yaml")
-    study_id = study._storage.get_study_id_from_name(grid.name)
-    study._storage.create_new_trial(study_id, _template(TrialState.PRUNED, {"mlflow_parent": mine}))
+    study_id = storage.get_study_id_from_name(grid.name)
+    storage.create_new_trial(study_id, _template(TrialState.PRUNED, {"mlflow_parent": mine}))
     # Claims made for an earlier, since deleted, tracking store have no run here and do not count.
     claims = [t for t in study.get_trials(deepcopy=False) if "mlflow_parent" in t.user_attrs
               and tracking.run_active(tracking_uri, t.user_attrs["mlflow_parent"])]
@@ -150,16 +153,6 @@ def _template(state: TrialState, user_attrs: dict) -> FrozenTrial:
                        intermediate_values={}, trial_id=0)
 
 
-def find_parent(tracking_uri: str, sweep: str, storage_url: str) -> str | None:
-    """The oldest parent run of the sweep made for this Optuna storage (the one the report reads).
-    Only that storage's: workers on another storage keep their claims in another study, and
-    sharing a parent with them could give a cell two FINISHED runs."""
-    for run in tracking.find_runs(tracking_uri, sweep, "tags.sweep_role = 'parent'"):
-        if run.tags.get("optuna_storage") == redact(storage_url):
-            return run.run_id
-    return None
-
-
 def open_sweep(grid: Grid, storage_url: str, tracking_uri: str, since_trial: int | None = None,
                label: str = "") -> Sweep:
     """Both stores checked (the tracking store first: a bad one must not leave a new Optuna
@@ -169,7 +162,7 @@ def open_sweep(grid: Grid, storage_url: str, tracking_uri: str, since_trial: int
     holder: list[Sweep] = []
     storage = open_storage(storage_url, on_lost=lambda study, trial: _on_lost(holder[0], trial, SILENT))
     study = optuna.create_study(study_name=grid.name, storage=storage, load_if_exists=True, direction="minimize")
-    parent = _parent_run(grid, study, tracking_uri, storage_url)
+    parent = _parent_run(grid, storage, study, tracking_uri, storage_url)
     if since_trial is None:
         since_trial = max((t.number for t in study.get_trials(deepcopy=False)), default=-1)
     holder.append(Sweep(grid, storage, study, storage_url, tracking_uri, parent, since_trial, label=label,
@@ -198,11 +191,31 @@ def children(sw: Sweep) -> dict[str, list[tracking.RunRecord]]:
 
 
 def trials_by_cell(sw: Sweep) -> dict[str, list[FrozenTrial]]:
+    return _by_cell(sw.study.get_trials(deepcopy=False))
+
+
+def _by_cell(trials: list[FrozenTrial]) -> dict[str, list[FrozenTrial]]:
     out: dict[str, list[FrozenTrial]] = {}
-    for trial in sw.study.get_trials(deepcopy=False):
+    for trial in trials:
         if "cell" in trial.user_attrs:
             out.setdefault(trial.user_attrs["cell"], []).append(trial)
     return out
+
+
+def stored_trials(storage_url: str, study: str) -> tuple[dict[str, list[FrozenTrial]], int]:
+    """A sweep's claims by cell, and its highest trial number (-1: none), read without creating
+    anything: none where the storage or the study does not exist yet (the dry run's view)."""
+    db = sqlite_path(storage_url)
+    if db is not None and stores.sqlite_kind(db) != "sqlite":
+        return {}, -1
+    stores.check_storage(storage_url)
+    try:
+        trials = optuna.load_study(study_name=study, storage=storage_url).get_trials(deepcopy=False)
+    except KeyError:  # no such study
+        return {}, -1
+    except Exception as err:  # noqa: BLE001 - a storage that cannot be read: one line naming it
+        raise StoreError(f"--storage {redact(storage_url)}: cannot read study {study!r} ({stores.failure(err)})") from None
+    return _by_cell(trials), max((t.number for t in trials), default=-1)
 
 
 def _confirmed(run: tracking.RunRecord, trials: list[FrozenTrial]) -> bool:
@@ -211,17 +224,24 @@ def _confirmed(run: tracking.RunRecord, trials: list[FrozenTrial]) -> bool:
     return run.status == "RUNNING" and run.tags.get("optuna_trial") in complete
 
 
-def cell_state(sw: Sweep, cell: Cell, trials: dict, runs: dict) -> str:
-    """done | running | failed (in this invocation: not retried by it) | todo."""
-    mine = trials.get(cell.key, [])
-    if any(race.settled(sw.grid, r) or _confirmed(r, mine) for r in runs.get(cell.key, [])):
+def done_runs(grid: Grid, runs: list[tracking.RunRecord], trials: list[FrozenTrial]) -> list[tracking.RunRecord]:
+    """The runs that make a cell done (rule 1): a result (`race.settled`), or a RUNNING run whose
+    trial its worker completed."""
+    return [r for r in runs if race.settled(grid, r) or _confirmed(r, trials)]
+
+
+def cell_state(grid: Grid, runs: list[tracking.RunRecord], trials: list[FrozenTrial], since_trial: int) -> str:
+    """A cell's state from its runs and its claims, the one definition (the claims, the sweep's
+    summary and its dry run): done | running | failed (in this invocation, which will not retry
+    it; the next one will) | todo."""
+    if done_runs(grid, runs, trials):
         return "done"
-    if any(t.state == TrialState.RUNNING for t in mine):
+    if any(t.state == TrialState.RUNNING for t in trials):
         return "running"
     # A FAIL with a failure_reason was ended by its own worker; one without was reaped (worker lost).
     # An interrupted cell (Ctrl-C, SIGTERM: a pre-empted job) is free for any worker to continue.
-    if any(t.state == TrialState.FAIL and t.number > sw.since_trial
-           and t.user_attrs.get("failure_reason", tracking.INTERRUPTED) != tracking.INTERRUPTED for t in mine):
+    if any(t.state == TrialState.FAIL and t.number > since_trial
+           and t.user_attrs.get("failure_reason", tracking.INTERRUPTED) != tracking.INTERRUPTED for t in trials):
         return "failed"
     return "todo"
 
@@ -229,7 +249,8 @@ def cell_state(sw: Sweep, cell: Cell, trials: dict, runs: dict) -> str:
 def snapshot(sw: Sweep) -> tuple[dict[str, str], dict, int]:
     """Each cell's state, the child runs, and how many workers hold cells now."""
     trials, runs = trials_by_cell(sw), children(sw)
-    states = {cell.key: cell_state(sw, cell, trials, runs) for cell in sw.grid.cells}
+    states = {cell.key: cell_state(sw.grid, runs.get(cell.key, []), trials.get(cell.key, []), sw.since_trial)
+              for cell in sw.grid.cells}
     holders = {t.user_attrs.get("worker") for ts in trials.values() for t in ts if t.state == TrialState.RUNNING}
     return states, runs, max(1, len(holders))
 
@@ -329,7 +350,7 @@ def claim_next(sw: Sweep, index: int = 0) -> tuple[Cell, int] | bool:
         if trial_id is None:
             continue
         trials = trials_by_cell(sw).get(cell.key, [])
-        done = [r for r in children(sw).get(cell.key, []) if race.settled(sw.grid, r) or _confirmed(r, trials)]
+        done = done_runs(sw.grid, children(sw).get(cell.key, []), trials)
         if not done:
             return cell, trial_id
         # done between our look and our claim

@@ -7,14 +7,16 @@ Exit codes: 0 success; 1 a run failed; 2 bad input (config, data or arguments), 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from harness import config as C
+from harness import places
+from harness.errors import InputError
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
@@ -39,7 +41,7 @@ def cmd_train(args) -> int:
             return 0
         from harness.data import check_source  # light: a bad source fails before torch is imported
         check_source(cfg.data)
-        C.check_outputs(cfg)
+        places.check_outputs(cfg)
         from harness.train import train
         result = train(cfg)
     print(f"harness: run {result.run_id} {result.status} after {result.epochs} epochs"
@@ -59,19 +61,13 @@ def cmd_sweep(args) -> int:
     if args.until_resolved:
         given = args.max_seeds if args.max_seeds is not None else grid.max_seeds or G.DEFAULT_MAX_SEEDS
         try:
-            grid = G.resolving(grid, given)
+            grid = G.with_max_seeds(grid, given)
         except C.ConfigError as err:
             raise C.ConfigError(f"{args.file}: --until-resolved: {err}") from None
-        if args.added_seeds:  # a worker of a later round
-            try:
-                added = json.loads(args.added_seeds)
-            except json.JSONDecodeError:
-                raise C.ConfigError(f"--added-seeds: not JSON: {args.added_seeds!r}") from None
-            grid = G.with_seeds(grid, added)
     from harness.data import check_source  # light: a bad source fails before torch, MLflow or Optuna loads
     for data in {repr(cell.config.data): cell.config.data for cell in grid.cells}.values():
         check_source(data)
-    tracking_uri, storage_url = _tracking_uri(args.tracking_uri), _storage(args.storage)
+    tracking_uri, storage_url = _tracking_uri(args.tracking_uri), places.storage_url(args.storage)
     workers = _workers(args.workers)
     if args.calibrate_steps < 1:
         raise C.ConfigError(f"--calibrate-steps: must be at least 1; got {args.calibrate_steps}")
@@ -82,11 +78,9 @@ def cmd_sweep(args) -> int:
         from harness.plan import plan
         print(plan(grid, storage_url, tracking_uri, workers, args.calibrate_steps))
         return 0
-    if args.worker_index is None:
-        print(G.describe(grid), flush=True)
+    print(G.describe(grid), flush=True)
     from harness import sweep
-    return sweep.run(grid, storage_url=storage_url, tracking_uri=tracking_uri, workers=workers,
-                     overrides=args.overrides, worker_index=args.worker_index, since_trial=args.since_trial)
+    return sweep.run(grid, storage_url=storage_url, tracking_uri=tracking_uri, workers=workers)
 
 
 def _workers(given: str) -> int | str:
@@ -98,44 +92,39 @@ def _workers(given: str) -> int | str:
 
 
 def _tracking_uri(given: str | None) -> str:
-    return given or C.tracking_uri(C.TrackingConfig())
+    return given or places.tracking_uri(C.TrackingConfig())
 
 
-def _store(uri: str) -> str | None:
+def _existing_store(uri: str) -> str | None:
     """The tracking URI, or None where it names an SQLite store that does not exist (a missing or
     empty file: never created by a command that only reads); a file that is not one raises."""
     from harness import stores  # light: reads an SQLite file with sqlite3, no MLflow
     return uri if stores.has_tracking_store(uri) else None
 
 
-def _storage(given: str | None) -> str:
-    from harness.claims import resolve_storage  # optuna, no torch
-    return resolve_storage(given)
-
-
 def cmd_report(args) -> int:
-    from pathlib import Path
-
     from harness import bundle
     from harness.report import build
-    uri = _store(_tracking_uri(args.tracking_uri))
+    uri = _existing_store(_tracking_uri(args.tracking_uri))
     if uri is None and not any(Path(args.out).glob(f"*/{bundle.FILE_NAME}")):
         raise C.ConfigError(f"--tracking-uri: no tracking store at {_tracking_uri(args.tracking_uri)} and no "
                             f"runs file under {args.out}/*/: run a sweep or `harness import` one first")
-    readme = build(uri, args.sweeps, Path(args.out), _storage(args.storage))
+    readme, failed = build(uri, args.sweeps, Path(args.out), places.storage_url(args.storage))
     print(f"harness: report written to {readme} (tables, figures and runs files in {args.out}/<sweep>/)")
+    if failed:  # the report is whole, but what it reports is not: say which cells, and exit 1
+        print(f"harness: {len(failed)} cell(s) failed, left out of the report (run their sweep again to retry "
+              f"them): {'; '.join(failed)}", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 
 def cmd_export(args) -> int:
-    from pathlib import Path
-
     from harness import bundle
     uri, out = _tracking_uri(args.tracking_uri), Path(args.out or f"{args.sweep}.runs.zip")
     bundle.check_target(out.absolute())
-    if _store(uri) is None:
+    if _existing_store(uri) is None:
         raise C.ConfigError(f"--tracking-uri: no tracking store at {uri}")
-    sweep = bundle.from_store(uri, args.sweep, _storage(args.storage), figures=args.figures)
+    sweep = bundle.from_store(uri, args.sweep, places.storage_url(args.storage), figures=args.figures)
     out = bundle.write(sweep, out)
     points = sum(len(v) for r in sweep.runs for v in r.metrics.values())
     print(f"harness: sweep {args.sweep}: {len(sweep.runs)} runs (the parent and {len(sweep.children)} child runs), "
@@ -165,7 +154,7 @@ def cmd_ui(args) -> int:
                                 f"stop it or pick another --port") from None
     base = f"http://127.0.0.1:{args.port}"
     view = "workflowType=machine_learning"  # MLflow 3.17's UI opens on its GenAI pages without it
-    if _store(uri):
+    if _existing_store(uri):
         from harness import tracking
         sweeps = set(tracking.sweep_names(uri))
         for name, (experiment, tags) in sorted(tracking.experiments(uri).items()):
@@ -257,11 +246,8 @@ def parser() -> argparse.ArgumentParser:
                         "still holds both zero and the paper's delta, by a sequential rule that keeps the "
                         "error rate at 5%% over the looks (harness/sequential.py)")
     p.add_argument("--max-seeds", type=int, help="with --until-resolved: the most seeds a trick gets (default 10)")
-    p.add_argument("--added-seeds", help=argparse.SUPPRESS)
     p.add_argument("--dry-run", action="store_true", help="list the cells and estimate their cost; run nothing")
     p.add_argument("--calibrate-steps", type=int, default=2, help="SGD steps timed per network for --dry-run")
-    p.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--since-trial", type=int, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="rebuild reports/ from the tracking store and reports/*/runs.zip")
@@ -321,9 +307,17 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+_SIGNALLED: list[int] = []  # the stop signals this process received
+
+
+def _interrupt(signum: int, frame) -> None:
+    """SIGINT (Ctrl-C) and SIGTERM (kill, SLURM pre-emption) stop a run alike: it ends KILLED and
+    continues from its checkpoint. Remembered, so that exit 130 means a signal and nothing else."""
+    _SIGNALLED.append(signum)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    # SIGTERM (kill, SLURM pre-emption) stops a run as Ctrl-C does: the run ends KILLED, resumable.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     top = parser()
     args, extra = top.parse_known_args(argv)
     # key=value overrides may come after options (`sweep FILE --dry-run seed=1`)
@@ -331,28 +325,26 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     elif extra:
         top.error(f"unrecognized arguments: {' '.join(extra)}")
+    return guarded(lambda: args.func(args))
+
+
+def guarded(command: Callable[[], int]) -> int:
+    """Run a command under harness's exit codes: bad input (InputError) one line and 2; SIGINT or
+    SIGTERM 130; anything else raises (a traceback, exit 1). The sweep's workers run under it too."""
+    _SIGNALLED.clear()
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
-        return args.func(args)
-    except (KeyboardInterrupt, SystemExit) as err:  # Ctrl-C or SIGTERM (which Lightning turns into exit 1)
-        if isinstance(err, SystemExit) and err.code in (0, None):
+        return command()
+    except InputError as err:
+        print(f"harness: {err.kind}: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (KeyboardInterrupt, SystemExit) as err:
+        # Lightning turns the KeyboardInterrupt our handler raises into exit(1): a signal, still
+        if isinstance(err, SystemExit) and (err.code in (0, None) or not _SIGNALLED):
             raise
         print("harness: interrupted; the same command again continues where it stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except C.ConfigError as err:
-        from harness.stores import StoreError  # light: no MLflow
-        kind = "store error" if isinstance(err, StoreError) else "config error"
-        print(f"harness: {kind}: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except Exception as err:
-        from harness.data.sources import DataError  # light: no torch
-        if isinstance(err, DataError):
-            print(f"harness: data error: {err}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        bundle = sys.modules.get("harness.bundle")  # loaded only by the commands that can raise its error
-        if bundle and isinstance(err, bundle.BundleError):
-            print(f"harness: {err}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        raise
 
 
 if __name__ == "__main__":

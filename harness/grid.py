@@ -46,8 +46,9 @@ from typing import Any
 
 from harness import config as C
 
-TOP_KEYS = ("name", "about", "base", "preset", "set", "design", "axes", "seeds", "with", "lr", "stop",
-            "until_resolved", "added_seeds", "full_scale", "race", "race_state")
+USER_KEYS = ("name", "about", "base", "preset", "set", "design", "axes", "seeds", "with", "lr", "stop",
+             "until_resolved", "full_scale", "race")
+STATE_KEYS = ("added_seeds", "race_state")  # what a sweep decided as it ran, recorded in its parent run's grid.yaml
 STOP_KEYS = {"train_err_below": "trainer.stop_train_err", "max_epochs": "trainer.max_epochs",
              "stalled_epochs": "trainer.stop_stalled"}
 DESIGNS = ("leave_one_out", "factorial")
@@ -161,8 +162,11 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise C.ConfigError(f"{path}: base: a cycle ({' -> '.join(p.name for p in seen + (path,))})")
     values = C.read_yaml(path)
     for key in values:
-        if key not in TOP_KEYS:
-            raise C.ConfigError(f"{path}: {key}: unknown key (known: {', '.join(TOP_KEYS)})")
+        if key in STATE_KEYS:
+            raise C.ConfigError(f"{path}: {key}: recorded by a sweep in its parent run's grid.yaml, not set in a "
+                                "grid file; drop it")
+        if key not in USER_KEYS:
+            raise C.ConfigError(f"{path}: {key}: unknown key (known: {', '.join(USER_KEYS)})")
     if "base" not in values:
         return values
     base = values.pop("base")
@@ -189,12 +193,53 @@ def load(path: str | Path, overrides: list[str] | None = None) -> Grid:
     path = Path(path)
     values = _read(path)
     try:
-        return _validate(path, values, overrides)
+        return _grid(path, values, overrides)
     except GridError as err:
         raise C.ConfigError(f"{path}: {err}") from None
 
 
-def _validate(path: Path, values: dict[str, Any], overrides: list[str] | None) -> Grid:
+def from_record(values: Any, path: str | Path, where: str) -> Grid:
+    """A grid as a sweep recorded it (`Grid.as_dict`: its parent run's grid.yaml, a worker's spec),
+    with the sweep's state (`STATE_KEYS`); `path` is the grid file it came from, `where` names the
+    record in errors."""
+    if not isinstance(values, dict):
+        raise C.ConfigError(f"{where}: expected a mapping; got {type(values).__name__}")
+    unknown = sorted(set(values) - set(USER_KEYS) - set(STATE_KEYS) - {"base"})
+    if unknown:
+        raise C.ConfigError(f"{where}: {unknown[0]}: unknown key (known: {', '.join(USER_KEYS + STATE_KEYS)})")
+    try:
+        return _grid(Path(path), values, None)
+    except GridError as err:
+        raise C.ConfigError(f"{where}: {err}") from None
+
+
+def _grid(path: Path, values: dict[str, Any], overrides: list[str] | None) -> Grid:
+    """Checked keys, then the settings every cell shares, then the cells."""
+    _check_keys(values)
+    shared, stop = _shared_settings(values, overrides)
+    grid = Grid(name=values["name"], path=path, preset=values["preset"], design=values["design"],
+                axes=values["axes"], seeds=values["seeds"], about=str(values.get("about", "")).strip(), set=shared,
+                lr=values.get("lr"), with_=values.get("with") or {}, stop=stop,
+                full_scale=values.get("full_scale") or "")
+    until = values.get("until_resolved")
+    grid = with_max_seeds(grid, until["max_seeds"]) if until is not None else grid
+    if values.get("race") is not None:
+        grid = dataclasses.replace(grid, race=_race(values, grid))
+    elif values.get("race_state") is not None:
+        raise GridError("race_state", "recorded by a race; this grid has no race key")
+    grid = with_race_state(grid, values.get("race_state") or {}) if grid.race else grid
+    grid = with_seeds(grid, values.get("added_seeds") or {})
+    if grid.design == "leave_one_out" and grid.lr is not None:
+        variants = [(c.seed, json.dumps({k: v for k, v in c.values.items() if k != "optim.lr"},
+                                        sort_keys=True, default=str)) for c in grid.cells]
+        if len(set(variants)) < len(variants):  # one variant at several rates
+            raise GridError("lr", "a leave_one_out grid pairs each trick's runs with the full model's by seed: "
+                       "give each cell one rate (lr: [0.01]) or use a factorial design")
+    return grid
+
+
+def _check_keys(values: dict[str, Any]) -> None:
+    """Each top-level key's shape, alone: required keys, names, design, axes, seeds, stop, set, with."""
     for key in ("name", "preset", "design", "axes", "seeds"):
         if key not in values:
             raise GridError(key, "missing")
@@ -228,15 +273,8 @@ def _validate(path: Path, values: dict[str, Any], overrides: list[str] | None) -
     for key in stop:
         if key not in STOP_KEYS:
             raise GridError(f"stop.{key}", f"unknown key (known: {', '.join(STOP_KEYS)})")
-    shared = values.get("set") or {}
-    if not isinstance(shared, dict):
-        raise GridError("set", f"expected a mapping of config keys to values; got {shared!r}")
-    shared = {**shared, **{STOP_KEYS[k]: v for k, v in stop.items()}}
-    shared.update(C.parse_flat(overrides or []))
-    # `stop` as resolved, so the recorded grid re-expands to the same cells and the report reads the
-    # target that ran, also when a command-line override changed it.
-    stop = {k: shared[key] for k, key in STOP_KEYS.items() if key in shared}
-
+    if not isinstance(values.get("set") or {}, dict):
+        raise GridError("set", f"expected a mapping of config keys to values; got {values['set']!r}")
     coupled = values.get("with") or {}
     if not isinstance(coupled, dict):
         raise GridError("with", f"expected {{axis: {{value: {{key: value}}}}}}; got {coupled!r}")
@@ -248,29 +286,21 @@ def _validate(path: Path, values: dict[str, Any], overrides: list[str] | None) -
         unknown = {str(k).lower() for k in by_value} - {str(v).lower() for v in axes[axis]}
         if unknown:
             raise GridError(f"with.{axis}", f"{', '.join(sorted(unknown))}: not values of the axis")
-
-    grid = Grid(name=name, path=path, preset=values["preset"], design=values["design"], axes=axes,
-                seeds=seeds, about=str(values.get("about", "")).strip(), set=shared,
-                lr=values.get("lr"), with_=coupled, stop=stop, full_scale=values.get("full_scale") or "")
-    if not isinstance(grid.full_scale, str) or (grid.full_scale and not re.fullmatch(r"[A-Za-z0-9_.-]+", grid.full_scale)):
-        raise GridError("full_scale", f"expected the name of the full-scale grid; got {grid.full_scale!r}")
+    full_scale = values.get("full_scale") or ""
+    if not isinstance(full_scale, str) or (full_scale and not re.fullmatch(r"[A-Za-z0-9_.-]+", full_scale)):
+        raise GridError("full_scale", f"expected the name of the full-scale grid; got {full_scale!r}")
     until = values.get("until_resolved")
     if until is not None and (not isinstance(until, dict) or set(until) != {"max_seeds"}):
         raise GridError("until_resolved", f"expected {{max_seeds: N}}; got {until!r}")
-    grid = resolving(grid, until["max_seeds"]) if until is not None else grid
-    if values.get("race") is not None:
-        grid = dataclasses.replace(grid, race=_race(values, grid))
-    elif values.get("race_state") is not None:
-        raise GridError("race_state", "recorded by a race; this grid has no race key")
-    grid = with_race_state(grid, values.get("race_state") or {}) if grid.race else grid
-    grid = with_seeds(grid, values.get("added_seeds") or {})
-    if grid.design == "leave_one_out" and grid.lr is not None:
-        variants = [(c.seed, json.dumps({k: v for k, v in c.values.items() if k != "optim.lr"},
-                                        sort_keys=True, default=str)) for c in grid.cells]
-        if len(set(variants)) < len(variants):  # one variant at several rates
-            raise GridError("lr", "a leave_one_out grid pairs each trick's runs with the full model's by seed: "
-                       "give each cell one rate (lr: [0.01]) or use a factorial design")
-    return grid
+
+
+def _shared_settings(values: dict[str, Any], overrides: list[str] | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings every cell shares (`set`, then `stop`, then the command line's key=value), and
+    `stop` as resolved from them: the recorded grid then re-expands to the same cells, and the
+    report reads the target that ran, also where a command-line override changed it."""
+    shared = {**(values.get("set") or {}), **{STOP_KEYS[k]: v for k, v in (values.get("stop") or {}).items()}}
+    shared.update(C.parse_flat(overrides or []))
+    return shared, {k: shared[key] for k, key in STOP_KEYS.items() if key in shared}
 
 
 def _number(value: Any) -> bool:
@@ -344,7 +374,7 @@ def with_race_state(grid: Grid, state: dict[str, Any]) -> Grid:
     return grid
 
 
-def resolving(grid: Grid, max_seeds: int) -> Grid:
+def with_max_seeds(grid: Grid, max_seeds: int) -> Grid:
     """The grid run with --until-resolved: seeds added to unresolved tricks, up to max_seeds each."""
     if grid.design != "leave_one_out":
         raise GridError("until_resolved", "adds seeds to a leave_one_out grid's tricks; this grid is factorial")

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import stores, tracking
-from harness.bundle import (PARENT_LINKS, TRIALS_ARTIFACT, Bundle, BundleError, Run, json_number, parse_jsonl, read,
+from harness.bundle import (PARENT_LINKS, TRIALS_ARTIFACT, Bundle, Run, json_number, parse_jsonl, read,
                             trials_jsonl)
-from harness.config import check_writable, sqlite_path
+from harness.places import check_writable, sqlite_path
+from harness.errors import RunsFileError
 
 
 def artifact_root(uri: str) -> str | None:
@@ -24,9 +25,9 @@ def artifact_root(uri: str) -> str | None:
     return str(db.parent) if db else None
 
 
-def _store_failure(uri: str, err: Exception, partial: bool = False) -> BundleError:
+def _store_failure(uri: str, err: Exception, partial: bool = False) -> RunsFileError:
     tail = "; the import stopped partway: run it again to finish it" if partial else ""
-    return BundleError(f"--tracking-uri {uri}: the tracking store failed ({stores.failure(err)}){tail}")
+    return RunsFileError(f"--tracking-uri {uri}: the tracking store failed ({stores.failure(err)}){tail}")
 
 
 @dataclass
@@ -44,18 +45,18 @@ def plan(uri: str, path: Path, bundle: Bundle) -> Plan:
     experiment whose artifact folder cannot be written)."""
     found = tracking.experiments(uri).get(bundle.sweep)
     if found is None and tracking.deleted_experiment(uri, bundle.sweep):
-        raise BundleError(f"{path}: the store holds a deleted experiment named {bundle.sweep!r}; restore it "
+        raise RunsFileError(f"{path}: the store holds a deleted experiment named {bundle.sweep!r}; restore it "
                           f"(`mlflow experiments restore`) or purge it (`mlflow gc`) first")
     existing = {r.origin_id: r for r in tracking.find_runs(uri, bundle.sweep)} if found else {}
     for record in existing.values():
         if record.tags.get("sweep_role") == "parent" and record.origin_id != bundle.parent.run_id:
-            raise BundleError(f"{path}: the store already holds another sweep named {bundle.sweep!r} (parent run "
+            raise RunsFileError(f"{path}: the store already holds another sweep named {bundle.sweep!r} (parent run "
                               f"{record.origin_id}); import into another store with --tracking-uri")
     for run in bundle.runs:
         have = existing.get(run.run_id)
         changed = [k for k, v in run.params.items() if have and k in have.params and have.params[k] != v]
         if changed:
-            raise BundleError(f"{path}: run {run.name} is in the store with other values of {', '.join(changed[:3])}")
+            raise RunsFileError(f"{path}: run {run.name} is in the store with other values of {', '.join(changed[:3])}")
     location = tracking.experiment_location(uri, found[0]) if found else None
     if location and location.startswith("file:"):
         check_writable(location.removeprefix("file://"), f"{path}: experiment {bundle.sweep}'s artifacts")
@@ -141,7 +142,7 @@ def import_files(uri: str, paths: list[Path]) -> list[str]:
     names = [b.sweep for _, b in bundles]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise BundleError(f"{', '.join(str(p) for p, b in bundles if b.sweep in twice)}: "
+        raise RunsFileError(f"{', '.join(str(p) for p, b in bundles if b.sweep in twice)}: "
                           f"the same sweep ({', '.join(twice)}) in several files; import one")
     stores.check_tracking_store(uri)
     lines = []
@@ -150,7 +151,7 @@ def import_files(uri: str, paths: list[Path]) -> list[str]:
     with stores.creation_lock(uri, "import"):
         try:
             plans = [plan(uri, path, bundle) for path, bundle in bundles]
-        except BundleError:
+        except RunsFileError:
             raise
         except Exception as err:  # noqa: BLE001 - any failure to read the store is one line naming it
             raise _store_failure(uri, err) from None

@@ -10,7 +10,7 @@ import os
 from harness import config as C
 from harness import stores, tracking
 from harness import race
-from harness.claims import find_parent, recorded_grid
+from harness.claims import cell_state, recorded_grid, stored_trials
 from harness.grid import Grid, describe, duration, variant_name
 
 CELL_SETUP_S = 3  # measured here: a cell's run, Trainer, test pass and learning-curve upload
@@ -41,10 +41,11 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
 
     runs: dict[str, list[tracking.RunRecord]] = {}
     if stores.has_tracking_store(tracking_uri):
-        parent = find_parent(tracking_uri, grid.name, storage_url)
-        runs = tracking.cell_runs(tracking_uri, grid.name, parent) if parent else {}
+        parent = tracking.sweep_parent(tracking_uri, grid.name, storage_url)
+        runs = tracking.cell_runs(tracking_uri, grid.name, parent.run_id) if parent else {}
         if parent and grid.race:  # the race's cells and choices so far
-            grid = race.recorded(grid, recorded_grid(tracking_uri, parent), parent)
+            grid = race.recorded(grid, recorded_grid(tracking_uri, parent.run_id), parent.run_id)
+    trials, last_trial = stored_trials(storage_url, grid.name)
 
     sizes, step_s = {}, {}
     busy = os.getloadavg()[0]  # other work on the cores inflates every measured step
@@ -61,9 +62,8 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
             torch.manual_seed(0)
             step_s[shape] = measure_step(build_model(cfg.model, classes), cfg.data.batch_size, steps, nhwc)
         epochs, seconds = cfg.trainer.max_epochs, cell_seconds(cfg, n, step_s[shape])
-        history = runs.get(cell.key, [])
-        state = ("done" if any(race.settled(grid, r) for r in history)
-                 else history[-1].status.lower() if history else "todo")
+        # as the next invocation sees it: a cell that failed before is retried (todo)
+        state = cell_state(grid, runs.get(cell.key, []), trials.get(cell.key, []), last_trial)
         total += seconds
         todo_total += 0 if state == "done" else seconds
         bound = "<=" if cfg.trainer.stop_train_err else ""

@@ -49,7 +49,7 @@ def _errors(grid: Grid, runs: dict[str, list]) -> dict[tuple[str, int], float]:
     return out
 
 
-def tried(grid: Grid, runs: dict[str, list]) -> Grid:
+def with_added_seeds_from_runs(grid: Grid, runs: dict[str, list]) -> Grid:
     """The grid with every seed some earlier round added (a trick cell of that seed has a run)."""
     first = max(grid.seeds) + 1  # added seeds run on from the grid's highest, one per round
     candidate = with_seeds(grid, {pair: list(range(first, first + grid.max_seeds - len(grid.seeds)))

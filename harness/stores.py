@@ -22,13 +22,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-from harness.config import ConfigError, check_writable, served, sqlite_path
+from harness import private_api
+from harness.places import check_writable, is_tracking_server, sqlite_path
+from harness.errors import StoreError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
-
-
-class StoreError(ConfigError):
-    """A store that cannot be used as it is: bad input, named with its path or URL."""
 
 
 def failure(err: Exception) -> str:
@@ -131,7 +129,7 @@ def check_tracking_store(uri: str) -> None:
 def _answers(url: str, what: str) -> None:
     """A database server or an MLflow tracking server that answers within seconds (MLflow's own
     retries would wait minutes in silence), else StoreError."""
-    if served(url):
+    if is_tracking_server(url):
         import urllib.request
 
         try:
@@ -175,18 +173,9 @@ def open_tracking_store(uri: str) -> None:
             if not _complete(db):
                 if _half_made(db, uri):
                     db.unlink()  # its creation was cut off, and it holds nothing: made again below
-                    _forget_engine(uri)
+                    private_api.forget_mlflow_engine(uri)  # its pooled connections hold the removed file
                 _first_call(uri)
     _READY.add(uri)
-
-
-def _forget_engine(uri: str) -> None:
-    """Drop MLflow's per-process engine for the URI: its pooled connections still hold the removed file."""
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    engine = SqlAlchemyStore._engine_map.pop(uri, None)
-    if engine is not None:
-        engine.dispose()
 
 
 def _first_call(uri: str) -> None:
@@ -204,23 +193,15 @@ def _first_call(uri: str) -> None:
 
 
 def _schema(db: Path) -> tuple[dict[str, list[tuple]], str | None]:
-    from mlflow.store.db.utils import _get_latest_schema_revision
-
-    return sqlite_tables(db, count=("runs", "experiments")), _get_latest_schema_revision()
+    return sqlite_tables(db, count=("runs", "experiments")), private_api.mlflow_schema_head()
 
 
 def _made_by_mlflow(tables: dict[str, list[tuple]]) -> bool:
     """Whether an SQLite database's tables are MLflow's: its schema version is one of MLflow's
     migrations, or, before the first one was recorded, every table is one MLflow makes."""
-    from alembic.script import ScriptDirectory
-    from mlflow.store.db.base_sql_model import Base
-    from mlflow.store.db.utils import _get_alembic_config
-    from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
-
     if tables.get("alembic_version"):
-        revisions = {r.revision for r in ScriptDirectory.from_config(_get_alembic_config("")).walk_revisions()}
-        return tables["alembic_version"][0][0] in revisions
-    known = set(Base.metadata.tables) | set(InitialBase.metadata.tables) | {"alembic_version"}
+        return tables["alembic_version"][0][0] in private_api.mlflow_schema_revisions()
+    known = private_api.mlflow_table_names() | {"alembic_version"}
     return all(t in known or t.startswith("_alembic_tmp_") for t in tables)
 
 
@@ -271,9 +252,7 @@ def check_storage(storage_url: str) -> None:
         _answers(storage_url, "--storage")
         return
     if sqlite_kind(db) == "sqlite":
-        from optuna.storages._rdb.models import BaseModel
-
-        foreign = sorted(set(sqlite_tables(db)) - set(BaseModel.metadata.tables) - {"alembic_version"})
+        foreign = sorted(set(sqlite_tables(db)) - private_api.optuna_table_names() - {"alembic_version"})
         if foreign:
             raise StoreError(f"--storage {storage_url}: {db} is an SQLite database but not an Optuna storage "
                              f"(tables: {', '.join(foreign[:6])}); point --storage elsewhere")

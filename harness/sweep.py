@@ -5,7 +5,6 @@ in `harness.claims`; the --dry-run estimate is in `harness.plan`."""
 from __future__ import annotations
 
 import copy
-import json
 import os
 import subprocess
 import sys
@@ -15,10 +14,12 @@ import yaml
 from optuna.trial import TrialState
 
 from harness import config as C
+from harness import places
 from harness import race, resolve, stores, tracking
 from harness.claims import (Heartbeat, Sweep, TrialClaim, children, claim_next, end_trial, open_sweep, reap,
                             recorded_grid, redact, snapshot)
-from harness.grid import Cell, Grid, duration, resolving
+from harness.grid import Cell, Grid, duration, with_max_seeds
+from harness.worker import WorkerSpec
 
 POLL_S = 5  # how often an idle worker looks for freed cells while others finish theirs
 
@@ -32,16 +33,12 @@ def _killed_run(sw: Sweep, cell: Cell, runs: list[tracking.RunRecord]) -> str | 
     if not runs or runs[-1].status != "KILLED":
         return None
     run_id, trainer = runs[-1].run_id, cell.config.trainer
-    return run_id if C.checkpoint_path(trainer, run_id).is_file() and not being_trained(trainer, run_id) else None
+    return run_id if places.checkpoint_path(trainer, run_id).is_file() and not being_trained(trainer, run_id) else None
 
 
 def run_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord]) -> tuple[str, str]:
-    """Train the claimed cell; end its trial. Returns (status, what happened).
-
-    The claim is checked before each epoch is recorded and the trial completed before the run is
-    marked FINISHED (`TrialClaim`), so that a worker whose claim was taken from it while it was
-    silent (no heartbeat for GRACE_S) records nothing more: never a second FINISHED run, never
-    metrics in a run that another worker now continues."""
+    """Train the claimed cell under its claim (rule 4 of `harness.claims`); end its trial.
+    Returns (status, what happened)."""
     from harness.train import train
 
     cfg = copy.deepcopy(cell.config)
@@ -119,7 +116,7 @@ def summarise(sw: Sweep, end_parent: bool) -> int:
     sw.say(progress_line(sw, states, runs, 1).split(" | ")[0])
     missing = 0
     for cell in sw.grid.cells:
-        if any(race.settled(sw.grid, r) for r in runs.get(cell.key, [])):
+        if states[cell.key] == "done":
             continue
         missing += 1
         last = runs.get(cell.key, [])[-1:] or None
@@ -142,25 +139,27 @@ def check_inputs(grid: Grid, storage_url: str, tracking_uri: str) -> None:
             seen.append(cell.config.data)
             load_data(cell.config.data)
     for cfg in {repr(c.config.trainer.checkpoint_dir): c.config for c in grid.cells}.values():
-        C.check_outputs(cfg)
+        places.check_outputs(cfg)
     stores.check_tracking_store(tracking_uri)
     stores.check_storage(storage_url)
     tracking.check_experiment(tracking_uri, grid.name, grid.cells[0].config.tracking.artifact_root)
 
 
-def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1, overrides: list[str] = (),
-        worker_index: int | None = None, since_trial: int | None = None) -> int:
-    """`harness sweep`: the coordinator (worker_index None) or one spawned worker."""
-    if worker_index is None:
-        check_inputs(grid, storage_url, tracking_uri)
-    label = f"[worker {worker_index + 1}] " if worker_index is not None else ""
-    sw = open_sweep(grid, storage_url, tracking_uri, since_trial, label)
+def work_on(grid: Grid, storage_url: str, tracking_uri: str, since_trial: int, index: int) -> int:
+    """One worker of `--workers N` (harness.worker): the grid as its coordinator resolved it."""
+    work(open_sweep(grid, storage_url, tracking_uri, since_trial, f"[worker {index + 1}] "), index)
+    return 0
+
+
+def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1) -> int:
+    """`harness sweep`: check every input, open the stores, then run rounds of cells (in this
+    process, or in `workers` processes) until nothing more can be decided; 0 when every cell has
+    a result, else 1."""
+    check_inputs(grid, storage_url, tracking_uri)
+    sw = open_sweep(grid, storage_url, tracking_uri)
     recorded = recorded_grid(tracking_uri, sw.parent_id)
     if grid.race:  # what the race has decided, as recorded (never decided again)
         sw.grid = race.recorded(grid, recorded, sw.parent_id)
-    if worker_index is not None:
-        work(sw, worker_index)
-        return 0
     before = (recorded.get("until_resolved") or {}).get("max_seeds", 0)
     if grid.max_seeds and before and grid.max_seeds != before:
         raise C.ConfigError(f"--max-seeds {grid.max_seeds}: sweep {grid.name} has added seeds under --max-seeds "
@@ -168,7 +167,7 @@ def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1, ov
                             "another sweep name)")
     tracking.resume_run(tracking_uri, sw.parent_id)
     if grid.max_seeds or before:  # seeds that earlier rounds added, from their runs (a plain run adds none)
-        sw.grid = resolve.tried(resolving(grid, grid.max_seeds or before), children(sw))
+        sw.grid = resolve.with_added_seeds_from_runs(with_max_seeds(grid, grid.max_seeds or before), children(sw))
     sw.say(f"sweep {grid.name}: parent run {sw.parent_id} in {tracking_uri}; "
            f"Optuna study {grid.name!r} in {redact(storage_url)}")
     try:
@@ -179,7 +178,7 @@ def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1, ov
             if workers == 1:
                 work(sw)
             else:
-                _spawn_workers(sw, workers, overrides)
+                _spawn_workers(sw, workers)
             if grid.race:
                 reap(sw)  # a run whose trial its worker completed is FINISHED before the race reads it
                 grown = race.next_round(sw.grid, children(sw), lambda run: tracking.metric_history(
@@ -208,18 +207,25 @@ def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1, ov
     return summarise(sw, end_parent=True)
 
 
-def _spawn_workers(sw: Sweep, workers: int, overrides: list[str]) -> None:
-    """N worker processes with cores/N threads each. Each is reaped as soon as it exits, and the
-    claim of one that died is freed at once: a child that has exited but is not yet reaped would
-    look alive to every liveness check until the 2-minute heartbeat limit."""
+def _spawn_workers(sw: Sweep, workers: int) -> None:
+    """N worker processes (harness.worker) with cores/N threads each, each given this round's grid
+    as resolved. Each is reaped as soon as it exits, and the claim of one that died is freed at
+    once: a child that has exited but is not yet reaped would look alive to every liveness check
+    until the 2-minute heartbeat limit."""
     threads = max(1, (os.cpu_count() or 1) // workers)
-    command = [sys.executable, "-m", "harness.cli", "sweep", str(sw.grid.path), *overrides,
-               f"trainer.threads={threads}", "trainer.progress_bar=false", "--storage", sw.storage_url,
-               "--tracking-uri", sw.tracking_uri, "--since-trial", str(sw.since_trial)]
-    if sw.grid.max_seeds:  # this round's grid: the seeds added so far
-        command += ["--until-resolved", "--max-seeds", str(sw.grid.max_seeds),
-                    "--added-seeds", json.dumps(sw.grid.added_seeds)]
-    running = [subprocess.Popen(command + ["--worker-index", str(i)]) for i in range(workers)]
+    # How the workers run, not what: these keys are left out of the cells' identity (grid.NOT_IDENTITY).
+    grid = sw.grid.as_dict() | {"set": {**sw.grid.set, "trainer.threads": threads, "trainer.progress_bar": False}}
+    running = []
+    for index in range(workers):
+        spec = WorkerSpec(grid, str(sw.grid.path), [cell.key for cell in sw.grid.cells], sw.storage_url,
+                          sw.tracking_uri, sw.since_trial, index)
+        proc = subprocess.Popen([sys.executable, "-m", "harness.worker"], stdin=subprocess.PIPE, text=True)
+        running.append(proc)
+        try:
+            proc.stdin.write(spec.to_json())
+            proc.stdin.close()
+        except BrokenPipeError:  # it died before reading: its exit status says why
+            pass
     try:
         while running:
             time.sleep(1)

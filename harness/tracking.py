@@ -24,8 +24,9 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from harness import stores  # noqa: E402
-from harness.config import check_writable, served  # noqa: E402
+from harness import private_api, stores  # noqa: E402
+from harness.places import check_writable, is_tracking_server  # noqa: E402
+from harness.errors import StoreError  # noqa: E402
 
 CONFIG_ARTIFACT = "config.yaml"
 # MLflow 3's UI opens an experiment on the view its kind names; harness experiments hold training
@@ -64,7 +65,7 @@ def _location(uri: str, artifact_root: str, name: str) -> str | None:
     """Where a new experiment's artifacts go: <root>/<name> for a local folder, None (the server's
     choice) for a tracking server, whose workers on other machines could not see a local folder."""
     if artifact_root and "://" not in artifact_root:
-        return None if served(uri) else (Path(artifact_root).resolve() / name).as_uri()
+        return None if is_tracking_server(uri) else (Path(artifact_root).resolve() / name).as_uri()
     return artifact_root or None
 
 
@@ -203,9 +204,27 @@ def experiment_names(uri: str) -> list[str]:
     return sorted(e.name for e in client(uri).search_experiments())
 
 
+PARENT_FILTER = "tags.sweep_role = 'parent'"
+
+
 def sweep_names(uri: str) -> list[str]:
     """Every experiment in the store that holds a sweep parent run."""
-    return [name for name in experiment_names(uri) if find_runs(uri, name, "tags.sweep_role = 'parent'")]
+    return [name for name in experiment_names(uri) if find_runs(uri, name, PARENT_FILTER)]
+
+
+def sweep_parent(uri: str, sweep: str, storage_url: str, reader: bool = False) -> RunRecord | None:
+    """The sweep's parent run, the one definition (the sweep, its dry run, the report, export): the
+    oldest parent run of the experiment made for this Optuna storage (its `optuna_storage` tag).
+    A sweep on another storage keeps its claims in another study and gets a parent of its own:
+    sharing one could give a cell two FINISHED runs. A reader (`reader=True`) given a storage that
+    no parent was made for takes the sweep's only parent, and will not guess between several."""
+    parents = find_runs(uri, sweep, PARENT_FILTER)
+    mine = [run for run in parents if run.tags.get("optuna_storage") == stores.redact(storage_url)]
+    if mine or not reader or len(parents) < 2:
+        return (mine or (parents if reader else []) or [None])[0]
+    made_for = ", ".join(sorted({run.tags.get("optuna_storage", "?") for run in parents}))
+    raise StoreError(f"sweep {sweep}: {len(parents)} parent runs in {uri}, one per Optuna storage ({made_for}), "
+                     f"none for {stores.redact(storage_url)}: name the sweep's storage with --storage")
 
 
 def experiments(uri: str) -> dict[str, tuple[str, dict[str, str]]]:
@@ -218,18 +237,7 @@ STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 
 def check_run_fields(params: dict[str, str], tags: dict[str, str], metric_keys: list[str]) -> None:
     """Raise ValueError for a name or value this MLflow would refuse, before anything is written."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.utils.validation import _validate_metric_name, _validate_param, _validate_tag
-
-    try:
-        for key, value in params.items():
-            _validate_param(key, value)
-        for key, value in tags.items():
-            _validate_tag(key, value)
-        for key in metric_keys:
-            _validate_metric_name(key)
-    except MlflowException as err:
-        raise ValueError(err.message) from None
+    private_api.check_mlflow_fields(params, tags, metric_keys)
 
 
 def deleted_experiment(uri: str, name: str) -> bool:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from harness import config as C
+from harness import places
 from harness import stores, tracking
 from harness.curves import plot_learning_curve
 from harness.data import Data, load_data
@@ -39,7 +40,6 @@ from harness.data.augment import BatchTransform
 from harness.models import build_model
 
 IMPORTED_AT = time.perf_counter()  # start-up is measured from here (`harness bench`)
-_first_step_reported = False
 
 # Lightning's start-up chatter (accelerators available, tips) is noise in a sweep of many runs.
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
@@ -156,12 +156,6 @@ class Classifier(pl.LightningModule):
     def on_train_start(self) -> None:
         self.trainer.should_stop = bool(self.stopped)  # a run killed after its stop rule fired stays stopped
 
-    def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        global _first_step_reported
-        if not _first_step_reported:  # once per process: the start-up a user waits through
-            _first_step_reported = True
-            print(f"harness: first training step {time.perf_counter() - IMPORTED_AT:.1f} s after imports", flush=True)
-
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["harness"] = {"train_time_s": self.train_time_s, "stopped": self.stopped,
                                  "best_train_err": (self.best_train_err, self.best_epoch),
@@ -264,8 +258,8 @@ def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: 
     num_classes = cfg.model.num_classes or len(data.classes)
     if num_classes != len(data.classes):
         raise C.ConfigError(f"model.num_classes: {num_classes}, but {data.source} has {len(data.classes)} classes")
-    uri = C.tracking_uri(cfg.tracking)
-    C.check_outputs(cfg)
+    uri = places.tracking_uri(cfg.tracking)
+    places.check_outputs(cfg)
     stores.check_tracking_store(uri)
     tracking.check_experiment(uri, cfg.tracking.experiment, cfg.tracking.artifact_root)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -294,13 +288,13 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
             raise tracking.RunTaken(f"claim on the cell lost before epoch {step} was recorded")
         tracking.log_metrics(uri, run_id, metrics, step)
 
-    checkpoint = C.checkpoint_path(cfg.trainer, run_id)
+    checkpoint = places.checkpoint_path(cfg.trainer, run_id)
     trainer = None
     try:
         with tracking.ending(uri, run_id):
-            trainer = _trainer(cfg, checkpoint)
+            trainer = lightning_trainer(cfg, checkpoint, [FirstStepLine()])
             device = trainer.strategy.root_device
-            module = Classifier(cfg, data.transform, num_classes, record, fast_defaults(cfg.trainer, device), stop_check)
+            module = Classifier(cfg, data.transform, num_classes, record, device_settings(cfg.trainer, device), stop_check)
             print(f"harness: {describe_data(data)}\nharness: {cost_line(module.model, cfg, data.sizes['train'])}")
             data.to(device)
             tracking.set_tags(uri, run_id, {"device": device_name(device),
@@ -326,7 +320,7 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
 def training_lock(trainer: C.TrainerConfig, run_id: str) -> Iterator[None]:
     """One process trains a run at a time: an flock beside its checkpoint, held while it trains (a
     second `--resume` of a run still training elsewhere on this file system is refused)."""
-    lock = C.checkpoint_path(trainer, run_id).parent / "training.lock"
+    lock = places.checkpoint_path(trainer, run_id).parent / "training.lock"
     with ExitStack() as held:
         try:
             held.enter_context(stores.file_lock(lock, wait=False))
@@ -344,7 +338,7 @@ def being_trained(trainer: C.TrainerConfig, run_id: str) -> bool:
         return True
 
 
-def fast_defaults(t: C.TrainerConfig, device: torch.device) -> bool:
+def device_settings(t: C.TrainerConfig, device: torch.device) -> bool:
     """The settings chosen for the device, once per run: TF32 matrix products for fp32 on CUDA
     (Lightning's advice for tensor-core GPUs); returns whether activations are NHWC."""
     if device.type == "cuda" and t.precision == "32-true":
@@ -352,8 +346,21 @@ def fast_defaults(t: C.TrainerConfig, device: torch.device) -> bool:
     return C.channels_last(t, device.type)
 
 
-def _trainer(cfg: C.RunConfig, checkpoint: Path, **settings) -> pl.Trainer:
-    """The harness's Lightning trainer; `settings` (Trainer arguments) are for the bench only."""
+class FirstStepLine(pl.Callback):
+    """Says, once per process, how long after its imports the first training step began: the
+    start-up a user waits through (`harness bench` reads this line from `harness train`)."""
+
+    said = False
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx: int) -> None:
+        if not FirstStepLine.said:
+            FirstStepLine.said = True
+            print(f"harness: first training step {time.perf_counter() - IMPORTED_AT:.1f} s after imports", flush=True)
+
+
+def lightning_trainer(cfg: C.RunConfig, checkpoint: Path, callbacks: list[pl.Callback] = ()) -> pl.Trainer:
+    """The harness's Lightning trainer, writing the run's checkpoint every epoch (the bench times
+    its epochs with this same trainer)."""
     return pl.Trainer(
         max_epochs=cfg.trainer.max_epochs, accelerator=cfg.trainer.accelerator, devices=1,
         precision=cfg.trainer.precision,
@@ -362,9 +369,9 @@ def _trainer(cfg: C.RunConfig, checkpoint: Path, **settings) -> pl.Trainer:
         logger=False,  # the module records each epoch itself, before its checkpoint is written
         # save_top_k=1 without a monitor keeps the newest: last.ckpt, rewritten every epoch.
         callbacks=[ModelCheckpoint(dirpath=checkpoint.parent, filename=checkpoint.stem, save_top_k=1,
-                                   enable_version_counter=False)],
+                                   enable_version_counter=False), *callbacks],
         enable_progress_bar=cfg.trainer.progress_bar, enable_model_summary=False,
-        num_sanity_val_steps=0, default_root_dir=str(checkpoint.parent), **settings,
+        num_sanity_val_steps=0, default_root_dir=str(checkpoint.parent),
     )
 
 
@@ -385,7 +392,7 @@ def _log_artifacts(cfg: C.RunConfig, uri: str, run_id: str) -> None:
         history = tracking.metric_history(uri, run_id, ["train_err", "val_err", "train_loss", "val_loss"])
         png = plot_learning_curve(history, C.run_name(cfg), Path(tmp) / "learning_curve.png")
         tracking.log_artifact(uri, run_id, png)
-    checkpoint = C.checkpoint_path(cfg.trainer, run_id)
+    checkpoint = places.checkpoint_path(cfg.trainer, run_id)
     if cfg.tracking.log_checkpoint and checkpoint.exists():
         tracking.log_artifact(uri, run_id, checkpoint, "checkpoints")
 
@@ -393,7 +400,7 @@ def _log_artifacts(cfg: C.RunConfig, uri: str, run_id: str) -> None:
 def resume(run_id: str, uri: str | None = None) -> Result:
     """Continue a run from its last checkpoint, with the config it was started with (from its
     start, in the same run, when it was stopped before its first epoch ended)."""
-    uri = uri or C.tracking_uri(C.TrackingConfig())
+    uri = uri or places.tracking_uri(C.TrackingConfig())
     if not stores.has_tracking_store(uri):
         raise C.ConfigError(f"--resume {run_id}: no tracking store at {uri}")
     if not tracking.run_active(uri, run_id):
@@ -401,7 +408,7 @@ def resume(run_id: str, uri: str | None = None) -> Result:
     if tracking.run_status(uri, run_id) == "FINISHED":
         raise C.ConfigError(f"--resume {run_id}: that run already FINISHED; nothing to continue")
     cfg = C.from_yaml(tracking.run_config_yaml(uri, run_id), f"run {run_id} config")
-    folder = C.checkpoint_path(cfg.trainer, run_id).parent
+    folder = places.checkpoint_path(cfg.trainer, run_id).parent
     if not folder.is_dir():  # made as training starts; holds no checkpoint until the first epoch ends
         raise C.ConfigError(f"--resume {run_id}: no checkpoint folder {folder} (run from the folder it started in)")
     cfg.tracking.uri = uri

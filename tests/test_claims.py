@@ -193,3 +193,43 @@ def test_one_parent_per_tracking_store_and_a_new_one_when_the_store_is_replaced(
     third = claims.open_sweep(grid, url, uri).parent_id
     assert third not in (first, second) and tracking.run_active(uri, third)
     assert len(tracking.find_runs(uri, grid.name, "tags.sweep_role = 'parent'")) == 1
+
+
+def test_the_report_and_export_read_the_parent_of_the_storage_they_are_given(tmp_path):
+    from harness import bundle
+    from harness.errors import StoreError
+
+    path = tmp_path / "claims.yaml"
+    path.write_text(GRID + f"set: {{tracking.artifact_root: {tmp_path / 'artifacts'}}}\n")
+    grid, uri = G.load(path), f"sqlite:///{tmp_path}/mlflow.db"
+    first_url, second_url = f"sqlite:///{tmp_path}/first.db", f"sqlite:///{tmp_path}/second.db"
+    first = claims.open_sweep(grid, first_url, uri).parent_id
+    assert bundle.from_store(uri, grid.name, f"sqlite:///{tmp_path}/elsewhere.db").runs[0].run_id == first  # the only one
+    second = claims.open_sweep(grid, second_url, uri).parent_id  # another storage: a parent of its own
+    assert second != first
+    for url, parent in ((first_url, first), (second_url, second)):
+        assert tracking.sweep_parent(uri, grid.name, url).run_id == parent
+        assert bundle.from_store(uri, grid.name, url).runs[0].run_id == parent
+    with pytest.raises(StoreError, match="2 parent runs .* none for sqlite:///.*elsewhere.db: name the sweep's storage"):
+        bundle.from_store(uri, grid.name, f"sqlite:///{tmp_path}/elsewhere.db")
+    assert tracking.sweep_parent(uri, grid.name, f"sqlite:///{tmp_path}/elsewhere.db") is None  # a sweep makes its own
+
+
+def test_a_run_whose_trial_completed_is_done_for_the_claims_the_summary_and_the_dry_run(tmp_path):
+    path = tmp_path / "claims.yaml"
+    path.write_text(GRID + f"set: {{tracking.artifact_root: {tmp_path / 'artifacts'}}}\n")
+    grid, url, uri = G.load(path), f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    sw = claims.open_sweep(grid, url, uri)
+    cell = grid.cells[0]
+    trial_id = claims.claim(sw, cell)
+    number = sw.storage.get_trial_number_from_id(trial_id)
+    run = tracking.start_run(uri, grid.name, str(tmp_path / "artifacts"), cell.name, {}, {
+        "sweep_parent": sw.parent_id, "cell": cell.key, "optuna_trial": str(number)}, "", sw.parent_id)
+    claims.end_trial(sw, trial_id, TrialState.COMPLETE, value=10.0)  # its worker died before FINISHED
+    runs = claims.children(sw)[cell.key]
+    assert [r.run_id for r in runs] == [run] and runs[0].status == "RUNNING"
+    stored, last = claims.stored_trials(url, grid.name)  # the dry run's read: nothing created
+    assert claims.cell_state(grid, runs, stored[cell.key], last) == "done"
+    assert claims.snapshot(sw)[0][cell.key] == "done"
+    assert claims.stored_trials(f"sqlite:///{tmp_path}/none.db", grid.name) == ({}, -1)
+    assert not (tmp_path / "none.db").exists()

@@ -32,3 +32,83 @@ def test_commands_that_do_not_train_do_not_import_lightning(command, tmp_path, r
                           text=True, timeout=300)
     imported, code = done.stderr.strip().splitlines()[-1].split()
     assert (imported, code) == ("none", "0"), done.stderr[-2000:]
+
+
+def test_help_shows_every_flag_a_user_may_pass_and_no_other():
+    import argparse
+
+    from harness import cli
+
+    top = cli.parser()
+    commands = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction)).choices
+    hidden = [f"{name} {'/'.join(a.option_strings)}" for name, p in commands.items() for a in p._actions
+              if a.help == argparse.SUPPRESS]
+    assert hidden == []
+    assert "--worker-index" not in commands["sweep"].format_help() and "--added-seeds" not in commands["sweep"].format_help()
+
+
+@pytest.fixture
+def signals():
+    """guarded() installs harness's handlers; put pytest's back afterwards."""
+    import signal
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for s, handler in saved.items():
+        signal.signal(s, handler)
+
+
+def test_exit_codes_bad_input_2_with_one_line_a_signal_130_and_a_crash_its_traceback(signals, capsys):
+    import signal
+    import time
+
+    from harness import cli
+    from harness.errors import ConfigError, DataError, InputError, RunsFileError, StoreError
+
+    def raising(err):
+        def command():
+            raise err
+        return command
+
+    for err, line in ((ConfigError("model.lrn: expected true or false"), "harness: config error: model.lrn: expected"),
+                      (StoreError("--storage x: not a database"), "harness: store error: --storage x"),
+                      (DataError("/d/cifar.zip", "no such file"), "harness: data error: /d/cifar.zip: no such file"),
+                      (RunsFileError("f.zip: truncated"), "harness: runs file error: f.zip: truncated")):
+        assert isinstance(err, InputError)
+        assert cli.guarded(raising(err)) == 2
+        err_text = capsys.readouterr().err
+        assert err_text.startswith(line) and len(err_text.strip().splitlines()) == 1
+    with pytest.raises(ZeroDivisionError):  # a crash: its traceback, exit 1, never "interrupted"
+        cli.guarded(raising(ZeroDivisionError("a bug")))
+    with pytest.raises(SystemExit) as stopped:  # exit(1) without a signal (as Lightning exits) stays 1
+        cli.guarded(raising(SystemExit(1)))
+    assert stopped.value.code == 1 and "interrupted" not in capsys.readouterr().err
+
+    def lightning_on_sigterm():  # Lightning turns the KeyboardInterrupt into exit(1)
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)
+        except KeyboardInterrupt:
+            raise SystemExit(1) from None
+    assert cli.guarded(lightning_on_sigterm) == 130
+    assert "interrupted; the same command again continues" in capsys.readouterr().err
+
+
+def test_a_worker_spec_that_is_not_one_or_expands_to_other_cells_exits_2_before_any_store(tmp_path):
+    from harness import grid as G
+    from harness.worker import WorkerSpec
+
+    path = tmp_path / "g.yaml"
+    path.write_text("name: g\npreset: cifar_convnet4\ndesign: factorial\naxes: {model.activation: [relu, tanh]}\n"
+                    "seeds: [0]\n")
+    grid = G.load(path)
+    good = WorkerSpec(grid.as_dict(), str(path), [c.key for c in grid.cells], "sqlite:///mlruns/optuna.db",
+                      "sqlite:///mlruns/mlflow.db", -1, 0)
+    edited = WorkerSpec(**{**good.__dict__, "cell_keys": [c.key for c in grid.cells][::-1]})
+    for text, message in (("{not json", "worker spec on standard input: not a spec"),
+                          (edited.to_json(), f"{path}: its preset now gives other cells than when the sweep started")):
+        done = subprocess.run([sys.executable, "-m", "harness.worker"], input=text, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "mlruns").exists()
+    assert WorkerSpec.from_json(good.to_json()) == good

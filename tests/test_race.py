@@ -58,8 +58,19 @@ def test_race_cells_run_fastest_rates_first_and_the_estimate_only_once_chosen(tm
     estimate = [(c.values["model.activation"], c.config.optim.lr, c.seed) for c in chosen.cells if c.stage == "estimate"]
     assert estimate == [("relu", 0.02, 0), ("relu", 0.02, 1)]
     # the state travels in the recorded grid and re-expands to the same cells
-    again = G.load(write(tmp_path, yaml.safe_dump(chosen.as_dict())))
+    again = G.from_record(yaml.safe_load(yaml.safe_dump(chosen.as_dict())), "grid.yaml", "recorded")
     assert [c.key for c in again.cells] == [c.key for c in chosen.cells]
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"activation=relu": {"rates": [1.0], "chosen": True}}, "race_state.activation=relu.chosen: not one of the race's rates"),
+    ({"activation=relu": {"rates": [0.01, 0.01]}}, "race_state.activation=relu.rates: expected a list of distinct positive rates"),
+    ({"activation=sigmoid": {}}, "race_state.activation=sigmoid: not a variant of this grid"),
+])
+def test_a_recorded_race_state_is_checked_against_its_grid(tmp_path, state, message):
+    recorded = G.load(write(tmp_path, RACE)).as_dict() | {"race_state": state}
+    with pytest.raises(G.C.ConfigError, match=f"^recorded: {message}"):
+        G.from_record(recorded, "grid.yaml", "recorded")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -76,12 +87,8 @@ def test_race_cells_run_fastest_rates_first_and_the_estimate_only_once_chosen(tm
     (("seeds: [0, 1]", "seeds: [0, 1]\nset: {optim.lr: 0.5}"), "race: the race chooses the learning rate: drop optim.lr in set"),
     (("seeds: [0, 1]", "seeds: [0, 1]\nwith: {model.activation: {tanh: {optim.lr: 0.5}}}"),
      "race: the race chooses the learning rate: drop with.model.activation.tanh"),
-    (("seeds: [0, 1]", "seeds: [0, 1]\nrace_state: {activation=relu: {rates: [1.0], chosen: true}}"),
-     "race_state.activation=relu.chosen: not one of the race's rates"),
-    (("seeds: [0, 1]", "seeds: [0, 1]\nrace_state: {activation=relu: {rates: [0.01, 0.01]}}"),
-     "race_state.activation=relu.rates: expected a list of distinct positive rates"),
-    (("seeds: [0, 1]", "seeds: [0, 1]\nrace_state: {activation=sigmoid: {}}"),
-     "race_state.activation=sigmoid: not a variant of this grid"),
+    (("seeds: [0, 1]", "seeds: [0, 1]\nrace_state: {activation=relu: {rates: [0.01], chosen: 0.01}}"),
+     "race_state: recorded by a sweep in its parent run's grid.yaml, not set in a grid file"),
     (("seeds: [0, 1]", "seeds: [0, 100]"), "race.seeds: [100] also in seeds"),
     (("seeds: [100]", "seeds: []"), "race.seeds: expected a list of distinct integers"),
     (("seeds: [100], ", ""), "race.seeds: missing"),
@@ -327,12 +334,12 @@ def recorded_race(tmp_path: Path, state: dict) -> tuple[Path, str, str, str]:
     from test_report import fill  # the report tests' synthetic sweep
 
     from harness.stores import redact
-    text = RACE + f"race_state: {yaml.safe_dump(state, default_flow_style=True).strip()}\n"
     url, uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     curves = {"relu": [60.0, 40.0, 20.0], "tanh": [85.0, 84.0, 84.0, 84.0]}
-    fill(tmp_path, uri, text, lambda cell: ("FINISHED", {"test_err": 50.0, "train_err": curves[cell.values["model.activation"]][-1]},
+    fill(tmp_path, uri, RACE, lambda cell: ("FINISHED", {"test_err": 50.0, "train_err": curves[cell.values["model.activation"]][-1]},
                                             {"train_err": curves[cell.values["model.activation"]],
-                                             "train_time_s": [10.0 * (i + 1) for i in range(len(curves[cell.values["model.activation"]]))]}))
+                                             "train_time_s": [10.0 * (i + 1) for i in range(len(curves[cell.values["model.activation"]]))]}),
+         recorded={"race_state": state})
     parent = tracking.find_runs(uri, "r", "tags.sweep_role = 'parent'")[0].run_id
     tracking.set_tags(uri, parent, {"optuna_storage": redact(url)})  # the sweep's own store: it adopts this parent
     return tmp_path / "grid.yaml", url, uri, parent

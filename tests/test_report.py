@@ -34,12 +34,15 @@ stop: {train_err_below: 25, max_epochs: 40}
 """
 
 
-def fill(tmp_path, uri: str, text: str, metrics_of) -> None:
+def fill(tmp_path, uri: str, text: str, metrics_of, recorded: dict | None = None) -> None:
     """A sweep in the store: its parent and one child per cell, metrics from `metrics_of(cell)`:
-    (status, {final metrics}, {curve key: [values by epoch]})."""
+    (status, {final metrics}, {curve key: [values by epoch]}); `recorded`: what the sweep decided
+    as it ran (grid.STATE_KEYS), in its parent's grid.yaml."""
     path = tmp_path / "grid.yaml"
     path.write_text(text)
     grid = G.load(path)
+    if recorded:
+        grid = G.from_record(grid.as_dict() | recorded, path, "recorded")
     root = str(tmp_path / "artifacts")
     parent = tracking.start_run(uri, grid.name, root, grid.name, {}, {"sweep": grid.name, "sweep_role": "parent",
                                 "grid_file": "grid.yaml"}, yaml.safe_dump(grid.as_dict()), config_name="grid.yaml")
@@ -116,8 +119,13 @@ def test_statistics_against_hand_computation():
 
 def test_trick_table_numbers_and_missing_cell(store, tmp_path, capsys):
     out = tmp_path / "reports"
-    assert cli.main(["report", "--tracking-uri", store, "--out", str(out)]) == 0
-    assert "report written to" in capsys.readouterr().out
+    # the report is written whole, and the command exits 1 with the failed cell as its last line
+    assert cli.main(["report", "--tracking-uri", store, "--out", str(out)]) == 1
+    printed = capsys.readouterr()
+    assert "report written to" in printed.out
+    assert printed.err.strip().splitlines()[-1] == ("harness: 1 cell(s) failed, left out of the report (run their "
+                                                    "sweep again to retry them): syn_tricks: "
+                                                    "alexnet_cifar-relu-lrn-nonovl-drop0.5-2t-pca-w0.25-s2")
     table = pd.read_csv(out / "syn_tricks" / "tricks.csv").set_index("switch")
     lrn, pool = table.loc["model.lrn=False"], table.loc["model.pool=plain"]
     assert (lrn["n"], lrn["missing"]) == (3, 0)
@@ -191,7 +199,7 @@ def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys)
     fill(tmp_path, uri, SPEED.replace("syn_speed", "syn_failed"),
          lambda cell: ("FAILED", {}, {"train_err": [90.0]}))
     out = tmp_path / "reports"
-    assert cli.main(["report", "--tracking-uri", uri, "--out", str(out)]) == 0
+    assert cli.main(["report", "--tracking-uri", uri, "--out", str(out)]) == 1
     section = (out / "syn_failed" / "section.md").read_text()
     assert "0/12 cells finished" in section and "No cell has finished yet" in section
     assert section.count(": FAILED: diverged") == 12

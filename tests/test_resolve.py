@@ -72,7 +72,7 @@ def test_the_cap_ends_it_and_the_store_alone_gives_back_the_rounds(grid):
     assert by["model.dropout=0.0"].seeds == [0, 1, 2, 3, 4] and by["model.dropout=0.0"].why in ("max seeds", "effect")
     assert max(len(s) for s in current.added_seeds.values()) <= 2  # 3 grid seeds + 2 = max_seeds 5
     # a sweep started again reads which seeds were added from the runs that exist
-    assert resolve.tried(grid, runs_for(current, errors)).added_seeds == current.added_seeds
+    assert resolve.with_added_seeds_from_runs(grid, runs_for(current, errors)).added_seeds == current.added_seeds
 
 
 def test_a_failed_cell_counts_as_tried(grid):
@@ -103,14 +103,13 @@ def test_seeds_written_in_the_file_are_kept_with_those_the_store_shows(grid):
     by_hand = G.with_seeds(grid, {"model.lrn=false": [3]})
     errors = ROUND0 | {("data.split_seed=1", 3): 50.0, ("baseline", 3): 50.0}
     with_split = G.with_seeds(grid, {"data.split_seed=1": [3]})
-    assert resolve.tried(by_hand, runs_for(with_split, errors)).added_seeds == {
+    assert resolve.with_added_seeds_from_runs(by_hand, runs_for(with_split, errors)).added_seeds == {
         "model.lrn=false": [3], "data.split_seed=1": [3]}
 
 
 @pytest.mark.parametrize("args, message", [
     (["--until-resolved", "--max-seeds", "0"], "until_resolved.max_seeds: expected a number of seeds above the grid's 3, at most 100; got 0"),
     (["--max-seeds", "5"], "--max-seeds: goes with --until-resolved"),
-    (["--until-resolved", "--added-seeds", "{not json"], "--added-seeds: not JSON"),
 ])
 def test_bad_until_resolved_arguments_exit_2_with_one_line_and_no_store(args, message, tmp_path, monkeypatch, capsys):
     from harness import cli

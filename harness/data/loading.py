@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.config import DataConfig, cache_dir
+from harness.config import DataConfig
+from harness.places import cache_dir
 from harness.data.augment import BatchTransform
 from harness.data.sources import DataError, Source, check_source
 

@@ -16,20 +16,14 @@ from pathlib import Path
 
 import PIL
 
-from harness.config import DataConfig, source_path
+from harness.config import DataConfig
+from harness.places import source_path
+from harness.errors import DataError
 
 Tree = dict[str, dict[str, list[str]]]  # {'train': {'cat': [name, ...]}, 'test': {...}}
 SPLITS = {"cifar10": ("train", "test"), "imagenet": ("train", "val")}
 BATCH_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 PICKLE_FILES = (*BATCH_FILES, "test_batch", "batches.meta")  # the official cifar-10-batches-py
-
-
-class DataError(RuntimeError):
-    """A data source that is missing, unreadable or not what it should be."""
-
-    def __init__(self, path: Path | str, problem: str):
-        super().__init__(f"{path}: {problem}")
-        self.path = path
 
 
 @dataclass(frozen=True)

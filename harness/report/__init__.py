@@ -17,6 +17,8 @@ from pathlib import Path
 
 from harness import bundle, tracking
 from harness import config as C
+from harness import places
+from harness.errors import RunsFileError
 from harness.report import figures, stats, tables
 from harness.report.store import SweepRecord, sweep_record
 
@@ -75,10 +77,10 @@ def _seeds_line(sweep: SweepRecord) -> str:
     if race:
         return (f"- seeds: selection (the race) {', '.join(map(str, race['seeds']))}; estimate (at the chosen "
                 f"rates) {', '.join(map(str, sweep.grid['seeds']))}")
-    return f"- seeds: {', '.join(map(str, sorted({r.seed for r in sweep.runs})))}" + _resolving(sweep.grid)
+    return f"- seeds: {', '.join(map(str, sorted({r.seed for r in sweep.runs})))}" + _until_resolved_line(sweep.grid)
 
 
-def _resolving(grid: dict) -> str:
+def _until_resolved_line(grid: dict) -> str:
     max_seeds = (grid.get("until_resolved") or {}).get("max_seeds")
     if not max_seeds:
         return ""
@@ -240,7 +242,7 @@ def committed_runs(root: Path) -> dict[str, bundle.Bundle]:
     for path in sorted(root.glob(f"*/{bundle.FILE_NAME}")):
         sweep = bundle.read(path)
         if sweep.sweep != path.parent.name:
-            raise bundle.BundleError(f"{path}: holds sweep {sweep.sweep!r}, not {path.parent.name!r}: "
+            raise RunsFileError(f"{path}: holds sweep {sweep.sweep!r}, not {path.parent.name!r}: "
                                      f"move it to {root / sweep.sweep / bundle.FILE_NAME}")
         found[sweep.sweep] = sweep
     return found
@@ -255,11 +257,13 @@ def _check_places(root: Path, sweeps: list[str]) -> None:
             raise C.ConfigError(f"--out {root}: {path} is in the way (it must be a {'folder' if folder else 'file'})")
 
 
-def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str | None = None) -> Path:
+def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str
+          ) -> tuple[Path, list[str]]:
     """Report the named sweeps (default: every sweep in the store or in a runs file under root)
     and assemble root/README.md from every sweep found (one not named keeps its section, or gets
-    one if it has none); uri None: no store, the files alone."""
-    C.check_writable(root, "--out")
+    one if it has none); uri None: no store, the files alone. Returns the README and the cells of
+    the reported sweeps whose last run FAILED ('sweep: cell')."""
+    places.check_writable(root, "--out")
     in_store = set(tracking.sweep_names(uri)) if uri else set()
     in_files = committed_runs(root)
     found = sorted(in_store | set(in_files))
@@ -268,21 +272,26 @@ def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str
                             "sweep` or `harness import` first (single `harness train` runs are not reported)")
     unknown = sorted(set(names or []) - set(found))
     if unknown:
-        raise bundle.BundleError(f"no sweep {', '.join(unknown)} in {uri or 'no store'} or under {root}/*/"
+        raise RunsFileError(f"no sweep {', '.join(unknown)} in {uri or 'no store'} or under {root}/*/"
                                  f"{bundle.FILE_NAME} (found: {', '.join(found) or 'none'})")
     chosen = names or found
     _check_places(root, found)
+    failed = []
     for name in found:
         if name not in chosen and (root / name / "section.md").is_file():
             continue
         if name not in in_store:
-            report_sweep(sweep_record(in_files[name]), root, set(found))
+            record = sweep_record(in_files[name])
+            report_sweep(record, root, set(found))
+            failed += [f"{name}: {cell}" for cell in record.failed]
             continue
         runs = bundle.from_store(uri, name, storage_url)
-        written = report_sweep(sweep_record(runs), root, set(found))
+        record = sweep_record(runs)
+        written = report_sweep(record, root, set(found))
+        failed += [f"{name}: {cell}" for cell in record.failed]
         bundle.write(runs, root / name / bundle.FILE_NAME)  # beside the report it gave, once that is whole
-        parent_id = tracking.find_runs(uri, name, "tags.sweep_role = 'parent'")[0].run_id
+        parent_id = tracking.sweep_parent(uri, name, storage_url, reader=True).run_id
         for path in written:
             if path.suffix in {".png", ".svg"}:
                 tracking.log_artifact(uri, parent_id, path, "report")
-    return write_readme(root, found)
+    return write_readme(root, found), failed

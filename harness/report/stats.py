@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-Z95 = 0.975  # two-sided 95%
+T_QUANTILE_95 = 0.975  # the quantile of a two-sided 95% interval
 NOT_ESTIMABLE = "not estimable: the same for every seed"
 
 
@@ -42,7 +42,7 @@ def t_interval(values: list[float]) -> Interval:
         return Interval(n, mean, math.nan, math.nan, math.nan, sd)
     if sd <= 1e-9 * max(1.0, abs(mean)):  # identical across seeds: no t-interval (it would claim certainty)
         return Interval(n, mean, math.nan, math.nan, math.nan, sd)
-    half = stats.t.ppf(Z95, n - 1) * sd / math.sqrt(n)
+    half = stats.t.ppf(T_QUANTILE_95, n - 1) * sd / math.sqrt(n)
     p = 2 * stats.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)
     return Interval(n, mean, mean - half, mean + half, float(p), sd)
 
@@ -73,7 +73,7 @@ def seeds_for_power(effect: float | None, sd: float, power: float = 0.8, limit: 
         return None
     d = abs(effect) / sd
     for n in range(2, limit + 1):
-        critical = stats.t.ppf(Z95, n - 1)
+        critical = stats.t.ppf(T_QUANTILE_95, n - 1)
         shift = d * math.sqrt(n)
         achieved = stats.nct.sf(critical, n - 1, shift) + stats.nct.cdf(-critical, n - 1, shift)
         if achieved >= power:

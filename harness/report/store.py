@@ -3,16 +3,14 @@ never a checkpoint): the parent run, its resolved grid, and each cell's FINISHED
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
 from harness import bundle
 from harness import config as C
 from harness import grid as G
-from harness import tracking
+from harness import race, tracking
 
 CURVES = ["train_err", "val_err", "train_time_s"]
 
@@ -38,6 +36,7 @@ class SweepRecord:
     runs: list[CellRun]  # one FINISHED run per cell
     missing: list[tuple[str, str]]  # (cell name, why) for cells with no FINISHED run (a race's: in its table)
     cells: list[G.Cell] = field(default_factory=list)  # the recorded grid's, re-expanded
+    failed: list[str] = field(default_factory=list)  # cells whose last run FAILED (a race's divergence is an outcome)
     attempts: dict[str, list[bundle.Run]] = field(default_factory=dict)  # cell hash -> its runs, oldest first
     _by_key: dict[str, G.Cell] = field(default_factory=dict, repr=False)
 
@@ -56,29 +55,27 @@ class SweepRecord:
         return ", ".join(values) if values else "?"
 
 
-def _expected_grid(grid_yaml: str) -> G.Grid | None:
+def _expected_grid(recorded: dict) -> G.Grid | None:
     """The recorded grid, re-expanded (config only: no data is read)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "grid.yaml"
-        path.write_text(grid_yaml)
-        try:
-            return G.load(path)
-        except C.ConfigError:  # recorded by an older version whose keys have changed
-            return None
+    try:
+        return G.from_record(recorded, recorded.get("name", "grid.yaml"), "grid.yaml")
+    except C.ConfigError:  # recorded by an older version whose keys have changed
+        return None
 
 
 def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
     """One FINISHED run per cell of the recorded grid, and the cells that have none, from a sweep's
     runs (`bundle.from_store` or `bundle.read`: a store and a file give the same record)."""
-    grid_yaml = sweep.parent.artifacts["grid.yaml"].decode()
+    recorded = yaml.safe_load(sweep.parent.artifacts["grid.yaml"].decode())
+    recorded = recorded if isinstance(recorded, dict) else {}
     by_cell = tracking.by_cell(sweep.children)
-    grid = _expected_grid(grid_yaml)
+    grid = _expected_grid(recorded)
     expected = grid.cells if grid else []
     if expected:  # cells of an earlier version of the grid file are not part of this report
         by_cell = {k: v for k, v in by_cell.items() if k in {c.key for c in expected}}
 
     race_cells = {c.key for c in expected if c.stage == "race"}
-    runs, missing = [], []
+    runs, missing, failed = [], [], []
     for key, attempts in sorted(by_cell.items(), key=lambda kv: kv[1][0].name):
         done = [r for r in attempts if r.status == "FINISHED"]
         if not done:
@@ -86,6 +83,8 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
             if key not in race_cells:  # a race cell's outcome, whatever it is, is in the race's table
                 why = last.tags.get("failure_reason") or last.status.lower()
                 missing.append((last.name, f"{last.status}: {why}"))
+            if last.status == "FAILED" and not (grid and race.settled(grid, last)):
+                failed.append(last.name)
             continue
         run = done[0]
         runs.append(CellRun(
@@ -94,5 +93,5 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
             params=run.params, tags=run.tags, metrics=run.latest(), curves=run.history(CURVES)))
     seen = set(by_cell)
     missing += [(cell.name, "never ran") for cell in expected if cell.key not in seen and cell.key not in race_cells]
-    return SweepRecord(sweep.sweep, sweep.parent.record(), yaml.safe_load(grid_yaml), runs, sorted(missing),
-                       expected, by_cell)
+    return SweepRecord(sweep.sweep, sweep.parent.record(), recorded, runs, sorted(missing),
+                       expected, sorted(failed), by_cell)

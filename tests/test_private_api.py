@@ -1,0 +1,61 @@
+"""Every private MLflow and Optuna name the harness uses (harness/private_api.py), each touched once
+and checked for what the harness relies on: a lock refresh that moves one fails here, naming it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import sqlite3
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from harness import private_api
+
+
+def test_mlflow_schema_head_is_one_of_its_revisions_and_what_a_new_store_records(tmp_path):
+    head = private_api.mlflow_schema_head()
+    assert head in private_api.mlflow_schema_revisions()
+    db = tmp_path / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments()
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(head,)]
+        made = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"runs", "experiments", "metrics", "tags", "params"} <= private_api.mlflow_table_names()
+    assert made - {"alembic_version"} <= private_api.mlflow_table_names()
+
+
+def test_forget_mlflow_engine_closes_the_cached_engine_and_leaves_a_store_usable(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    MlflowClient(tracking_uri=uri).search_experiments()
+    private_api.forget_mlflow_engine(uri)
+    private_api.forget_mlflow_engine(uri)  # none cached: nothing to do
+    assert [e.name for e in MlflowClient(tracking_uri=uri).search_experiments()] == ["Default"]
+
+
+def test_check_mlflow_fields_passes_good_names_and_refuses_bad_ones_with_mlflows_message():
+    private_api.check_mlflow_fields({"model.lrn": "true"}, {"sweep": "x"}, ["train_err"])
+    with pytest.raises(ValueError, match="Names may only contain"):
+        private_api.check_mlflow_fields({}, {}, ["bad name?"])
+    with pytest.raises(ValueError, match="exceeds the maximum length of 250"):
+        private_api.check_mlflow_fields({"k" * 300: "v"}, {}, [])
+    with pytest.raises(ValueError, match="treated as files"):
+        private_api.check_mlflow_fields({}, {"../escape": "v"}, [])
+
+
+def test_optuna_table_names_and_engine_match_a_real_storage(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/optuna.db")
+    engine = private_api.rdb_engine(storage)
+    with engine.connect() as con:
+        import sqlalchemy
+        made = {r[0] for r in con.execute(sqlalchemy.text("SELECT name FROM sqlite_master WHERE type = 'table'"))}
+    assert {"studies", "trials"} <= private_api.optuna_table_names()
+    assert made - {"alembic_version"} <= private_api.optuna_table_names()
+
+
+def test_a_name_that_is_gone_is_one_error_naming_the_library_version_and_the_name():
+    with pytest.raises(private_api.PrivateAPIChanged) as err:
+        private_api.rdb_engine(object())
+    version = importlib.metadata.version("optuna")
+    assert f"optuna {version}: RDBStorage.engine is gone or changed" in str(err.value)
+    assert "harness/private_api.py" in str(err.value)
