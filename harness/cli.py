@@ -332,8 +332,7 @@ def guarded(command: Callable[[], int]) -> int:
     """Run a command under harness's exit codes: bad input (InputError) one line and 2; SIGINT or
     SIGTERM 130; anything else raises (a traceback, exit 1). The sweep's workers run under it too."""
     _SIGNALLED.clear()
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         return command()
     except InputError as err:
@@ -345,6 +344,9 @@ def guarded(command: Callable[[], int]) -> int:
             raise
         print("harness: interrupted; the same command again continues where it stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:  # a caller in the same process (a test, a notebook) keeps its own handlers afterwards
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 if __name__ == "__main__":

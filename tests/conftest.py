@@ -3,8 +3,12 @@ real CIFAR-10 archive where $HARNESS_DATA_DIR holds it, and throwaway MLflow sto
 
 from __future__ import annotations
 
+import atexit
+import functools
 import io
 import os
+import shutil
+import tempfile
 import pickle
 import tarfile
 import zipfile
@@ -108,10 +112,30 @@ def real_imagenette() -> Path:
     return _real_archive("imagenette-224.zip", "Imagenette")
 
 
+@functools.cache
+def _store_template() -> Path:
+    """An empty MLflow store, made once per test session by MLflow itself (harness.stores)."""
+    from harness import stores
+
+    folder = Path(tempfile.mkdtemp(prefix="harness-store-template-"))
+    atexit.register(shutil.rmtree, folder, True)
+    stores.open_tracking_store(f"sqlite:///{folder}/mlflow.db")
+    return folder / "mlflow.db"
+
+
+def fresh_store(db: Path) -> str:
+    """The URI of a new, empty MLflow store at `db`: a copy of the session's template, since MLflow
+    runs its ~60 schema migrations on every new SQLite store (seconds each, here). The tests of
+    store creation itself (test_stores.py) make theirs from nothing."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_store_template(), db)
+    return f"sqlite:///{db}"
+
+
 @pytest.fixture
 def store(tmp_path) -> dict[str, str]:
     """Overrides that point a run at a fresh MLflow store and checkpoint folder."""
-    return {"tracking.uri": f"sqlite:///{tmp_path}/mlflow.db",
+    return {"tracking.uri": fresh_store(tmp_path / "mlflow.db"),
             "tracking.artifact_root": str(tmp_path / "artifacts"),
             "trainer.checkpoint_dir": str(tmp_path / "checkpoints")}
 
@@ -128,10 +152,8 @@ def postgres(tmp_path_factory):
     """A throwaway PostgreSQL server on 127.0.0.1, as a function that creates a fresh database and
     returns its SQLAlchemy URL. Skips where Debian's postgresql is not installed, except where
     HARNESS_REQUIRE_POSTGRES=1 (.ci/run installs it and sets that), which fails instead."""
-    import shutil
     import socket
     import subprocess
-    import tempfile
 
     bin_dir = _pg_bin()
     if bin_dir is None:

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from harness import bundle, cli, tracking
+from conftest import fresh_store
 from test_report import SPEED, TRICKS, fill, speed_metrics, trick_metrics
 
 
 @pytest.fixture
 def source(tmp_path):
     """A store holding two sweeps, and their runs files exported from it."""
-    uri = f"sqlite:///{tmp_path}/src/mlflow.db"
+    uri = fresh_store(tmp_path / "src" / "mlflow.db")
     for sub, text, metrics in (("t", TRICKS, trick_metrics), ("s", SPEED, speed_metrics)):
         (tmp_path / sub).mkdir()
         fill(tmp_path / sub, uri, text, metrics)

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from harness import grid as G
 from harness import claims, tracking
+from conftest import fresh_store
 
 GRID = """
 name: claims
@@ -28,7 +29,7 @@ def stores(request, tmp_path):
     path = tmp_path / "claims.yaml"
     path.write_text(GRID + f"set: {{tracking.artifact_root: {tmp_path / 'artifacts'}}}\n")
     if request.param == "sqlite":
-        return path, f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+        return path, f"sqlite:///{tmp_path}/optuna.db", fresh_store(tmp_path / "mlflow.db")
     database = request.getfixturevalue("postgres")
     return path, database("optuna"), database("mlflow")
 

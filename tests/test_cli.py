@@ -47,18 +47,7 @@ def test_help_shows_every_flag_a_user_may_pass_and_no_other():
     assert "--worker-index" not in commands["sweep"].format_help() and "--added-seeds" not in commands["sweep"].format_help()
 
 
-@pytest.fixture
-def signals():
-    """guarded() installs harness's handlers; put pytest's back afterwards."""
-    import signal
-
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, handler in saved.items():
-        signal.signal(s, handler)
-
-
-def test_exit_codes_bad_input_2_with_one_line_a_signal_130_and_a_crash_its_traceback(signals, capsys):
+def test_exit_codes_bad_input_2_with_one_line_a_signal_130_and_a_crash_its_traceback(capsys):
     import signal
     import time
 
@@ -90,8 +79,10 @@ def test_exit_codes_bad_input_2_with_one_line_a_signal_130_and_a_crash_its_trace
             time.sleep(10)
         except KeyboardInterrupt:
             raise SystemExit(1) from None
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     assert cli.guarded(lightning_on_sigterm) == 130
     assert "interrupted; the same command again continues" in capsys.readouterr().err
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # the caller's again
 
 
 def test_a_worker_spec_that_is_not_one_or_expands_to_other_cells_exits_2_before_any_store(tmp_path):

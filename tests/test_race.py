@@ -17,6 +17,7 @@ from harness import cli
 from harness import grid as G
 from harness import race, tracking
 from harness.tracking import RunRecord
+from conftest import fresh_store
 
 RACE = """
 name: r
@@ -334,7 +335,7 @@ def recorded_race(tmp_path: Path, state: dict) -> tuple[Path, str, str, str]:
     from test_report import fill  # the report tests' synthetic sweep
 
     from harness.stores import redact
-    url, uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    url, uri = f"sqlite:///{tmp_path}/optuna.db", fresh_store(tmp_path / "mlflow.db")
     curves = {"relu": [60.0, 40.0, 20.0], "tanh": [85.0, 84.0, 84.0, 84.0]}
     fill(tmp_path, uri, RACE, lambda cell: ("FINISHED", {"test_err": 50.0, "train_err": curves[cell.values["model.activation"]][-1]},
                                             {"train_err": curves[cell.values["model.activation"]],

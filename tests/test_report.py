@@ -13,6 +13,7 @@ from harness import config as C
 from harness import grid as G
 from harness import tracking
 from harness.report import stats as S
+from conftest import fresh_store
 
 TRICKS = """
 name: syn_tricks
@@ -88,7 +89,7 @@ def speed_metrics(cell):
 
 @pytest.fixture
 def store(tmp_path):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = fresh_store(tmp_path / "mlflow.db")
     (tmp_path / "t").mkdir()
     (tmp_path / "s").mkdir()
     fill(tmp_path / "t", uri, TRICKS, trick_metrics)

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 from harness import cli
 from harness import grid as G
 from harness import claims, tracking
+from conftest import fresh_store
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +47,7 @@ set:
 
 
 def stores(tmp_path: Path) -> tuple[str, str]:
-    return f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    return f"sqlite:///{tmp_path}/optuna.db", fresh_store(tmp_path / "mlflow.db")
 
 
 def run_sweep(path: Path, url: str, uri: str, *extra: str) -> int:

@@ -183,7 +183,9 @@ def load_cached(source: Source, cache_root: Path) -> Arrays:
         print(f"harness: decoded {len(arrays.train_x) + len(arrays.test_x):,} images in "
               f"{time.time() - started:.0f} s", file=sys.stderr)
     meta = json.loads((folder / "meta.json").read_text())
-    return Arrays(*(np.load(folder / f"{n}.npy") for n in names), meta["classes"])
+    # Mapped copy-on-write, not read: loading takes no time, the pages a run touches are read as it
+    # indexes them, and workers on one machine share them through the page cache.
+    return Arrays(*(np.load(folder / f"{n}.npy", mmap_mode="c") for n in names), meta["classes"])
 
 
 def pixel_stats(source: Source, cache_root: Path, train_images: torch.Tensor, split_key: str) -> PixelStats:

@@ -166,7 +166,22 @@ def _check_tarball(path: Path) -> None:
 
 def layout(path: Path, dataset: str) -> Tree | None:
     """The source's image files by split and class; None for CIFAR-10's pickles and tarball, whose
-    presence and header are checked instead. Reads names only, never an image."""
+    presence and header are checked instead. Reads names only, never an image. An archive's is
+    read once per process for a file of a given size and time, as its checksum is (listing
+    CIFAR-10's 60,000 members takes a second or more, and a sweep's worker loads its data once
+    per cell)."""
+    if path.is_file():
+        status = path.stat()
+        return _file_layout(path.resolve(), dataset, status.st_size, status.st_mtime_ns)
+    return _layout(path, dataset)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_layout(path: Path, dataset: str, size: int, mtime_ns: int) -> Tree | None:
+    return _layout(path, dataset)
+
+
+def _layout(path: Path, dataset: str) -> Tree | None:
     if dataset == "cifar10":
         form, path = cifar_form(path)
         if form == "pickles":
