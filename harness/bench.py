@@ -131,11 +131,15 @@ class Bench:
     def bf16(self) -> bool:
         return self.cfg.trainer.precision == "bf16-mixed"
 
+    def sgd(self, model: nn.Module) -> torch.optim.Optimizer:
+        """The run's optimiser settings: the bare loop does the harness's work, no more, no less."""
+        return sgd(model, self.cfg.optim.momentum, self.cfg.optim.weight_decay)
+
 
 def bare_epoch(b: Bench, batches: int) -> float:
     """Images/s of a plain loop: the harness's batches and transform, its model, SGD and precision."""
     model = b.model()
-    optimiser, fmt, seen = sgd(model), memory_format(b.nhwc), []
+    optimiser, fmt, seen = b.sgd(model), memory_format(b.nhwc), []
 
     def loop():
         for images, labels in islice(b.data.train, batches):
@@ -171,7 +175,8 @@ class FirstBatches:
 
 
 def step_seconds(b: Bench, steps: int, nhwc: bool | None = None, lrn: type[nn.Module] | None = LocalResponseNorm) -> float:
-    return seconds_per_step(b.model(nhwc, lrn), *b.batch(nhwc), steps, b.bf16)
+    model = b.model(nhwc, lrn)
+    return seconds_per_step(model, *b.batch(nhwc), steps, b.bf16, b.sgd(model))
 
 
 def transform_seconds(b: Bench, batches: int) -> float:

@@ -24,8 +24,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness import stores, tracking
-from harness.places import check_writable, sqlite_path
-from harness.errors import RunsFileError, StoreError
+from harness.places import check_writable
+from harness.errors import ConfigError, RunsFileError, StoreError
 
 FORMAT_NAME, FORMAT_VERSION = "harness-runs", 1
 FILE_NAME = "runs.zip"  # the name a report folder gives its sweep's file
@@ -105,7 +105,7 @@ def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False) ->
     parent = tracking.sweep_parent(uri, sweep, storage_url, reader=True)
     if parent is None:
         known = ", ".join(tracking.sweep_names(uri)) or "none"
-        raise RunsFileError(f"sweep {sweep!r}: no sweep parent run in {uri} (sweeps there: {known})")
+        raise ConfigError(f"sweep {sweep!r}: no sweep parent run in {uri} (sweeps there: {known})")
     children = tracking.find_runs(uri, sweep, f"tags.sweep_parent = '{parent.run_id}'")
     children.sort(key=lambda r: (r.start_ms, r.origin_id))
     original = {r.run_id: r.origin_id for r in [parent, *children]}
@@ -125,35 +125,26 @@ def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False) ->
             artifacts={p: tracking.artifact_bytes(uri, record.run_id, p) for p in wanted}))
     if TRIALS_ARTIFACT in tracking.artifact_files(uri, parent.run_id, "optuna"):
         trials = parse_jsonl(tracking.artifact_bytes(uri, parent.run_id, TRIALS_ARTIFACT))
-    else:
-        trials = _study_trials(storage_url, parent.tags.get("optuna_study", sweep))
+    else:  # the storage the parent was made for, where the one given is another (`sweep_parent`'s fallback)
+        made_for = parent.tags.get("optuna_storage", stores.redact(storage_url))
+        if made_for != stores.redact(storage_url) and "***" in made_for:
+            raise StoreError(f"sweep {sweep}: its Optuna trials are in {made_for}, not {stores.redact(storage_url)}: "
+                             "name that storage with --storage")
+        trials = _study_trials(storage_url if made_for == stores.redact(storage_url) else made_for,
+                               parent.tags.get("optuna_study", sweep))
     # MLflow's own experiment tags (the UI's view) are set by whoever shows the runs, not carried
     experiment_tags = {k: v for k, v in tracking.experiments(uri)[sweep][1].items() if not k.startswith("mlflow.")}
     return Bundle(sweep, experiment_tags, runs, trials)
 
 
-def _study_trials(storage_url: str | None, study: str) -> list[dict]:
-    """The study's trials, read without writing: none where the storage or the study is absent."""
-    db = sqlite_path(storage_url) if storage_url else None
-    if not storage_url or (db and stores.sqlite_kind(db) != "sqlite"):  # raises for a file that is not one
-        return []
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        found = optuna.load_study(study_name=study, storage=storage_url)
-    except KeyError:
-        return []
-    except Exception as err:  # noqa: BLE001 - a storage that cannot be read: one line naming it
-        raise StoreError(f"--storage {stores.redact(storage_url)}: cannot read study {study!r} "
-                                f"({stores.failure(err)})") from None
-
+def _study_trials(storage_url: str, study: str) -> list[dict]:
+    """The study's trials as the runs file holds them (`stores.study_trials`: read, never created)."""
     def when(moment: datetime | None) -> str | None:
         return moment.isoformat() if moment else None
 
     return [json_safe({"number": t.number, "state": t.state.name, "value": t.value, "datetime_start": when(t.datetime_start),
-                    "datetime_complete": when(t.datetime_complete), "user_attrs": t.user_attrs})
-            for t in found.get_trials(deepcopy=False)]
+                       "datetime_complete": when(t.datetime_complete), "user_attrs": t.user_attrs})
+            for t in stores.study_trials(storage_url, study)]
 
 
 # ------------------------------------------------------------------------------ the file

@@ -205,16 +205,7 @@ def _by_cell(trials: list[FrozenTrial]) -> dict[str, list[FrozenTrial]]:
 def stored_trials(storage_url: str, study: str) -> tuple[dict[str, list[FrozenTrial]], int]:
     """A sweep's claims by cell, and its highest trial number (-1: none), read without creating
     anything: none where the storage or the study does not exist yet (the dry run's view)."""
-    db = sqlite_path(storage_url)
-    if db is not None and stores.sqlite_kind(db) != "sqlite":
-        return {}, -1
-    stores.check_storage(storage_url)
-    try:
-        trials = optuna.load_study(study_name=study, storage=storage_url).get_trials(deepcopy=False)
-    except KeyError:  # no such study
-        return {}, -1
-    except Exception as err:  # noqa: BLE001 - a storage that cannot be read: one line naming it
-        raise StoreError(f"--storage {redact(storage_url)}: cannot read study {study!r} ({stores.failure(err)})") from None
+    trials = stores.study_trials(storage_url, study)
     return _by_cell(trials), max((t.number for t in trials), default=-1)
 
 

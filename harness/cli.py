@@ -16,9 +16,8 @@ from pathlib import Path
 
 from harness import config as C
 from harness import places
-from harness.errors import InputError
+from harness.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, InputError
 
-EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 
 def _config_args(p: argparse.ArgumentParser, default_preset: str | None) -> None:
@@ -173,7 +172,7 @@ def cmd_ui(args) -> int:
         # this process dies without a word (kill -9)
         server = subprocess.Popen(command, env=env, start_new_session=True, preexec_fn=_stop_with_parent)
         return server.wait()
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see main)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (see guarded): how a UI is stopped, so 0
         return 0
     finally:
         if server is not None and server.poll() is None:

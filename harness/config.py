@@ -302,12 +302,23 @@ def preset_names() -> list[str]:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """The one reader of YAML files a user gives (presets, grids): every way one cannot be read is
+    a ConfigError of one line naming the file (and, for bad YAML, the line)."""
     try:
         values = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (not UTF-8)") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{where} ({what})") from None
     if values is not None and not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     return values or {}

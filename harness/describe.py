@@ -55,9 +55,10 @@ def cost_line(model: nn.Module, cfg: RunConfig, train_images: int) -> str:
             f"x{cfg.trainer.max_epochs} epochs")
 
 
-def sgd(model: nn.Module) -> torch.optim.Optimizer:
-    """The paper's optimiser (momentum 0.9, weight decay 5e-4) for timing: the rate costs nothing."""
-    return torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+def sgd(model: nn.Module, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.Optimizer:
+    """SGD as a run makes it (the paper's momentum and weight decay unless given; the rate costs
+    nothing to time)."""
+    return torch.optim.SGD(model.parameters(), lr=1e-3, momentum=momentum, weight_decay=weight_decay)
 
 
 def sgd_step(model: nn.Module, optimiser: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
@@ -70,10 +71,11 @@ def sgd_step(model: nn.Module, optimiser: torch.optim.Optimizer, x: torch.Tensor
     optimiser.step()
 
 
-def seconds_per_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, bf16: bool = False) -> float:
+def seconds_per_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, bf16: bool = False,
+                     optimiser: torch.optim.Optimizer | None = None) -> float:
     """Seconds per SGD step on one batch, after one untimed step (first-call allocations), waiting
     for a GPU's queued work: the one step timer (describe, the dry run's estimate, the bench)."""
-    optimiser = sgd(model)
+    optimiser = optimiser or sgd(model)
     sgd_step(model, optimiser, x, y, bf16)
     if x.device.type == "cuda":
         torch.cuda.synchronize()

@@ -5,6 +5,9 @@ as one line and exits 2 (harness.cli.main); anything else is a bug or a crash an
 traceback (exit 1)."""
 
 
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130  # the command line's (README: exit codes)
+
+
 class InputError(Exception):
     """Bad input, named in the message; `kind` is the label the command line prints before it."""
 

@@ -204,9 +204,10 @@ def from_record(values: Any, path: str | Path, where: str) -> Grid:
     record in errors."""
     if not isinstance(values, dict):
         raise C.ConfigError(f"{where}: expected a mapping; got {type(values).__name__}")
-    unknown = sorted(set(values) - set(USER_KEYS) - set(STATE_KEYS) - {"base"})
+    known = [k for k in USER_KEYS + STATE_KEYS if k != "base"]  # a record is resolved: no base left to merge
+    unknown = sorted(set(values) - set(known))
     if unknown:
-        raise C.ConfigError(f"{where}: {unknown[0]}: unknown key (known: {', '.join(USER_KEYS + STATE_KEYS)})")
+        raise C.ConfigError(f"{where}: {unknown[0]}: unknown key (known: {', '.join(known)})")
     try:
         return _grid(Path(path), values, None)
     except GridError as err:

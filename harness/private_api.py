@@ -24,7 +24,7 @@ class PrivateAPIChanged(RuntimeError):
 def _private(library: str, name: str) -> Iterator[None]:
     try:
         yield
-    except (ImportError, AttributeError) as err:
+    except (ImportError, AttributeError, TypeError) as err:  # TypeError: a changed signature
         version = importlib.metadata.version(library)
         raise PrivateAPIChanged(f"{library} {version}: {name} is gone or changed ({type(err).__name__}: {err}); "
                                 "harness/private_api.py must be updated for this version") from err
@@ -75,15 +75,15 @@ def check_mlflow_fields(params: dict[str, str], tags: dict[str, str], metric_key
 
     with _private("mlflow", "mlflow.utils.validation._validate_param, _validate_tag, _validate_metric_name"):
         from mlflow.utils.validation import _validate_metric_name, _validate_param, _validate_tag
-    try:
-        for key, value in params.items():
-            _validate_param(key, value)
-        for key, value in tags.items():
-            _validate_tag(key, value)
-        for key in metric_keys:
-            _validate_metric_name(key)
-    except MlflowException as err:
-        raise ValueError(err.message) from None
+        try:
+            for key, value in params.items():
+                _validate_param(key, value)
+            for key, value in tags.items():
+                _validate_tag(key, value)
+            for key in metric_keys:
+                _validate_metric_name(key)
+        except MlflowException as err:
+            raise ValueError(err.message) from None
 
 
 # ---------------------------------------------------------------------------------- Optuna

@@ -259,3 +259,21 @@ def check_storage(storage_url: str) -> None:
     check_writable(db.parent, f"--storage {storage_url}")
     if db.exists() and not os.access(db, os.R_OK | os.W_OK):
         raise StoreError(f"--storage {storage_url}: {db} is not writable")
+
+
+def study_trials(storage_url: str, study: str) -> list:
+    """A study's trials (optuna FrozenTrials), read without creating anything: none where the
+    storage or the study does not exist (the dry run's and export's view of a sweep's claims)."""
+    db = sqlite_path(storage_url)
+    if db is not None and sqlite_kind(db) != "sqlite":  # raises for a file that is not one
+        return []
+    check_storage(storage_url)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.load_study(study_name=study, storage=storage_url).get_trials(deepcopy=False)
+    except KeyError:  # no such study
+        return []
+    except Exception as err:  # noqa: BLE001 - a storage that cannot be read: one line naming it
+        raise StoreError(f"--storage {redact(storage_url)}: cannot read study {study!r} ({failure(err)})") from None

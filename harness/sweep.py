@@ -19,6 +19,7 @@ from harness import race, resolve, stores, tracking
 from harness.claims import (Heartbeat, Sweep, TrialClaim, children, claim_next, end_trial, open_sweep, reap,
                             recorded_grid, redact, snapshot)
 from harness.grid import Cell, Grid, duration, with_max_seeds
+from harness.errors import EXIT_BAD_INPUT
 from harness.worker import WorkerSpec
 
 POLL_S = 5  # how often an idle worker looks for freed cells while others finish theirs
@@ -38,7 +39,16 @@ def _killed_run(sw: Sweep, cell: Cell, runs: list[tracking.RunRecord]) -> str | 
 
 def run_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord]) -> tuple[str, str]:
     """Train the claimed cell under its claim (rule 4 of `harness.claims`); end its trial.
-    Returns (status, what happened)."""
+    Returns (status, what happened). Stopped by a signal at any point after its claim, it gives
+    the claim back at once (the trial FAILED 'interrupted': free for any worker to continue)."""
+    try:
+        return _train_cell(sw, cell, trial_id, runs)
+    except (KeyboardInterrupt, SystemExit):
+        end_trial(sw, trial_id, TrialState.FAIL, reason=tracking.INTERRUPTED)
+        raise
+
+
+def _train_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord]) -> tuple[str, str]:
     from harness.train import train
 
     cfg = copy.deepcopy(cell.config)
@@ -57,9 +67,6 @@ def run_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord
         try:
             result = train(cfg, parent_run_id=sw.parent_id, extra_tags=tags, resume_run_id=resume_id,
                            claim=TrialClaim(sw, trial_id), stop_check=stop_check)
-        except (KeyboardInterrupt, SystemExit):
-            end_trial(sw, trial_id, TrialState.FAIL, reason=tracking.INTERRUPTED)
-            raise
         except Exception as err:  # raised before its run existed (data, config)
             end_trial(sw, trial_id, TrialState.FAIL, reason=f"{type(err).__name__}: {err}")
             return "FAILED", f"{type(err).__name__}: {err}"
@@ -212,17 +219,17 @@ def _spawn_workers(sw: Sweep, workers: int) -> None:
     as resolved. Each is reaped as soon as it exits, and the claim of one that died is freed at
     once: a child that has exited but is not yet reaped would look alive to every liveness check
     until the 2-minute heartbeat limit."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    # How the workers run, not what: these keys are left out of the cells' identity (grid.NOT_IDENTITY).
-    grid = sw.grid.as_dict() | {"set": {**sw.grid.set, "trainer.threads": threads, "trainer.progress_bar": False}}
-    running = []
+    grid = copy.deepcopy(sw.grid)
+    for cell in grid.cells:  # how the workers run, not what (grid.NOT_IDENTITY: the cells keep their keys)
+        cell.config.trainer.threads = max(1, (os.cpu_count() or 1) // workers)
+        cell.config.trainer.progress_bar = False
+    running, refused = [], []
     for index in range(workers):
-        spec = WorkerSpec(grid, str(sw.grid.path), [cell.key for cell in sw.grid.cells], sw.storage_url,
-                          sw.tracking_uri, sw.since_trial, index)
-        proc = subprocess.Popen([sys.executable, "-m", "harness.worker"], stdin=subprocess.PIPE, text=True)
+        spec = WorkerSpec(grid, sw.storage_url, sw.tracking_uri, sw.since_trial, index)
+        proc = subprocess.Popen([sys.executable, "-m", "harness.worker"], stdin=subprocess.PIPE)
         running.append(proc)
         try:
-            proc.stdin.write(spec.to_json())
+            proc.stdin.write(spec.to_bytes())
             proc.stdin.close()
         except BrokenPipeError:  # it died before reading: its exit status says why
             pass
@@ -231,6 +238,7 @@ def _spawn_workers(sw: Sweep, workers: int) -> None:
             time.sleep(1)
             exited = [proc for proc in running if proc.poll() is not None]  # poll() reaps
             running = [proc for proc in running if proc not in exited]
+            refused += [proc for proc in exited if proc.returncode == EXIT_BAD_INPUT]
             if any(proc.returncode != 0 for proc in exited):
                 reap(sw)
     except KeyboardInterrupt:
@@ -238,3 +246,6 @@ def _spawn_workers(sw: Sweep, workers: int) -> None:
             proc.terminate()
             proc.wait()
         raise
+    if refused:  # each said why, in one line, above
+        raise C.ConfigError(f"{len(refused)} of {workers} worker(s) stopped on bad input (their line is above); "
+                            "the cells they did not run are left for the next run")

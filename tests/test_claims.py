@@ -205,7 +205,10 @@ def test_the_report_and_export_read_the_parent_of_the_storage_they_are_given(tmp
     grid, uri = G.load(path), f"sqlite:///{tmp_path}/mlflow.db"
     first_url, second_url = f"sqlite:///{tmp_path}/first.db", f"sqlite:///{tmp_path}/second.db"
     first = claims.open_sweep(grid, first_url, uri).parent_id
-    assert bundle.from_store(uri, grid.name, f"sqlite:///{tmp_path}/elsewhere.db").runs[0].run_id == first  # the only one
+    alone = bundle.from_store(uri, grid.name, f"sqlite:///{tmp_path}/elsewhere.db")
+    assert alone.runs[0].run_id == first  # the only parent; and its trials from the storage it was made for
+    assert [t["user_attrs"] for t in alone.trials] == [{"mlflow_parent": first}]  # first.db's one trial
+    assert not (tmp_path / "elsewhere.db").exists()
     second = claims.open_sweep(grid, second_url, uri).parent_id  # another storage: a parent of its own
     assert second != first
     for url, parent in ((first_url, first), (second_url, second)):

@@ -85,21 +85,27 @@ def test_exit_codes_bad_input_2_with_one_line_a_signal_130_and_a_crash_its_trace
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # the caller's again
 
 
-def test_a_worker_spec_that_is_not_one_or_expands_to_other_cells_exits_2_before_any_store(tmp_path):
+def test_a_worker_gets_the_coordinators_grid_whole_and_anything_else_on_its_stdin_is_exit_2(tmp_path):
+    import pickle
+
     from harness import grid as G
     from harness.worker import WorkerSpec
 
+    preset = tmp_path / "p.yaml"
+    preset.write_text((ROOT / "harness" / "presets" / "cifar_convnet4.yaml").read_text())
     path = tmp_path / "g.yaml"
-    path.write_text("name: g\npreset: cifar_convnet4\ndesign: factorial\naxes: {model.activation: [relu, tanh]}\n"
+    path.write_text(f"name: g\npreset: {preset}\ndesign: factorial\naxes: {{model.activation: [relu, tanh]}}\n"
                     "seeds: [0]\n")
     grid = G.load(path)
-    good = WorkerSpec(grid.as_dict(), str(path), [c.key for c in grid.cells], "sqlite:///mlruns/optuna.db",
-                      "sqlite:///mlruns/mlflow.db", -1, 0)
-    edited = WorkerSpec(**{**good.__dict__, "cell_keys": [c.key for c in grid.cells][::-1]})
-    for text, message in (("{not json", "worker spec on standard input: not a spec"),
-                          (edited.to_json(), f"{path}: its preset now gives other cells than when the sweep started")):
-        done = subprocess.run([sys.executable, "-m", "harness.worker"], input=text, cwd=tmp_path, capture_output=True,
-                              text=True, timeout=120)
-        assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    spec = WorkerSpec(grid, "sqlite:///mlruns/optuna.db", "sqlite:///mlruns/mlflow.db", -1, 0)
+    preset.unlink()  # the worker reads neither the grid file nor its preset: the spec holds every cell's config
+    path.unlink()
+    again = WorkerSpec.from_bytes(spec.to_bytes())
+    assert [c.config for c in again.grid.cells] == [c.config for c in grid.cells] and again == spec
+    for data, message in ((b"{not a pickle", "worker spec on standard input: not a spec from `harness sweep`"),
+                          (pickle.dumps({"grid": "g"}), "not a spec from `harness sweep` (a dict)")):
+        done = subprocess.run([sys.executable, "-m", "harness.worker"], input=data, cwd=tmp_path, capture_output=True,
+                              timeout=120)
+        err = done.stderr.decode()
+        assert done.returncode == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "mlruns").exists()
-    assert WorkerSpec.from_json(good.to_json()) == good

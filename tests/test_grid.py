@@ -168,3 +168,25 @@ def test_shipped_grids_load_and_cpu_presets_say_so():
     assert all(c.config.data.augment is False and c.config.optim.weight_decay == 0 for c in speed.cells)
     assert {c.config.model.init for c in speed.cells} == {"paper", "pytorch"}
     assert {c.config.trainer.stop_train_err for c in speed.cells} == {25}
+
+
+def test_a_grid_or_preset_that_cannot_be_read_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.yaml").mkdir()
+    (tmp_path / "binary.yaml").write_bytes(bytes(range(256)))
+    (tmp_path / "broken.yaml").write_text("name: g\npreset: [unclosed\n")
+    for name, message in (("folder.yaml", "a folder, not a YAML file"), ("binary.yaml", "not a text file (not UTF-8)"),
+                          ("broken.yaml", "not valid YAML at line 3")):
+        for command in (["sweep", name], ["train", "--preset", name]):
+            assert cli.main(command) == 2
+            err = capsys.readouterr().err
+            assert f"{name}: {message}" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_recorded_grid_holds_no_base_to_merge(tmp_path):
+    recorded = G.load(write(tmp_path, LOO)).as_dict()
+    assert [c.key for c in G.from_record(recorded, "grid.yaml", "recorded").cells] == [
+        c.key for c in G.load(write(tmp_path, LOO)).cells]
+    with pytest.raises(C.ConfigError, match="^recorded: base: unknown key"):
+        G.from_record(recorded | {"base": "other.yaml"}, "grid.yaml", "recorded")

@@ -272,7 +272,7 @@ def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str
                             "sweep` or `harness import` first (single `harness train` runs are not reported)")
     unknown = sorted(set(names or []) - set(found))
     if unknown:
-        raise RunsFileError(f"no sweep {', '.join(unknown)} in {uri or 'no store'} or under {root}/*/"
+        raise C.ConfigError(f"no sweep {', '.join(unknown)} in {uri or 'no store'} or under {root}/*/"
                                  f"{bundle.FILE_NAME} (found: {', '.join(found) or 'none'})")
     chosen = names or found
     _check_places(root, found)

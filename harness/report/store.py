@@ -58,7 +58,7 @@ class SweepRecord:
 def _expected_grid(recorded: dict) -> G.Grid | None:
     """The recorded grid, re-expanded (config only: no data is read)."""
     try:
-        return G.from_record(recorded, recorded.get("name", "grid.yaml"), "grid.yaml")
+        return G.from_record(recorded, "grid.yaml", "grid.yaml")
     except C.ConfigError:  # recorded by an older version whose keys have changed
         return None
 
