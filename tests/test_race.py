@@ -238,9 +238,8 @@ def kill_when(proc: subprocess.Popen, ready, what: str) -> None:
 def recorded_grid(uri: str) -> G.Grid:
     """The grid as the sweep last recorded it (its parent run's grid.yaml), race state included."""
     parent = tracking.find_runs(uri, "r", "tags.sweep_role = 'parent'")[0]
-    path = Path(uri.removeprefix("sqlite:///")).with_suffix(".grid.yaml")
-    path.write_text(tracking.run_config_yaml(uri, parent.run_id, "grid.yaml"))
-    return G.load(path)
+    return G.from_record(yaml.safe_load(tracking.run_config_yaml(uri, parent.run_id, "grid.yaml")), "grid.yaml",
+                         "recorded")
 
 
 def children(uri: str) -> list[RunRecord]:

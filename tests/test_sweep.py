@@ -205,7 +205,7 @@ def test_diverging_cell_fails_with_its_reason_and_is_retried_next_time(tmp_path,
 
 def test_missing_data_exits_2_before_any_store_exists(tmp_path, capsys):
     path = grid_file(tmp_path, tmp_path / "nowhere.zip")
-    url, uri = stores(tmp_path)
+    url, uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     assert run_sweep(path, url, uri) == 2
     assert "nowhere.zip" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.db"))

@@ -239,10 +239,11 @@ def test_divergence_fails_the_run_with_a_reason(real_cifar, store):
 def test_bad_data_fails_before_a_run_exists(tmp_path, store):
     from harness.train import train
 
-    cfg = C.load("cifar_convnet4", [f"data.source={tmp_path}/missing.zip", *(f"{k}={v}" for k, v in store.items())])
+    cfg = C.load("cifar_convnet4", [f"data.source={tmp_path}/missing.zip", *(f"{k}={v}" for k, v in store.items()),
+                                    f"tracking.uri=sqlite:///{tmp_path}/new/mlflow.db"])
     with pytest.raises(DataError, match="missing.zip: no such file"):
         train(cfg)
-    assert not (tmp_path / "mlflow.db").exists()
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.gpu
