@@ -102,6 +102,7 @@ class Bundle:
 
 def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False) -> Bundle:
     """The sweep's parent (`tracking.sweep_parent`, as a reader) and all its active children."""
+    stores.check_storage(storage_url)  # a --storage that cannot be one is refused, even where another is read
     parent = tracking.sweep_parent(uri, sweep, storage_url, reader=True)
     if parent is None:
         known = ", ".join(tracking.sweep_names(uri)) or "none"

@@ -55,4 +55,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as `python -m harness.worker`, this file is the module __main__; the spec's pickle names the
+    # classes of harness.worker, so the work is done by that module, whose WorkerSpec it is.
+    from harness.worker import main as worker_main
+
+    sys.exit(worker_main())
