@@ -21,7 +21,9 @@ the one place it is written; the README and the other modules point here):
    cell continues from its last completed epoch when its checkpoint is on this machine. A worker
    checks its claim before recording each epoch and completes its trial before marking its run
    FINISHED, so one that lost its claim while stalled records nothing more: never a second
-   FINISHED run (`TrialClaim`, `harness.train.Claim`).
+   FINISHED run (`TrialClaim`, `harness.train.Claim`). A run still RUNNING when its cell is
+   claimed has no live worker (rule 3: the claim is the cell's only one), as when a runs file was
+   exported while the cell ran: the claimer ends it KILLED first (`end_unclaimed_runs`).
 5. A cell that failed in this invocation (diverged, raised) is not retried by it; running the
    same command again retries it. Optuna's GridSampler is not used: it treats a failed cell as
    visited and can hand one cell to two workers.
@@ -35,7 +37,7 @@ import socket
 import threading
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -297,6 +299,21 @@ def _on_lost(sw: Sweep, trial: FrozenTrial, how: str) -> None:
         if run.status == "RUNNING":
             tracking.end_run(sw.tracking_uri, run.run_id, "KILLED", {"failure_reason": WORKER_LOST, "failure_message": why})
     sw.say(f"sweep {sw.grid.name}: {trial.user_attrs.get('name')} was held by {why}; the cell is free again")
+
+
+def end_unclaimed_runs(sw: Sweep, runs: list[tracking.RunRecord]) -> list[tracking.RunRecord]:
+    """The runs of a cell this worker has just claimed, with any still RUNNING ended KILLED as
+    `_on_lost` ends a reaped worker's run. The new claim is the cell's only one (an earlier claim
+    would have won), so no live worker holds such a run: it came from a runs file exported while it
+    ran (its claim stayed in the other store's study), or its worker died before its run was ended."""
+    why = f"no claim held it when worker {sw.worker} claimed its cell"
+    out = []
+    for run in runs:
+        if run.status == "RUNNING":
+            tracking.end_run(sw.tracking_uri, run.run_id, "KILLED", {"failure_reason": WORKER_LOST, "failure_message": why})
+            run = replace(run, status="KILLED")
+        out.append(run)
+    return out
 
 
 # ------------------------------------------------------------------------------------ claims

@@ -16,8 +16,8 @@ from optuna.trial import TrialState
 from harness import config as C
 from harness import places
 from harness import race, resolve, stores, tracking
-from harness.claims import (Heartbeat, Sweep, TrialClaim, children, claim_next, end_trial, open_sweep, reap,
-                            recorded_grid, redact, snapshot)
+from harness.claims import (Heartbeat, Sweep, TrialClaim, children, claim_next, end_trial, end_unclaimed_runs, open_sweep,
+                            reap, recorded_grid, redact, snapshot)
 from harness.grid import Cell, Grid, duration, with_max_seeds
 from harness.errors import EXIT_BAD_INPUT
 from harness.worker import WorkerSpec
@@ -60,7 +60,7 @@ def _train_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRec
     # A race cell stops once a rival of its race has reached the target in fewer epochs.
     stop_check = ((lambda epochs: race.outraced(sw.grid, cell, children(sw), epochs)) if cell.stage == "race"
                   else (lambda epochs: None))
-    resume_id = _killed_run(sw, cell, runs)
+    resume_id = _killed_run(sw, cell, end_unclaimed_runs(sw, runs))
     if resume_id:
         tracking.set_tags(sw.tracking_uri, resume_id, tags)
     with Heartbeat(sw.storage, trial_id):

@@ -3,6 +3,7 @@ stores filled with the synthetic sweeps of test_report (chosen metrics, a failed
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,20 +16,34 @@ from conftest import fresh_store
 from test_report import SPEED, TRICKS, fill, speed_metrics, trick_metrics
 
 
-@pytest.fixture
-def source(tmp_path):
-    """A store holding two sweeps, and their runs files exported from it."""
-    uri = fresh_store(tmp_path / "src" / "mlflow.db")
+@pytest.fixture(scope="module")
+def made_once(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
+    """A store holding two sweeps, and their runs files exported from it: made once per module."""
+    root = tmp_path_factory.mktemp("source")
+    uri = fresh_store(root / "src" / "mlflow.db")
     for sub, text, metrics in (("t", TRICKS, trick_metrics), ("s", SPEED, speed_metrics)):
-        (tmp_path / sub).mkdir()
-        fill(tmp_path / sub, uri, text, metrics)
+        (root / sub).mkdir()
+        fill(root / sub, uri, text, metrics)
     failed = next(r for r in tracking.find_runs(uri, "syn_tricks") if r.status == "FAILED")
     tracking.log_batch(uri, failed.run_id, points=[("train_loss", 3, 7, float("nan"))])  # as a diverged run logs
     files = {}
     for sweep in ("syn_tricks", "syn_speed"):
-        files[sweep] = tmp_path / f"{sweep}.runs.zip"
+        files[sweep] = root / f"{sweep}.runs.zip"
         assert cli.main(["export", sweep, "--tracking-uri", uri, "--out", str(files[sweep])]) == 0
-    return uri, files
+    return root / "src" / "mlflow.db", files
+
+
+@pytest.fixture
+def source(made_once, tmp_path) -> tuple[str, dict[str, Path]]:
+    """The store and its runs files, copied for this test: it may change its copies. (The runs'
+    artifacts stay in the module's folder, which no test writes.)"""
+    db, files = made_once
+    (tmp_path / "src").mkdir()
+    shutil.copyfile(db, tmp_path / "src" / "mlflow.db")
+    copies = {sweep: tmp_path / file.name for sweep, file in files.items()}
+    for sweep, file in files.items():
+        shutil.copyfile(file, copies[sweep])
+    return f"sqlite:///{tmp_path}/src/mlflow.db", copies
 
 
 def tree(root: Path) -> dict[str, bytes]:

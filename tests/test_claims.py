@@ -1,7 +1,6 @@
 """The exactly-once rule without training: racing claims, dead workers, and which failures a sweep
 retries, on SQLite and on a real PostgreSQL server. No Lightning is imported here."""
 
-import multiprocessing
 import os
 import socket
 import time
@@ -12,7 +11,7 @@ from optuna.trial import TrialState
 
 from harness import grid as G
 from harness import claims, tracking
-from conftest import fresh_store
+from conftest import fresh_store, worker_processes
 
 GRID = """
 name: claims
@@ -45,7 +44,7 @@ def test_racing_workers_claim_each_cell_exactly_once(stores):
     path, url, uri = stores
     grid = G.load(path)
     claims.open_sweep(grid, url, uri)  # the study and parent run exist before the race, as with --workers
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_processes()
     barrier, results = ctx.Barrier(4), ctx.Queue()
     procs = [ctx.Process(target=_claim_everything, args=(path, url, uri, barrier, results)) for _ in range(4)]
     for p in procs:
@@ -64,7 +63,7 @@ def test_racing_workers_claim_each_cell_exactly_once(stores):
 
 
 def _dead_pid() -> int:
-    proc = multiprocessing.get_context("spawn").Process(target=time.sleep, args=(0,))
+    proc = worker_processes().Process(target=time.sleep, args=(0,))
     proc.start()
     proc.join()
     return proc.pid
@@ -128,6 +127,27 @@ def test_a_cell_whose_worker_confirmed_it_is_done_and_its_run_finished_by_the_ne
     assert claims.claim_next(other)[0].key != cell.key
     claims.reap(other)
     assert tracking.run_status(uri, run_id) == "FINISHED"
+
+
+def test_a_run_left_running_under_no_claim_is_ended_killed_by_the_worker_that_claims_its_cell(stores):
+    """As a runs file exported while a cell ran leaves it in the store it is imported into (the
+    claim stayed in the other store's study): the cell is free, and the worker that claims it ends
+    the run KILLED before training the cell, rather than leave it RUNNING beside its successor."""
+    path, url, uri = stores
+    grid = G.load(path)
+    sw = claims.open_sweep(grid, url, uri)
+    cell = grid.cells[0]
+    orphan = tracking.start_run(uri, grid.name, str(path.parent / "artifacts"), cell.name, {},
+                                {"sweep_parent": sw.parent_id, "cell": cell.key, "optuna_trial": "7"}, "", sw.parent_id)
+    states, _, _ = claims.snapshot(sw)
+    assert states[cell.key] == "todo"
+    claimed, _ = claims.claim_next(sw)
+    assert claimed.key == cell.key
+    runs = claims.end_unclaimed_runs(sw, claims.children(sw)[cell.key])
+    assert [(r.run_id, r.status) for r in runs] == [(orphan, "KILLED")]
+    run = tracking.find_runs(uri, grid.name, "tags.optuna_trial = '7'")[0]
+    assert (run.status, run.tags["failure_reason"]) == ("KILLED", claims.WORKER_LOST)
+    assert "no claim held it" in run.tags["failure_message"]
 
 
 def test_a_worker_whose_claim_was_reaped_cannot_complete_it(stores):

@@ -222,10 +222,6 @@ set:
 """)
 
 
-def sweep_command(path: Path, url: str, uri: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "sweep", str(path), "--storage", url, "--tracking-uri", uri]
-
-
 def kill_when(proc: subprocess.Popen, ready, what: str) -> None:
     deadline = time.time() + 300
     while not ready() and proc.poll() is None and time.time() < deadline:
@@ -257,18 +253,30 @@ def assert_every_cell_settled_once(grid: G.Grid, uri: str) -> list[RunRecord]:
 
 
 @pytest.mark.slow
-def test_a_race_and_its_estimate_run_each_cell_once_after_kill_9_in_either_stage(tmp_path, real_cifar, capsys):
+def test_a_race_killed_in_either_stage_settles_each_cell_once_in_place_and_from_its_runs_file(tmp_path, real_cifar,
+                                                                                                capsys):
+    """kill -9 in the race, then mid-cell in the estimate, then exported, as a session that ends:
+    each a command of its own in its folder, on its default stores. In place, the same command
+    continues the killed cell in its own run and settles every cell once, choosing no rate twice;
+    in another folder's new default stores (the next session, on a fresh checkout) the imported
+    runs file makes the same command run only what was left, with the choices the race had
+    recorded, and end the run that was killed mid-cell. (One race serves both endings: it is the
+    slowest part.)"""
     path = race_file(tmp_path, real_cifar)
-    url, uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    url, uri = f"sqlite:///{here}/mlruns/optuna.db", f"sqlite:///{here}/mlruns/mlflow.db"  # the defaults, from here
     # the dry run: the race's cells with their bound, and what the estimate stage will add
     assert cli.main(["sweep", str(path), "--dry-run", "--storage", url, "--tracking-uri", uri, "--calibrate-steps", "1"]) == 0
     plan = capsys.readouterr().out
     assert plan.count("-s100 ") == 8 and "then the estimate: 2 variants x 2 seeds at the chosen rates" in plan
-    assert not Path(tmp_path / "mlflow.db").exists()
+    assert not (here / "mlruns").exists()
+    fresh_store(here / "mlruns" / "mlflow.db")  # made new by a copy: MLflow's migrations take seconds
 
     checkpoints = tmp_path / "checkpoints"
+    harness = [sys.executable, "-m", "harness.cli"]  # its own process, in its folder, on its default stores
     log = open(tmp_path / "sweep.log", "w")
-    proc = subprocess.Popen(sweep_command(path, url, uri), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(harness + ["sweep", str(path)], cwd=here, stdout=log, stderr=subprocess.STDOUT)
     kill_when(proc, lambda: len(list(checkpoints.glob("*/last.ckpt"))) >= 2, "its second race cell checkpointed")
     assert any(r.status == "RUNNING" and r.tags["stage"] == "race" for r in children(uri))
 
@@ -276,14 +284,19 @@ def test_a_race_and_its_estimate_run_each_cell_once_after_kill_9_in_either_stage
         return any(r.status == "RUNNING" and r.tags.get("stage") == "estimate"
                    and (checkpoints / r.run_id / "last.ckpt").is_file() for r in children(uri))
 
-    proc = subprocess.Popen(sweep_command(path, url, uri), stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(harness + ["sweep", str(path)], cwd=here, stdout=log, stderr=subprocess.STDOUT)
     kill_when(proc, estimate_mid_cell, "an estimate cell checkpointed")
-    chosen_then = recorded_grid(uri).race_state
+    exported = recorded_grid(uri)
+    made = {v: d for v, d in exported.race_state.items() if "chosen" in d}
+    assert made  # a variant chose (its estimate began); the other may still be racing
+    done_here = {r.tags["cell"] for r in children(uri) if race.settled(exported, r)}
+    subprocess.run(harness + ["export", "r", "--out", str(tmp_path / "r.runs.zip")], cwd=here, check=True)
+
+    # in place
     assert cli.main(["sweep", str(path), "--storage", url, "--tracking-uri", uri]) == 0, (tmp_path / "sweep.log").read_text()[-3000:]
     assert "continued from run" in capsys.readouterr().out  # the killed estimate cell, in its own run
     grid = recorded_grid(uri)
-    made = {v: d for v, d in chosen_then.items() if "chosen" in d}
-    assert made and all(grid.race_state[v] == d for v, d in made.items())  # chosen once, never again
+    assert all(grid.race_state[v] == d for v, d in made.items())  # chosen once, never again
     runs = assert_every_cell_settled_once(grid, uri)
     assert {r.tags["stage"] for r in runs} == {"race", "estimate"} and len(grid.cells) >= 8 + 4
     chosen = {v: d["chosen"] for v, d in grid.race_state.items()}
@@ -295,31 +308,11 @@ def test_a_race_and_its_estimate_run_each_cell_once_after_kill_9_in_either_stage
     assert cli.main(["sweep", str(path), "--storage", url, "--tracking-uri", uri]) == 0  # again: nothing to do
     assert "  -> " not in capsys.readouterr().out
 
-
-@pytest.mark.slow
-def test_a_race_exported_mid_way_finishes_in_a_fresh_store_with_its_recorded_choice(tmp_path, real_cifar):
-    """As a session that ends and the next one on a fresh checkout: the default stores (mlruns/) in
-    one folder, killed mid-way, exported; imported into another folder's new default stores, where
-    the same command runs only what was left and keeps the choices the race had recorded."""
-    path = race_file(tmp_path, real_cifar)
-    here, there = tmp_path / "here", tmp_path / "there"
-    here.mkdir(), there.mkdir()
-    uri = f"sqlite:///{here}/mlruns/mlflow.db"
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(path)], cwd=here,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    kill_when(proc, lambda: (here / "mlruns" / "mlflow.db").is_file() and any(
-        r.tags.get("stage") == "estimate" for r in children(uri) if r.status == "FINISHED"), "an estimate cell finished")
-    harness = [sys.executable, "-m", "harness.cli"]  # each command its own process, in its folder, as a user runs them
-    subprocess.run(harness + ["export", "r", "--out", str(tmp_path / "r.runs.zip")], cwd=here, check=True)
-    exported = recorded_grid(uri)
-    made = {v: d for v, d in exported.race_state.items() if "chosen" in d}
-    assert made  # a variant chose (its estimate began); the other may still be racing
-    done_here = {r.tags["cell"] for r in children(uri) if race.settled(exported, r)}
-
+    # from the runs file, in a fresh folder's new default stores
+    there_uri = fresh_store(there / "mlruns" / "mlflow.db")
     subprocess.run(harness + ["import", str(tmp_path / "r.runs.zip")], cwd=there, check=True)
     out = subprocess.run(harness + ["sweep", str(path)], cwd=there, check=True, capture_output=True, text=True).stdout
     ran = {line.split("-> ")[1] for line in out.splitlines() if "  -> " in line}
-    there_uri = f"sqlite:///{there}/mlruns/mlflow.db"
     grid = recorded_grid(there_uri)
     assert all(grid.race_state[v] == d for v, d in made.items())  # the choice travelled with the runs file
     assert ran and not {c.name for c in grid.cells if c.key in done_here} & ran  # only what was left ran

@@ -3,6 +3,9 @@ so every number is checked against a hand computation; regeneration gives identi
 cell shows up as missing. No training, no data."""
 
 import math
+import shutil
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -53,9 +56,9 @@ def fill(tmp_path, uri: str, text: str, metrics_of, recorded: dict | None = None
                 "dataset_sha256": "ab" * 32, "device": "cpu (2 cores)", "git_commit": "abc123",
                 **{f"axis.{k}": str(v) for k, v in cell.values.items()}}
         run = tracking.start_run(uri, grid.name, root, cell.name, C.flatten(cell.config), tags, "", parent)
-        for epoch, values in enumerate(zip(*curves.values()), start=1):
-            tracking.log_metrics(uri, run, dict(zip(curves, values)), step=epoch)
-        tracking.log_metrics(uri, run, final, step=len(next(iter(curves.values()))))
+        epochs, now = len(next(iter(curves.values()))), int(time.time() * 1000)
+        points = [(key, epoch, now, float(value)) for key, values in curves.items() for epoch, value in enumerate(values, 1)]
+        tracking.log_batch(uri, run, points=points + [(key, epochs, now, float(value)) for key, value in final.items()])
         tracking.end_run(uri, run, status, {"failure_reason": "diverged"} if status == "FAILED" else None)
     tracking.end_run(uri, parent, "FINISHED")
 
@@ -87,14 +90,24 @@ def speed_metrics(cell):
                                             "train_time_s": [3.0 * e for e in range(1, length + 1)]}
 
 
+@pytest.fixture(scope="module")
+def made_once(tmp_path_factory) -> Path:
+    """A store holding both synthetic sweeps, made once per module."""
+    root = tmp_path_factory.mktemp("store")
+    uri = fresh_store(root / "mlflow.db")
+    (root / "t").mkdir()
+    (root / "s").mkdir()
+    fill(root / "t", uri, TRICKS, trick_metrics)
+    fill(root / "s", uri, SPEED, speed_metrics)
+    return root / "mlflow.db"
+
+
 @pytest.fixture
-def store(tmp_path):
-    uri = fresh_store(tmp_path / "mlflow.db")
-    (tmp_path / "t").mkdir()
-    (tmp_path / "s").mkdir()
-    fill(tmp_path / "t", uri, TRICKS, trick_metrics)
-    fill(tmp_path / "s", uri, SPEED, speed_metrics)
-    return uri
+def store(made_once, tmp_path) -> str:
+    """This test's copy of the module's store (its runs' artifacts stay in the module's folder, which
+    no test writes)."""
+    shutil.copyfile(made_once, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path}/mlflow.db"
 
 
 def test_statistics_against_hand_computation():

@@ -96,50 +96,47 @@ def test_four_cell_sweep_one_parent_four_children_then_nothing_to_do(tmp_path, r
     assert "  -> " not in capsys.readouterr().out
 
 
-def test_kill_9_mid_cell_then_resume_finishes_only_the_rest(tmp_path, real_cifar):
+def test_sigterm_then_kill_9_mid_cell_and_the_same_command_finishes_only_the_rest(tmp_path, real_cifar):
+    """Interrupted twice, as a scheduler and then the OOM killer would. SIGTERM: Lightning turns it
+    (and Ctrl-C) into exit 1; the sweep records its parent and the cell KILLED, says so in one line
+    and exits 130. kill -9: nothing is recorded, the cell stays RUNNING. Each time the same command
+    continues the interrupted cell in its own run (no duplicate, no orphan) and finishes the rest."""
     path = grid_file(tmp_path, real_cifar, epochs=2, images=2048)
     url, uri = stores(tmp_path)
-    log = open(tmp_path / "sweep.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(path), "--storage", url,
-                             "--tracking-uri", uri], stdout=log, stderr=subprocess.STDOUT)
+    command = [sys.executable, "-m", "harness.cli", "sweep", str(path), "--storage", url, "--tracking-uri", uri]
     checkpoints = tmp_path / "checkpoints"
-    deadline = time.time() + 300
-    # Kill once the second cell has checkpointed its first epoch: mid-cell, with work to continue.
-    while len(list(checkpoints.glob("*/last.ckpt"))) < 2 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed = [r for r in child_runs(uri) if r.status == "RUNNING"]
-    assert len(killed) == 1, (tmp_path / "sweep.log").read_text()[-3000:]
-    assert len([r for r in child_runs(uri) if r.status == "FINISHED"]) == 1
 
-    assert run_sweep(path, url, uri) == 0
-    finished = assert_each_cell_finished_once(path, uri)
-    assert len(child_runs(uri)) == 4  # the killed cell continued its own run: no duplicate, no orphan
-    continued = MlflowClient(uri).get_metric_history(killed[0].run_id, "train_err")
-    assert killed[0].run_id in {r.run_id for r in finished}
-    assert sorted(m.step for m in continued) == [1, 2]
+    def wait_for(ready, proc: subprocess.Popen) -> None:
+        deadline = time.time() + 300
+        while not ready() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.1)
 
-
-def test_sigterm_mid_cell_ends_the_sweep_killed_with_one_line_then_it_resumes(tmp_path, real_cifar):
-    """Lightning turns SIGTERM (and Ctrl-C) into exit 1; the sweep records its parent and the cell
-    KILLED, says so in one line and exits 130, and the same command continues the cell."""
-    path = grid_file(tmp_path, real_cifar, epochs=2, images=2048)
-    url, uri = stores(tmp_path)
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(path), "--storage", url,
-                             "--tracking-uri", uri], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not list((tmp_path / "checkpoints").glob("*/last.ckpt")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.1)
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: list(checkpoints.glob("*/last.ckpt")), proc)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines()[-1] == "harness: interrupted; the same command again continues where it stopped"
     parent = tracking.find_runs(uri, "tiny", "tags.sweep_role = 'parent'")[0]
-    killed = [r for r in child_runs(uri) if r.status == "KILLED"]
-    assert parent.status == "KILLED" and [r.tags["failure_reason"] for r in killed] == ["interrupted"]
+    (terminated,) = [r for r in child_runs(uri) if r.status == "KILLED"]
+    assert parent.status == "KILLED" and terminated.tags["failure_reason"] == "interrupted"
+
+    # Again, killed once another cell has checkpointed its first epoch: mid-cell, with work to continue.
+    log = open(tmp_path / "sweep.log", "w")
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    wait_for(lambda: len(list(checkpoints.glob("*/last.ckpt"))) >= 2, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed = [r for r in child_runs(uri) if r.status == "RUNNING"]
+    assert len(killed) == 1, (tmp_path / "sweep.log").read_text()[-3000:]
+    assert [r.run_id for r in child_runs(uri) if r.status == "FINISHED"] == [terminated.run_id]  # continued, finished
+
     assert run_sweep(path, url, uri) == 0
-    assert killed[0].run_id in {r.run_id for r in assert_each_cell_finished_once(path, uri)}
+    finished = assert_each_cell_finished_once(path, uri)
+    assert len(child_runs(uri)) == 4  # each interrupted cell continued its own run: no duplicate, no orphan
+    continued = MlflowClient(uri).get_metric_history(killed[0].run_id, "train_err")
+    assert {killed[0].run_id, terminated.run_id} <= {r.run_id for r in finished}
+    assert sorted(m.step for m in continued) == [1, 2]
 
 
 def test_a_worker_killed_under_workers_2_frees_its_cell_at_once(tmp_path, real_cifar):

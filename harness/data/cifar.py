@@ -27,6 +27,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -188,7 +189,8 @@ def load_cached(source: Source, cache_root: Path) -> Arrays:
     return Arrays(*(np.load(folder / f"{n}.npy", mmap_mode="c") for n in names), meta["classes"])
 
 
-def pixel_stats(source: Source, cache_root: Path, train_images: torch.Tensor, split_key: str) -> PixelStats:
-    """Of the training split's images (named by `split_key`), saved beside the decoded arrays."""
+def pixel_stats(source: Source, cache_root: Path, train_images: Callable[[], torch.Tensor], split_key: str) -> PixelStats:
+    """Of the training split's images (named by `split_key`; gathered by `train_images()` only when
+    they must be fitted), saved beside the decoded arrays."""
     file = cache_folder(source, cache_root) / f"stats-{split_key}.json"
-    return load_or_fit(file, lambda: fit_pixel_stats(train_images))
+    return load_or_fit(file, lambda: fit_pixel_stats(train_images()))

@@ -97,8 +97,9 @@ def _cifar(cfg: DataConfig, source: Source) -> Data:
     arrays = cifar.load_cached(source, cache_dir(cfg))
     train_x, train_y = torch.from_numpy(arrays.train_x), torch.from_numpy(arrays.train_y)
     train_idx, val_idx = split(len(train_x), cfg, source.path)
-    train_images = train_x[train_idx]  # the training split, in its shuffled order
-    stats = cifar.pixel_stats(source, cache_dir(cfg), train_images, split_key(train_idx))
+    # The whole training split (138 MB) is gathered only to fit its statistics, once per split: a run
+    # copies only the images it trains on, in the split's shuffled order.
+    stats = cifar.pixel_stats(source, cache_dir(cfg), lambda: train_x[train_idx], split_key(train_idx))
     keep = train_count(train_idx, cfg)
     test_idx = test_subset(len(arrays.test_x), cfg)
     test_x, test_y = torch.from_numpy(arrays.test_x)[test_idx], torch.from_numpy(arrays.test_y)[test_idx]
@@ -109,7 +110,7 @@ def _cifar(cfg: DataConfig, source: Source) -> Data:
     transform = BatchTransform(stats, cfg.normalize, cfg.augment, cfg.pca_jitter, cfg.cifar_pad, cfg.test_crops)
     return Data(
         name="cifar10", source=source.path, checksum=source.checksum, classes=arrays.classes, transform=transform,
-        train=batches(train_images[:keep], train_y[train_idx[:keep]], True),
+        train=batches(train_x[train_idx[:keep]], train_y[train_idx[:keep]], True),
         val=batches(train_x[val_idx], train_y[val_idx], False) if len(val_idx) else None,
         test=batches(test_x, test_y, False),
         sizes={"train": keep, "val": len(val_idx), "test": len(test_idx)},
