@@ -301,15 +301,19 @@ def _on_lost(sw: Sweep, trial: FrozenTrial, how: str) -> None:
     sw.say(f"sweep {sw.grid.name}: {trial.user_attrs.get('name')} was held by {why}; the cell is free again")
 
 
-def end_unclaimed_runs(sw: Sweep, runs: list[tracking.RunRecord]) -> list[tracking.RunRecord]:
-    """The runs of a cell this worker has just claimed, with any still RUNNING ended KILLED as
-    `_on_lost` ends a reaped worker's run. The new claim is the cell's only one (an earlier claim
-    would have won), so no live worker holds such a run: it came from a runs file exported while it
-    ran (its claim stayed in the other store's study), or its worker died before its run was ended."""
+def end_unclaimed_runs(sw: Sweep, runs: list[tracking.RunRecord],
+                       busy: Callable[[str], bool]) -> list[tracking.RunRecord]:
+    """The runs of a cell this worker has just claimed, with those still RUNNING under no live
+    claim ended KILLED, as `_on_lost` ends a reaped worker's run: such a run came from a runs file
+    exported while it ran (its claim stayed in the other store's study), or its worker died before
+    its run was ended. A run whose trial is RUNNING in this study is left alone (a worker that
+    reaped this one's claim while it stalled, and trains the cell now), as is one that `busy(run_id)`
+    says a process of this machine trains (a run resumed by hand)."""
+    live = {str(t.number) for t in sw.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
     why = f"no claim held it when worker {sw.worker} claimed its cell"
     out = []
     for run in runs:
-        if run.status == "RUNNING":
+        if run.status == "RUNNING" and run.tags.get("optuna_trial") not in live and not busy(run.run_id):
             tracking.end_run(sw.tracking_uri, run.run_id, "KILLED", {"failure_reason": WORKER_LOST, "failure_message": why})
             run = replace(run, status="KILLED")
         out.append(run)

@@ -49,7 +49,7 @@ def run_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord
 
 
 def _train_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord]) -> tuple[str, str]:
-    from harness.train import train
+    from harness.train import being_trained, train
 
     cfg = copy.deepcopy(cell.config)
     cfg.tracking.uri = sw.tracking_uri
@@ -60,7 +60,7 @@ def _train_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRec
     # A race cell stops once a rival of its race has reached the target in fewer epochs.
     stop_check = ((lambda epochs: race.outraced(sw.grid, cell, children(sw), epochs)) if cell.stage == "race"
                   else (lambda epochs: None))
-    resume_id = _killed_run(sw, cell, end_unclaimed_runs(sw, runs))
+    resume_id = _killed_run(sw, cell, end_unclaimed_runs(sw, runs, lambda run_id: being_trained(cfg.trainer, run_id)))
     if resume_id:
         tracking.set_tags(sw.tracking_uri, resume_id, tags)
     with Heartbeat(sw.storage, trial_id):

@@ -130,9 +130,11 @@ def _store_template() -> Path:
     db = shared_folder() / "store-template" / "mlflow.db"
     with shared_lock("store-template"):
         if not db.is_file():
-            db.parent.mkdir()
-            stores.open_tracking_store(f"sqlite:///{db.parent / 'making.db'}")
-            (db.parent / "making.db").rename(db)  # whole or absent, should a worker die mid-way
+            db.parent.mkdir(exist_ok=True)
+            making = db.parent / "making.db"
+            making.unlink(missing_ok=True)  # a worker killed while making it left this
+            stores.open_tracking_store(f"sqlite:///{making}")
+            making.rename(db)  # whole or absent
     return db
 
 
@@ -177,8 +179,9 @@ def _start_postgres(bin_dir: Path, root: Path) -> int:
         subprocess.run(as_user + list(command), check=True, capture_output=True, cwd=root)
 
     pg(str(bin_dir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "harness")
+    # TCP only (no Unix socket: its path must fit 107 bytes, which a long $TMPDIR breaks).
     pg(str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "start", "-o",
-       f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=300")
+       f"-p {port} -c unix_socket_directories='' -c listen_addresses=127.0.0.1 -c max_connections=300")
     return port
 
 
@@ -210,6 +213,9 @@ def postgres():
     root = shared_folder() / "postgres"
     with shared_lock("postgres"):
         if not (root / "port").is_file():
+            if root.exists():  # a worker killed while starting it: start again from nothing
+                _stop_postgres(root)
+                shutil.rmtree(root)
             root.mkdir()
             root.chmod(0o755)
             port = _start_postgres(bin_dir, root)
@@ -269,6 +275,8 @@ SHARED = "HARNESS_TESTS_SHARED"
 
 
 def shared_folder() -> Path:
+    if SHARED not in os.environ:
+        raise RuntimeError(f"${SHARED} is unset: this helper runs inside a pytest session (tests/conftest.py sets it)")
     return Path(os.environ[SHARED])
 
 

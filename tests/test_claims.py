@@ -141,13 +141,21 @@ def test_a_run_left_running_under_no_claim_is_ended_killed_by_the_worker_that_cl
                                 {"sweep_parent": sw.parent_id, "cell": cell.key, "optuna_trial": "7"}, "", sw.parent_id)
     states, _, _ = claims.snapshot(sw)
     assert states[cell.key] == "todo"
-    claimed, _ = claims.claim_next(sw)
+    claimed, trial_id = claims.claim_next(sw)
     assert claimed.key == cell.key
-    runs = claims.end_unclaimed_runs(sw, claims.children(sw)[cell.key])
-    assert [(r.run_id, r.status) for r in runs] == [(orphan, "KILLED")]
+    # Left alone: a run under a RUNNING trial (a worker that reaped a stalled claimer and trains the
+    # cell now: here the claim just made stands for it), and one a process here trains by hand.
+    held = tracking.start_run(uri, grid.name, str(path.parent / "artifacts"), cell.name, {},
+                              {"sweep_parent": sw.parent_id, "cell": cell.key,
+                               "optuna_trial": str(sw.storage.get_trial_number_from_id(trial_id))}, "", sw.parent_id)
+    by_hand = tracking.start_run(uri, grid.name, str(path.parent / "artifacts"), cell.name, {},
+                                 {"sweep_parent": sw.parent_id, "cell": cell.key}, "", sw.parent_id)
+    runs = claims.end_unclaimed_runs(sw, claims.children(sw)[cell.key], busy=lambda run_id: run_id == by_hand)
+    assert {r.run_id: r.status for r in runs} == {orphan: "KILLED", held: "RUNNING", by_hand: "RUNNING"}
     run = tracking.find_runs(uri, grid.name, "tags.optuna_trial = '7'")[0]
     assert (run.status, run.tags["failure_reason"]) == ("KILLED", claims.WORKER_LOST)
     assert "no claim held it" in run.tags["failure_message"]
+    assert tracking.run_status(uri, held) == tracking.run_status(uri, by_hand) == "RUNNING"
 
 
 def test_a_worker_whose_claim_was_reaped_cannot_complete_it(stores):
