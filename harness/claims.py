@@ -22,8 +22,9 @@ the one place it is written; the README and the other modules point here):
    checks its claim before recording each epoch and completes its trial before marking its run
    FINISHED, so one that lost its claim while stalled records nothing more: never a second
    FINISHED run (`TrialClaim`, `harness.train.Claim`). A run still RUNNING when its cell is
-   claimed has no live worker (rule 3: the claim is the cell's only one), as when a runs file was
-   exported while the cell ran: the claimer ends it KILLED first (`end_unclaimed_runs`).
+   claimed, under no RUNNING trial of the study and trained by no process of this machine, has
+   no live worker (as when a runs file was exported while the cell ran): the claimer ends it
+   KILLED first (`end_unclaimed_runs`).
 5. A cell that failed in this invocation (diverged, raised) is not retried by it; running the
    same command again retries it. Optuna's GridSampler is not used: it treats a failed cell as
    visited and can hand one cell to two workers.

@@ -162,26 +162,27 @@ def _pg_bin() -> Path | None:
     return found[-1].parent if found else None
 
 
+def _pg(root: Path, *command: str) -> None:
+    """A PostgreSQL tool in `root`, as the postgres user where we are root (the server refuses root)."""
+    import subprocess
+
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run(as_user + list(command), check=True, capture_output=True, cwd=root)
+
+
 def _start_postgres(bin_dir: Path, root: Path) -> int:
     """initdb and start a server under `root`; returns its port."""
     import socket
-    import subprocess
 
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres user
+    if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-
-    def pg(*command: str) -> None:
-        subprocess.run(as_user + list(command), check=True, capture_output=True, cwd=root)
-
-    pg(str(bin_dir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "harness")
+    _pg(root, str(bin_dir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "harness")
     # TCP only (no Unix socket: its path must fit 107 bytes, which a long $TMPDIR breaks).
-    pg(str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "start", "-o",
-       f"-p {port} -c unix_socket_directories='' -c listen_addresses=127.0.0.1 -c max_connections=300")
+    _pg(root, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "start", "-o",
+        f"-p {port} -c unix_socket_directories='' -c listen_addresses=127.0.0.1 -c max_connections=300")
     return port
 
 
@@ -190,9 +191,10 @@ def _stop_postgres(root: Path) -> None:
 
     bin_dir = _pg_bin()
     if bin_dir is not None and (root / "data" / "postmaster.pid").is_file():
-        as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run(as_user + [str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "-w", "stop"],
-                       capture_output=True, cwd=root)
+        try:
+            _pg(root, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-m", "immediate", "-w", "stop")
+        except subprocess.CalledProcessError:
+            pass  # already gone
 
 
 @pytest.fixture(scope="session")
