@@ -106,15 +106,22 @@ def _real_archive(name: str, what: str) -> Path:
 def real_cifar() -> Path:
     """The real archive, decoded into the machine's cache (harness.data.cifar) before any test
     trains on it: once, under a lock, rather than by two xdist workers at once."""
+    path = _real_archive("cifar10-jpeg.zip", "CIFAR-10")
+    decoded(path)
+    return path
+
+
+def decoded(path: Path) -> None:
+    """Decode a CIFAR-10 source into the machine's cache unless it is there: once per test run,
+    under a lock, so that neither two xdist workers decode it at once nor a test that counts a
+    command's output lines sees the first decoding's progress lines, whatever ran before it."""
     from harness.config import DataConfig
     from harness.data import cifar, sources
     from harness.places import cache_dir
 
-    path = _real_archive("cifar10-jpeg.zip", "CIFAR-10")
     cfg = DataConfig(source=str(path))
     with shared_lock("cifar-decode"):
         cifar.load_cached(sources.check_source(cfg), cache_dir(cfg))
-    return path
 
 
 @pytest.fixture(scope="session")
