@@ -67,6 +67,7 @@ def cifar_sources(tmp_path_factory, cifar_pixels) -> dict[str, Path]:
     (pickles / "batches.meta").write_bytes(pickle.dumps({b"label_names": [c.encode() for c in CLASSES]}))
     with tarfile.open(root / "cifar-10-python.tar.gz", "w:gz") as tar:
         tar.add(pickles, arcname="cifar-10-batches-py")
+    decoded(root / "cifar.zip")  # the form the commands' tests run on, decoded before their output is read
     return {"tree": tree, "zip": root / "cifar.zip", "pickles": pickles,
             "tarball": root / "cifar-10-python.tar.gz"}
 

@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 
 from harness import claims, cli, tracking
 from harness import grid as G
-from conftest import decoded, worker_processes
+from conftest import worker_processes
 
 GRID = """
 name: race
@@ -137,8 +137,6 @@ def test_a_store_file_that_is_not_a_store_exits_2_and_nothing_is_written(tmp_pat
     db.parent.mkdir()
     db.write_bytes(content)
     grid = _grid(tmp_path, f"  data.source: {cifar_sources['zip']}\n  data.val_size: 10\n")
-    decoded(cifar_sources["zip"])
-    capsys.readouterr()
     commands = [["report"], ["export", "race"], ["train", "--resume", "0123abcd"]]
     if content:  # an empty file is where a writer may make a new store; a file of other bytes is not
         commands += [["sweep", "--dry-run", str(grid)], ["sweep", str(grid)]]
