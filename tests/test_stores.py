@@ -113,7 +113,7 @@ def test_a_store_whose_creation_was_cut_off_is_made_again(tmp_path):
     assert tracking.run_status(uri, run_id) == "RUNNING"
 
 
-def test_a_half_made_store_that_holds_runs_is_named_and_never_touched(tmp_path, capsys):
+def test_a_half_made_store_that_holds_runs_is_named_and_never_touched(tmp_path, capsys, real_cifar):  # real_cifar: decoded before its lines are counted
     db = tmp_path / "mlflow.db"
     _half_made(db)
     with sqlite3.connect(db) as con:
