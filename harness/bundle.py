@@ -12,10 +12,12 @@ ids back, so a file survives any number of import/export hops unchanged.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import re
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -23,7 +25,10 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness import stores, tracking
+import yaml
+
+from harness import places, stores, tracking
+from harness.config import TrainerConfig
 from harness.places import check_writable
 from harness.errors import ConfigError, RunsFileError, StoreError
 
@@ -33,13 +38,16 @@ TEXT_SUFFIXES = (".yaml", ".yml", ".json", ".txt", ".md", ".diff", ".patch")
 FIGURE_SUFFIXES = (".png", ".svg")
 TRIALS_ARTIFACT = "optuna/trials.jsonl"  # an imported parent's Optuna trials (the store has no study)
 SKIPPED_FOLDERS = ("report/", "optuna/")  # the report's figures are regenerated; trials travel apart
+CHECKPOINT_MEMBER = "checkpoints/{}/last.ckpt"  # an unfinished run's checkpoint, by its exported id
+UNFINISHED = ("KILLED", "RUNNING")  # the runs whose checkpoint a sweep continues
 PARENT_LINKS = ("mlflow.parentRunId", "sweep_parent")  # a child's tags that hold its parent's run id
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: fixed, so the bytes do not move
 SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # also a folder name under reports/ and mlruns/
 
 FORMAT = f"""# {FORMAT_NAME}, version {FORMAT_VERSION}: one sweep's MLflow runs
 
-Written by `harness export`, read by `harness import` and `harness report`. Plain text throughout:
+Written by `harness export`, read by `harness import` and `harness report`. Plain text throughout, but
+for the optional checkpoints:
 
 - `manifest.json`: format, version, sweep name, the experiment's own tags, and counts of runs,
   metric points and trials (a file whose contents disagree with its counts is refused).
@@ -52,6 +60,10 @@ Written by `harness export`, read by `harness import` and `harness report`. Plai
   `datetime_complete`, `user_attrs` (the cell hash, seed, axis values, worker).
 - `artifacts/<run_id>/<path>`: the runs' text artifacts: each child's resolved `config.yaml`,
   the parent's `grid.yaml` (learning-curve images only with `harness export --figures`).
+- `checkpoints/<run_id>/last.ckpt` (only with `harness export --checkpoints`): the last epoch's
+  checkpoint of each run left unfinished (KILLED or RUNNING), the one binary member, so that the
+  sweep continues that run mid-cell wherever the file is imported (a Lightning checkpoint that
+  must load with `torch.load(weights_only=True)`: tensors and plain values, no code).
 
 In Python: `pandas.read_json(zipfile.ZipFile(path).open("metrics.jsonl"), lines=True)`.
 """
@@ -69,6 +81,7 @@ class Run:
     tags: dict[str, str]
     metrics: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)  # key -> (step, ms, value)
     artifacts: dict[str, bytes] = field(default_factory=dict)
+    checkpoint: bytes | None = None  # an unfinished run's last checkpoint (`harness export --checkpoints`)
 
     def latest(self) -> dict[str, float]:
         """Each metric's latest value, by MLflow's rule: the largest (step, timestamp, value)."""
@@ -100,8 +113,9 @@ class Bundle:
 
 # ----------------------------------------------------------------------------- from a store
 
-def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False) -> Bundle:
-    """The sweep's parent (`tracking.sweep_parent`, as a reader) and all its active children."""
+def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False, checkpoints: bool = False) -> Bundle:
+    """The sweep's parent (`tracking.sweep_parent`, as a reader) and all its active children; with
+    `checkpoints`, the last checkpoint of each unfinished child found on this machine."""
     stores.check_storage(storage_url)  # a --storage that cannot be one is refused, even where another is read
     parent = tracking.sweep_parent(uri, sweep, storage_url, reader=True)
     if parent is None:
@@ -124,6 +138,8 @@ def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False) ->
             end_time=None if record.status == "RUNNING" else record.end_ms,
             params=record.params, tags=tags, metrics=tracking.metric_points(uri, record.run_id, sorted(record.metrics)),
             artifacts={p: tracking.artifact_bytes(uri, record.run_id, p) for p in wanted}))
+        if checkpoints and record is not parent and record.status in UNFINISHED:
+            runs[-1].checkpoint = _local_checkpoint(runs[-1], record.run_id)
     if TRIALS_ARTIFACT in tracking.artifact_files(uri, parent.run_id, "optuna"):
         trials = parse_jsonl(tracking.artifact_bytes(uri, parent.run_id, TRIALS_ARTIFACT))
     else:  # the storage the parent was made for, where the one given is another (`sweep_parent`'s fallback)
@@ -136,6 +152,43 @@ def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False) ->
     # MLflow's own experiment tags (the UI's view) are set by whoever shows the runs, not carried
     experiment_tags = {k: v for k, v in tracking.experiments(uri)[sweep][1].items() if not k.startswith("mlflow.")}
     return Bundle(sweep, experiment_tags, runs, trials)
+
+
+def checkpoint_dir(run: Run, given: str | Path | None = None) -> Path:
+    """Where a run's checkpoints live on this machine: `given`, else the folder its recorded config
+    names (`trainer.checkpoint_dir`, relative to the working folder, as the sweep reads it: the
+    same grid names the same folder on every machine), else the default."""
+    if given:
+        return Path(given)
+    try:
+        recorded = (yaml.safe_load(run.artifacts.get(tracking.CONFIG_ARTIFACT, b"")) or {}).get("trainer", {})
+        return Path(str(recorded["checkpoint_dir"]))
+    except (yaml.YAMLError, AttributeError, KeyError, TypeError):
+        return Path(TrainerConfig().checkpoint_dir)
+
+
+def _local_checkpoint(run: Run, local_id: str) -> bytes | None:
+    """The run's checkpoint as written here, or None where there is none, or where it is being
+    rewritten as it is read (the file is a zip: a torn copy fails its CRCs) twice running."""
+    path = places.checkpoint_path(TrainerConfig(checkpoint_dir=str(checkpoint_dir(run))), local_id)
+    for _ in range(2):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if is_whole_zip(data):
+            return data
+        time.sleep(1)
+    return None
+
+
+def is_whole_zip(data: bytes) -> bool:
+    """Whether `data` is a zip whose members all pass their CRCs (torch.save writes zips)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError):
+        return False
 
 
 def _study_trials(storage_url: str, study: str) -> list[dict]:
@@ -209,6 +262,7 @@ def write(bundle: Bundle, path: Path) -> Path:
                "trials.jsonl": trials_jsonl(bundle.trials)}
     for r in bundle.runs:
         members.update({f"artifacts/{r.run_id}/{name}": data for name, data in sorted(r.artifacts.items())})
+    members.update({CHECKPOINT_MEMBER.format(r.run_id): r.checkpoint for r in bundle.runs if r.checkpoint is not None})
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,6 +308,11 @@ def read(path: Path) -> Bundle:
                 if not parts or inner.startswith("/") or ".." in parts:
                     raise ValueError(f"artifact path {name!r} leaves its run's folder")
                 by_id[run_id].artifacts[inner] = archive.read(name)
+            for name in sorted(n for n in archive.namelist() if n.startswith("checkpoints/") and not n.endswith("/")):
+                run_id = name.removeprefix("checkpoints/").partition("/")[0]
+                if name != CHECKPOINT_MEMBER.format(run_id) or run_id not in by_id:
+                    raise ValueError(f"{name!r} is not the checkpoint of a run in the file")
+                by_id[run_id].checkpoint = archive.read(name)
             bundle = Bundle(_text(manifest.get("sweep")), _texts(manifest.get("experiment_tags") or {}), runs,
                             parse_jsonl(archive.read("trials.jsonl")))
     except RunsFileError:
@@ -302,3 +361,7 @@ def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
             tracking.check_run_fields(run.params, run.tags, list(run.metrics))
         except ValueError as err:
             raise corrupt(f"run {run.name}: {err}") from None
+        if run.checkpoint is not None and (run is bundle.parent or run.status not in UNFINISHED):
+            raise corrupt(f"run {run.name} is {run.status} and carries a checkpoint: only an unfinished child may")
+        if run.checkpoint is not None and not is_whole_zip(run.checkpoint):
+            raise corrupt(f"run {run.name}'s checkpoint is not a whole torch checkpoint")

@@ -123,18 +123,24 @@ def cmd_export(args) -> int:
     bundle.check_target(out.absolute())
     if _existing_store(uri) is None:
         raise C.ConfigError(f"--tracking-uri: no tracking store at {uri}")
-    sweep = bundle.from_store(uri, args.sweep, places.storage_url(args.storage), figures=args.figures)
+    sweep = bundle.from_store(uri, args.sweep, places.storage_url(args.storage), figures=args.figures,
+                              checkpoints=args.checkpoints)
     out = bundle.write(sweep, out)
     points = sum(len(v) for r in sweep.runs for v in r.metrics.values())
+    carried = [r for r in sweep.children if r.checkpoint is not None]
+    unfinished = sum(r.status in bundle.UNFINISHED for r in sweep.children)
+    checkpoints = (f", {len(carried)} of {unfinished} unfinished runs' checkpoints "
+                   f"({sum(len(r.checkpoint) for r in carried) / 1024:,.0f} KiB)" if args.checkpoints else "")
     print(f"harness: sweep {args.sweep}: {len(sweep.runs)} runs (the parent and {len(sweep.children)} child runs), "
-          f"{points:,} metric points, {len(sweep.trials)} Optuna trials -> {out} ({out.stat().st_size / 1024:,.0f} KiB)")
+          f"{points:,} metric points, {len(sweep.trials)} Optuna trials{checkpoints} -> {out} "
+          f"({out.stat().st_size / 1024:,.0f} KiB)")
     return 0
 
 
 def cmd_import(args) -> int:
     from harness import importing
     uri = _tracking_uri(args.tracking_uri)
-    for line in importing.import_files(uri, args.files):
+    for line in importing.import_files(uri, args.files, args.checkpoint_dir):
         print(f"harness: {line}")
     print(f"harness: imported into {uri}; `harness report` rebuilds their reports, `harness ui` shows them")
     return 0
@@ -269,6 +275,9 @@ def parser() -> argparse.ArgumentParser:
                                      "sqlite:///mlruns/optuna.db)")
     p.add_argument("--out", help="the file to write (default: SWEEP.runs.zip)")
     p.add_argument("--figures", action="store_true", help="also the runs' PNG/SVG artifacts (learning curves)")
+    p.add_argument("--checkpoints", action="store_true",
+                   help="also each unfinished (KILLED or RUNNING) run's last checkpoint found here, so that the sweep "
+                        "continues it mid-cell wherever the file is imported (binary; about 2x the parameters each)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", help="recreate exported sweeps in an MLflow store (idempotent)",
@@ -277,6 +286,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE", help="files written by `harness export` (or reports/*/runs.zip)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
                                           "sqlite:///mlruns/mlflow.db)")
+    p.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="where carried checkpoints go (default: each run's trainer.checkpoint_dir, as its sweep reads it)")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("bench", help="time the harness against a bare PyTorch loop; write reports/bench/",

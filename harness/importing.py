@@ -4,6 +4,13 @@ Each copied run carries its original id in the tag `harness.source_run_id`, so a
 the same file changes nothing, a later export of a sweep that was still running brings its runs
 forward, and an older file never steps a run back. Every file, the store and every conflict are
 checked before the first write.
+
+A file written with `harness export --checkpoints` also carries each unfinished run's last
+checkpoint: it is put where the sweep looks for the copied run's checkpoint (`places.checkpoint_path`
+under the run's own `trainer.checkpoint_dir`, or --checkpoint-dir), so the same sweep command
+continues that run from its last epoch. Only a checkpoint that `torch.load(weights_only=True)`
+reads is accepted (a pickle can run code; tensors and plain values cannot); one already here is
+replaced only by a later export's, and never while a process trains that run.
 """
 
 from __future__ import annotations
@@ -11,11 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import stores, tracking
-from harness.bundle import (PARENT_LINKS, TRIALS_ARTIFACT, Bundle, Run, json_number, parse_jsonl, read,
-                            trials_jsonl)
+import io
+import os
+
+from harness import places, stores, tracking
+from harness.bundle import (PARENT_LINKS, TRIALS_ARTIFACT, Bundle, Run, checkpoint_dir, json_number, parse_jsonl,
+                            read, trials_jsonl)
+from harness.config import TrainerConfig
+from harness.errors import ConfigError, RunsFileError
 from harness.places import check_writable, sqlite_path
-from harness.errors import RunsFileError
 
 
 def artifact_root(uri: str) -> str | None:
@@ -38,9 +49,10 @@ class Plan:
     bundle: Bundle
     experiment_id: str | None
     existing: dict[str, tracking.RunRecord]
+    checkpoint_dir: str | None = None  # --checkpoint-dir: where carried checkpoints go, else each run's own
 
 
-def plan(uri: str, path: Path, bundle: Bundle) -> Plan:
+def plan(uri: str, path: Path, bundle: Bundle, checkpoint_folder: str | None = None) -> Plan:
     """Read the store and refuse a conflict (another sweep of the same name, a changed param, an
     experiment whose artifact folder cannot be written)."""
     found = tracking.experiments(uri).get(bundle.sweep)
@@ -60,7 +72,53 @@ def plan(uri: str, path: Path, bundle: Bundle) -> Plan:
     location = tracking.experiment_location(uri, found[0]) if found else None
     if location and location.startswith("file:"):
         check_writable(location.removeprefix("file://"), f"{path}: experiment {bundle.sweep}'s artifacts")
-    return Plan(path, bundle, found[0] if found else None, existing)
+    return Plan(path, bundle, found[0] if found else None, existing, checkpoint_folder)
+
+
+def check_checkpoints(path: Path, bundle: Bundle, given: str | None) -> None:
+    """Refuse a carried checkpoint that is not plain tensors and values, or whose folder cannot be
+    written: before the store is opened."""
+    carried = [run for run in bundle.children if run.checkpoint is not None]
+    if not carried:
+        return
+    import pickle
+
+    import torch  # only for a file that carries checkpoints
+
+    for run in carried:
+        try:
+            checkpoint = torch.load(io.BytesIO(run.checkpoint), map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, ValueError, EOFError, OSError) as err:
+            raise RunsFileError(f"{path}: run {run.name}'s checkpoint does not load as tensors and plain values "
+                                f"(torch.load weights_only: {str(err).splitlines()[0][:200]}); not importing it") from None
+        if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+            raise RunsFileError(f"{path}: run {run.name}'s checkpoint is not a Lightning checkpoint (no state_dict)")
+    for folder in sorted({str(checkpoint_dir(run, given)) for run in carried}):
+        try:
+            check_writable(folder, f"{path}: checkpoints")
+        except ConfigError as err:
+            raise RunsFileError(str(err)) from None
+
+
+def _restore_checkpoint(plan: Plan, run: Run, run_id: str, newer: bool) -> bool:
+    """Put the run's carried checkpoint where the sweep looks for run `run_id`'s, unless a
+    checkpoint is there already that this file did not see the end of, or a process trains the
+    run. Atomic: a reader sees the old file or the new one. Returns whether it wrote."""
+    trainer = TrainerConfig(checkpoint_dir=str(checkpoint_dir(run, plan.checkpoint_dir)))
+    target = places.checkpoint_path(trainer, run_id)
+    if target.is_file() and not newer:
+        return False
+    try:
+        with places.training_lock(trainer, run_id):
+            partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+            try:
+                partial.write_bytes(run.checkpoint)
+                os.replace(partial, target)
+            finally:
+                partial.unlink(missing_ok=True)
+    except ConfigError:  # being trained here: its own checkpoint is the newer
+        return False
+    return True
 
 
 def _is_newer(run: Run, have: tracking.RunRecord) -> bool:
@@ -74,7 +132,7 @@ def apply(uri: str, plan: Plan) -> dict[str, int]:
     that the store lacks, and leave alone what matches, the runs of the store itself (their
     original, not a copy) and anything the store has recorded since. Each new run is ended last,
     so an import that is killed leaves RUNNING runs that the next import completes."""
-    bundle, counts = plan.bundle, {"created": 0, "updated": 0, "unchanged": 0}
+    bundle, counts = plan.bundle, {"created": 0, "updated": 0, "unchanged": 0, "checkpoints": 0}
     experiment = plan.experiment_id or tracking.experiment_id(uri, bundle.sweep, artifact_root(uri))
     experiment_tags = tracking.experiments(uri)[bundle.sweep][1]
     for key, value in {**bundle.experiment_tags, tracking.KIND_TAG: tracking.TRAINING_KIND}.items():
@@ -104,6 +162,7 @@ def apply(uri: str, plan: Plan) -> dict[str, int]:
             have_files = tracking.artifact_files(uri, run_id)
         new_ids[run.run_id] = run_id
         newer = _is_newer(run, have)
+        restored = run.checkpoint is not None and _restore_checkpoint(plan, run, run_id, newer)
         params = {k: v for k, v in run.params.items() if k not in have.params}
         new_tags = {k: v for k, v in tags.items() if k not in have.tags or (newer and have.tags[k] != v)}
         points = [(key, step, ms, value) for key, values in sorted(run.metrics.items())
@@ -119,8 +178,9 @@ def apply(uri: str, plan: Plan) -> dict[str, int]:
             tracking.log_artifact_bytes(uri, run_id, name, data)
         if newer:
             tracking.set_status(uri, run_id, run.status, run.end_time)
-        touched = params or new_tags or points or files or newer
+        touched = params or new_tags or points or files or newer or restored
         counts["created" if created else "updated" if touched else "unchanged"] += 1
+        counts["checkpoints"] += restored
     return counts
 
 
@@ -135,22 +195,25 @@ def _missing(points: list[tuple[int, int, float]], have: list[tuple[int, int, fl
     return sorted(p for p in set(points) if (p[0], p[1], json_number(p[2])) not in seen)
 
 
-def import_files(uri: str, paths: list[Path]) -> list[str]:
+def import_files(uri: str, paths: list[Path], checkpoint_folder: str | None = None) -> list[str]:
     """Import every file, or none: each file, the store and every conflict are checked before the
-    first write. A store that fails during the writes is named, with how to finish."""
+    first write. A store that fails during the writes is named, with how to finish. Carried
+    checkpoints go under `checkpoint_folder` where given, else each run's own checkpoint folder."""
     bundles = [(Path(p), read(Path(p))) for p in paths]
     names = [b.sweep for _, b in bundles]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise RunsFileError(f"{', '.join(str(p) for p, b in bundles if b.sweep in twice)}: "
                           f"the same sweep ({', '.join(twice)}) in several files; import one")
+    for path, bundle in bundles:
+        check_checkpoints(path, bundle, checkpoint_folder)
     stores.check_tracking_store(uri)
     lines = []
     # One import at a time into a store: two at once would each create the runs the other has not
     # finished yet. (Creating a new store's tables has its own lock: harness.stores.)
     with stores.creation_lock(uri, "import"):
         try:
-            plans = [plan(uri, path, bundle) for path, bundle in bundles]
+            plans = [plan(uri, path, bundle, checkpoint_folder) for path, bundle in bundles]
         except RunsFileError:
             raise
         except Exception as err:  # noqa: BLE001 - any failure to read the store is one line naming it
@@ -160,5 +223,7 @@ def import_files(uri: str, paths: list[Path]) -> list[str]:
                 counts = apply(uri, p)
             except Exception as err:  # noqa: BLE001 - as above, and saying how to finish
                 raise _store_failure(uri, err, partial=True) from None
-            lines.append(f"{p.path}: sweep {p.bundle.sweep}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+            restored = counts.pop("checkpoints")
+            lines.append(f"{p.path}: sweep {p.bundle.sweep}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+                         + (f"; {restored} unfinished run(s) will continue from their carried checkpoint" if restored else ""))
     return lines

@@ -1,11 +1,14 @@
 """Where things are: the data and cache folders, the tracking store and the Optuna storage (from a
 setting, else an environment variable, else a default under mlruns/), checkpoints, and whether a
-folder can be written. Light (no MLflow, Optuna or torch): `harness report` and every check made
+folder can be written, and the file locks that guard them. Light (no MLflow, Optuna or torch): `harness report` and every check made
 before a run reads from here."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from harness.config import DataConfig, RunConfig, TrackingConfig, TrainerConfig
@@ -71,3 +74,36 @@ def storage_url(given: str | None) -> str:
 def checkpoint_path(trainer: TrainerConfig, run_id: str) -> Path:
     """A run's checkpoint, rewritten at the end of every epoch: what a killed run continues from."""
     return Path(trainer.checkpoint_dir) / run_id / "last.ckpt"
+
+
+@contextmanager
+def file_lock(path: Path, wait: bool = True) -> Iterator[None]:
+    """An exclusive flock on `path` (made with its folder where missing), held for the block;
+    `wait=False` raises BlockingIOError at once when another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        yield  # closing the file releases the lock
+
+
+@contextmanager
+def training_lock(trainer: TrainerConfig, run_id: str) -> Iterator[None]:
+    """One process trains a run at a time: an flock beside its checkpoint, held while it trains (a
+    second `--resume` of a run still training elsewhere on this file system is refused; an import
+    never replaces the checkpoint of a run being trained)."""
+    lock = checkpoint_path(trainer, run_id).parent / "training.lock"
+    with ExitStack() as held:
+        try:
+            held.enter_context(file_lock(lock, wait=False))
+        except BlockingIOError:
+            raise ConfigError(f"run {run_id} is being trained by another process (it holds {lock})") from None
+        yield
+
+
+def being_trained(trainer: TrainerConfig, run_id: str) -> bool:
+    """Whether some process holds the run's training lock."""
+    try:
+        with training_lock(trainer, run_id):
+            return False
+    except ConfigError:
+        return True

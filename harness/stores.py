@@ -14,7 +14,6 @@ that holds anything is never touched, only named in an error.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import zlib
@@ -23,7 +22,7 @@ from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from harness import private_api
-from harness.places import check_writable, is_tracking_server, sqlite_path
+from harness.places import check_writable, file_lock, is_tracking_server, sqlite_path
 from harness.errors import StoreError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -67,16 +66,6 @@ def sqlite_tables(db: Path, count: tuple[str, ...] = ()) -> dict[str, list[tuple
             con.close()
     except sqlite3.DatabaseError as err:
         raise StoreError(f"{db}: unreadable SQLite database ({err})") from None
-
-
-@contextmanager
-def file_lock(path: Path, wait: bool = True) -> Iterator[None]:
-    """An exclusive flock on `path` (made with its folder where missing), held for the block;
-    `wait=False` raises BlockingIOError at once when another process holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        yield  # closing the file releases the lock
 
 
 @contextmanager

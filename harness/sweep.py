@@ -29,12 +29,10 @@ def _killed_run(sw: Sweep, cell: Cell, runs: list[tracking.RunRecord]) -> str | 
     """The cell's newest run, to continue, when it was KILLED, its checkpoint is on this machine and
     no process is training it still (a worker taken for dead that is only stalled: left alone, it
     finds its claim lost at its next epoch and stops without recording)."""
-    from harness.train import being_trained
-
     if not runs or runs[-1].status != "KILLED":
         return None
     run_id, trainer = runs[-1].run_id, cell.config.trainer
-    return run_id if places.checkpoint_path(trainer, run_id).is_file() and not being_trained(trainer, run_id) else None
+    return run_id if places.checkpoint_path(trainer, run_id).is_file() and not places.being_trained(trainer, run_id) else None
 
 
 def run_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord]) -> tuple[str, str]:
@@ -49,7 +47,7 @@ def run_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord
 
 
 def _train_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRecord]) -> tuple[str, str]:
-    from harness.train import being_trained, train
+    from harness.train import train
 
     cfg = copy.deepcopy(cell.config)
     cfg.tracking.uri = sw.tracking_uri
@@ -60,7 +58,7 @@ def _train_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRec
     # A race cell stops once a rival of its race has reached the target in fewer epochs.
     stop_check = ((lambda epochs: race.outraced(sw.grid, cell, children(sw), epochs)) if cell.stage == "race"
                   else (lambda epochs: None))
-    resume_id = _killed_run(sw, cell, end_unclaimed_runs(sw, runs, lambda run_id: being_trained(cfg.trainer, run_id)))
+    resume_id = _killed_run(sw, cell, end_unclaimed_runs(sw, runs, lambda run_id: places.being_trained(cfg.trainer, run_id)))
     if resume_id:
         tracking.set_tags(sw.tracking_uri, resume_id, tags)
     with Heartbeat(sw.storage, trial_id):

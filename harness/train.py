@@ -20,8 +20,8 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -45,6 +45,9 @@ IMPORTED_AT = time.perf_counter()  # start-up is measured from here (`harness be
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*isinstance.treespec, LeafSpec.*")
 warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")  # resuming
+# A checkpoint carried by a runs file continues under the copied run's id, in another folder; only
+# its newest file matters here (harness.importing).
+warnings.filterwarnings("ignore", message="The dirpath has changed from")
 
 EPOCH_METRICS = ["train_loss", "train_err", "val_loss", "val_err", "val_err5", "lr", "images_per_sec", "train_time_s"]
 TEST_METRICS = ["test_loss", "test_err", "test_err5"]
@@ -269,13 +272,13 @@ def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: 
     with ExitStack() as held_run:
         if resume_run_id:
             run_id = resume_run_id
-            held_run.enter_context(training_lock(cfg.trainer, run_id))
+            held_run.enter_context(places.training_lock(cfg.trainer, run_id))
             tracking.resume_run(uri, run_id)
         else:
             run_id = tracking.start_run(
                 uri, cfg.tracking.experiment, cfg.tracking.artifact_root, cfg.tracking.run_name or C.run_name(cfg),
                 C.flatten(cfg), run_tags(cfg, data) | (extra_tags or {}), C.to_yaml(cfg), parent_run_id)
-            held_run.enter_context(training_lock(cfg.trainer, run_id))
+            held_run.enter_context(places.training_lock(cfg.trainer, run_id))
         return _fit_and_test(cfg, data, num_classes, uri, run_id, resume_run_id is not None, claim, stop_check)
 
 
@@ -314,28 +317,6 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
         epochs = trainer.current_epoch if trainer else 0
         return Result(run_id, "FAILED", epochs=epochs, error=f"{type(err).__name__}: {err}")
     return Result(run_id, "FINISHED", metrics, trainer.current_epoch, stopped_by=stopped_by)
-
-
-@contextmanager
-def training_lock(trainer: C.TrainerConfig, run_id: str) -> Iterator[None]:
-    """One process trains a run at a time: an flock beside its checkpoint, held while it trains (a
-    second `--resume` of a run still training elsewhere on this file system is refused)."""
-    lock = places.checkpoint_path(trainer, run_id).parent / "training.lock"
-    with ExitStack() as held:
-        try:
-            held.enter_context(stores.file_lock(lock, wait=False))
-        except BlockingIOError:
-            raise C.ConfigError(f"run {run_id} is being trained by another process (it holds {lock})") from None
-        yield
-
-
-def being_trained(trainer: C.TrainerConfig, run_id: str) -> bool:
-    """Whether some process holds the run's training lock."""
-    try:
-        with training_lock(trainer, run_id):
-            return False
-    except C.ConfigError:
-        return True
 
 
 def device_settings(t: C.TrainerConfig, device: torch.device) -> bool:

@@ -1,6 +1,7 @@
 """`harness export` / `harness import` and reports from committed runs files, on real SQLite MLflow
 stores filled with the synthetic sweeps of test_report (chosen metrics, a failed cell)."""
 
+import io
 import json
 import os
 import shutil
@@ -343,3 +344,75 @@ def _parent_chain_has(pid: int, ancestor: int) -> bool:
         if pid == ancestor:
             return True
     return False
+
+
+class RunsCode:
+    """A pickle that runs a command when loaded without weights_only: what a hostile checkpoint holds."""
+
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_an_unfinished_runs_checkpoint_travels_to_where_the_sweep_looks_and_nothing_else_does(source, tmp_path,
+                                                                                               monkeypatch, capsys):
+    """`export --checkpoints` carries the last checkpoint of each KILLED or RUNNING run (by its
+    exported id); `import` puts it under the copied run's id in the run's checkpoint folder (here
+    the default, mlruns/checkpoints, relative to the working folder as the sweep reads it), and never
+    over a checkpoint of that run that has moved on here. The round trip gives the same bytes; a
+    checkpoint that would run code is refused before anything is written."""
+    import torch
+
+    uri, _ = source
+    here, there = tmp_path / "here", tmp_path / "there"
+    here.mkdir(), there.mkdir()
+    monkeypatch.chdir(here)
+    runs = sorted((r for r in tracking.find_runs(uri, "syn_tricks") if r.tags.get("sweep_role") != "parent"),
+                  key=lambda r: r.run_id)
+    killed, finished = runs[0], next(r for r in runs[1:] if r.status == "FINISHED")
+    tracking.set_status(uri, killed.run_id, "KILLED", killed.end_ms)
+    for run in (killed, finished):  # a finished run's leftover checkpoint does not travel
+        (here / "mlruns" / "checkpoints" / run.run_id).mkdir(parents=True)
+        torch.save({"state_dict": {"w": torch.arange(3.0)}, "epoch": 2, "harness": {"stopped": ""}},
+                   here / "mlruns" / "checkpoints" / run.run_id / "last.ckpt")
+    carried = (here / "mlruns" / "checkpoints" / killed.run_id / "last.ckpt").read_bytes()
+
+    plain, with_checkpoints = tmp_path / "plain.zip", tmp_path / "ckpt.zip"
+    assert cli.main(["export", "syn_tricks", "--tracking-uri", uri, "--out", str(plain)]) == 0
+    assert cli.main(["export", "syn_tricks", "--tracking-uri", uri, "--out", str(with_checkpoints), "--checkpoints"]) == 0
+    assert "1 of 1 unfinished runs' checkpoints" in capsys.readouterr().out
+    assert not [n for n in zipfile.ZipFile(plain).namelist() if n.startswith("checkpoints/")]
+    with zipfile.ZipFile(with_checkpoints) as archive:
+        members = [n for n in archive.namelist() if n.startswith("checkpoints/")]
+        assert members == [f"checkpoints/{killed.run_id}/last.ckpt"]
+        assert archive.read(members[0]) == carried
+
+    monkeypatch.chdir(there)
+    target = f"sqlite:///{there}/mlflow.db"
+    assert cli.main(["import", str(with_checkpoints), "--tracking-uri", target]) == 0
+    assert "1 unfinished run(s) will continue from their carried checkpoint" in capsys.readouterr().out
+    (copy,) = [r for r in tracking.find_runs(target, "syn_tricks") if r.origin_id == killed.run_id]
+    restored = there / "mlruns" / "checkpoints" / copy.run_id / "last.ckpt"
+    assert copy.status == "KILLED" and restored.read_bytes() == carried
+    assert sorted(p.parent.name for p in (there / "mlruns" / "checkpoints").glob("*/last.ckpt")) == [copy.run_id]
+    again = tmp_path / "again.zip"
+    assert cli.main(["export", "syn_tricks", "--tracking-uri", target, "--out", str(again), "--checkpoints"]) == 0
+    assert again.read_bytes() == with_checkpoints.read_bytes()  # the original ids, the same checkpoint
+
+    restored.write_bytes(plain.read_bytes())  # the run trained on here (any newer file): the import leaves it
+    assert cli.main(["import", str(with_checkpoints), "--tracking-uri", target]) == 0
+    assert restored.read_bytes() == plain.read_bytes()
+
+    hostile = tmp_path / "hostile.zip"
+    with zipfile.ZipFile(with_checkpoints) as src, zipfile.ZipFile(hostile, "w") as dst:
+        for name in src.namelist():
+            if name.startswith("checkpoints/"):
+                buffer = io.BytesIO()
+                torch.save({"state_dict": {}, "payload": RunsCode()}, buffer)
+                dst.writestr(name, buffer.getvalue())
+            else:
+                dst.writestr(name, src.read(name))
+    elsewhere = tmp_path / "elsewhere"
+    assert cli.main(["import", str(hostile), "--tracking-uri", f"sqlite:///{elsewhere}/mlflow.db"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "checkpoint does not load as tensors and plain values" in err and killed.name in err
+    assert not elsewhere.exists() and not (there / "pwned").exists() and not (tmp_path / "pwned").exists()

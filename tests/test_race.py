@@ -260,7 +260,7 @@ def test_a_race_killed_in_either_stage_settles_each_cell_once_in_place_and_from_
     continues the killed cell in its own run and settles every cell once, choosing no rate twice;
     in another folder's new default stores (the next session, on a fresh checkout) the imported
     runs file makes the same command run only what was left, with the choices the race had
-    recorded, and end the run that was killed mid-cell. (One race serves both endings: it is the
+    recorded, and continue the run that was killed mid-cell from the checkpoint the file carried. (One race serves both endings: it is the
     slowest part.)"""
     path = race_file(tmp_path, real_cifar)
     here, there = tmp_path / "here", tmp_path / "there"
@@ -290,7 +290,7 @@ def test_a_race_killed_in_either_stage_settles_each_cell_once_in_place_and_from_
     made = {v: d for v, d in exported.race_state.items() if "chosen" in d}
     assert made  # a variant chose (its estimate began); the other may still be racing
     done_here = {r.tags["cell"] for r in children(uri) if race.settled(exported, r)}
-    subprocess.run(harness + ["export", "r", "--out", str(tmp_path / "r.runs.zip")], cwd=here, check=True)
+    subprocess.run(harness + ["export", "r", "--out", str(tmp_path / "r.runs.zip"), "--checkpoints"], cwd=here, check=True)
 
     # in place
     assert cli.main(["sweep", str(path), "--storage", url, "--tracking-uri", uri]) == 0, (tmp_path / "sweep.log").read_text()[-3000:]
@@ -312,6 +312,7 @@ def test_a_race_killed_in_either_stage_settles_each_cell_once_in_place_and_from_
     there_uri = fresh_store(there / "mlruns" / "mlflow.db")
     subprocess.run(harness + ["import", str(tmp_path / "r.runs.zip")], cwd=there, check=True)
     out = subprocess.run(harness + ["sweep", str(path)], cwd=there, check=True, capture_output=True, text=True).stdout
+    assert "continued from run" in out  # the killed estimate cell, from the checkpoint its runs file carried
     ran = {line.split("-> ")[1] for line in out.splitlines() if "  -> " in line}
     grid = recorded_grid(there_uri)
     assert all(grid.race_state[v] == d for v, d in made.items())  # the choice travelled with the runs file

@@ -208,7 +208,8 @@ def test_a_run_whose_claim_is_lost_records_nothing_more_and_is_left_alone(real_c
 
 
 def test_a_run_being_trained_cannot_be_resumed_by_a_second_process(real_cifar, store):
-    from harness.train import train, training_lock
+    from harness.places import training_lock
+    from harness.train import train
 
     cfg = config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=1")
     first = train(cfg)
