@@ -16,7 +16,6 @@ import io
 import json
 import math
 import os
-import re
 import time
 import zipfile
 import zlib
@@ -25,10 +24,8 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from harness import places, stores, tracking
-from harness.config import TrainerConfig
+from harness import config as C
 from harness.places import check_writable
 from harness.errors import ConfigError, RunsFileError, StoreError
 
@@ -42,7 +39,11 @@ CHECKPOINT_MEMBER = "checkpoints/{}/last.ckpt"  # an unfinished run's checkpoint
 UNFINISHED = ("KILLED", "RUNNING")  # the runs whose checkpoint a sweep continues
 PARENT_LINKS = ("mlflow.parentRunId", "sweep_parent")  # a child's tags that hold its parent's run id
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: fixed, so the bytes do not move
-SWEEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # also a folder name under reports/ and mlruns/
+RECORDS = ("manifest.json", "README.md", "runs.jsonl", "metrics.jsonl", "trials.jsonl")
+# What one file may expand to (checked on the sizes its zip declares, which reading enforces),
+# generous for any real sweep: a learning-curve image is ~0.1 MB, the metrics of a 100-cell sweep a
+# few MB, a checkpoint of the paper's ImageNet net 0.5 GB.
+MAX_MEMBER, MAX_CHECKPOINT, MAX_EXPANDED = 64 << 20, 2 << 30, 4 << 30
 
 FORMAT = f"""# {FORMAT_NAME}, version {FORMAT_VERSION}: one sweep's MLflow runs
 
@@ -64,6 +65,10 @@ for the optional checkpoints:
   checkpoint of each run left unfinished (KILLED or RUNNING), the one binary member, so that the
   sweep continues that run mid-cell wherever the file is imported (a Lightning checkpoint that
   must load with `torch.load(weights_only=True)`: tensors and plain values, no code).
+
+Nothing else, and nowhere else: a member outside these places (an absolute path, a backslash,
+`..`) is refused, as is one that expands past {MAX_MEMBER >> 20} MiB ({MAX_CHECKPOINT >> 30} GiB for a
+checkpoint) or a file past {MAX_EXPANDED >> 30} GiB in all.
 
 In Python: `pandas.read_json(zipfile.ZipFile(path).open("metrics.jsonl"), lines=True)`.
 """
@@ -161,16 +166,16 @@ def checkpoint_dir(run: Run, given: str | Path | None = None) -> Path:
     if given:
         return Path(given)
     try:
-        recorded = (yaml.safe_load(run.artifacts.get(tracking.CONFIG_ARTIFACT, b"")) or {}).get("trainer", {})
+        recorded = (C.parse_yaml(run.artifacts.get(tracking.CONFIG_ARTIFACT, b""), run.name) or {}).get("trainer", {})
         return Path(str(recorded["checkpoint_dir"]))
-    except (yaml.YAMLError, AttributeError, KeyError, TypeError):
-        return Path(TrainerConfig().checkpoint_dir)
+    except (ConfigError, AttributeError, KeyError, TypeError):
+        return Path(C.TrainerConfig().checkpoint_dir)
 
 
 def _local_checkpoint(run: Run, local_id: str) -> bytes | None:
     """The run's checkpoint as written here, or None where there is none, or where it is being
     rewritten as it is read (the file is a zip: a torn copy fails its CRCs) twice running."""
-    path = places.checkpoint_path(TrainerConfig(checkpoint_dir=str(checkpoint_dir(run))), local_id)
+    path = places.checkpoint_path(C.TrainerConfig(checkpoint_dir=str(checkpoint_dir(run))), local_id)
     for _ in range(2):
         try:
             data = path.read_bytes()
@@ -286,6 +291,9 @@ def read(path: Path) -> Bundle:
         raise RunsFileError(f"{path}: {'a folder, not a runs file' if path.is_dir() else 'no such file'}")
     try:
         with zipfile.ZipFile(path) as archive:
+            problem = _member_problem(archive)
+            if problem:
+                raise RunsFileError(f"{path}: {problem}")
             manifest = json.loads(archive.read("manifest.json"))
             if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
                 raise RunsFileError(f"{path}: not a {FORMAT_NAME} file (its manifest.json names no such format)")
@@ -304,14 +312,13 @@ def read(path: Path) -> Bundle:
                     (int(p["step"]), int(p["timestamp"]), float(p["value"])))
             for name in sorted(n for n in archive.namelist() if n.startswith("artifacts/") and not n.endswith("/")):
                 run_id, _, inner = name.removeprefix("artifacts/").partition("/")
-                parts = PurePosixPath(inner).parts
-                if not parts or inner.startswith("/") or ".." in parts:
-                    raise ValueError(f"artifact path {name!r} leaves its run's folder")
+                if run_id not in by_id:
+                    raise ValueError(f"{name!r}: the artifact of no run in the file")
                 by_id[run_id].artifacts[inner] = archive.read(name)
             for name in sorted(n for n in archive.namelist() if n.startswith("checkpoints/") and not n.endswith("/")):
                 run_id = name.removeprefix("checkpoints/").partition("/")[0]
-                if name != CHECKPOINT_MEMBER.format(run_id) or run_id not in by_id:
-                    raise ValueError(f"{name!r} is not the checkpoint of a run in the file")
+                if run_id not in by_id:
+                    raise ValueError(f"{name!r}: the checkpoint of no run in the file")
                 by_id[run_id].checkpoint = archive.read(name)
             bundle = Bundle(_text(manifest.get("sweep")), _texts(manifest.get("experiment_tags") or {}), runs,
                             parse_jsonl(archive.read("trials.jsonl")))
@@ -321,6 +328,28 @@ def read(path: Path) -> Bundle:
         raise RunsFileError(f"{path}: truncated or corrupt ({type(err).__name__}: {err})") from None
     _check(path, bundle, manifest, len(points))
     return bundle
+
+
+def _member_problem(archive: zipfile.ZipFile) -> str | None:
+    """Whether any member is not where FORMAT puts one, or past the sizes it allows: checked on
+    the names and the sizes the zip declares (which reading enforces), before any member is read."""
+    total = 0
+    for info in archive.infolist():
+        name, parts = info.filename, PurePosixPath(info.filename).parts
+        folder = name.endswith("/")  # a folder entry, as `zip -r` adds them
+        clean = (parts and "\\" not in name and "\0" not in name and not name.startswith("/") and "//" not in name
+                 and not {"..", "."} & set(parts))
+        placed = (name in RECORDS
+                  or (parts[:1] == ("artifacts",) and len(parts) >= (2 if folder else 3))
+                  or (parts[:1] == ("checkpoints",) and (len(parts) <= 2 if folder else
+                                                          len(parts) == 3 and name == CHECKPOINT_MEMBER.format(parts[1]))))
+        if not (clean and placed):
+            return f"member {name!r} is not where the format puts anything"
+        cap = MAX_CHECKPOINT if parts[0] == "checkpoints" else MAX_MEMBER
+        if info.file_size > cap:
+            return f"member {name!r} expands to {info.file_size:,} bytes; at most {cap:,}"
+        total += info.file_size
+    return f"its members expand to {total:,} bytes; at most {MAX_EXPANDED:,}" if total > MAX_EXPANDED else None
 
 
 def _text(value: Any) -> str:
@@ -343,8 +372,8 @@ def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
     for key, count in counts.items():
         if manifest.get(key) != count:
             raise corrupt(f"manifest says {manifest.get(key)} {key}, found {count}")
-    if not SWEEP_NAME.fullmatch(bundle.sweep):
-        raise corrupt(f"sweep name {bundle.sweep!r} is not a plain name")
+    if C.plain_name_problem(bundle.sweep):
+        raise corrupt(f"sweep name: {C.plain_name_problem(bundle.sweep)}")
     if not bundle.runs or bundle.parent.parent_run_id is not None or bundle.parent.tags.get("sweep_role") != "parent":
         raise corrupt("its first run is not a sweep parent")
     if "grid.yaml" not in bundle.parent.artifacts:

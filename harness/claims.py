@@ -32,6 +32,7 @@ the one place it is written; the README and the other modules point here):
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import socket
@@ -48,6 +49,7 @@ import yaml
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from harness import config as C
 from harness import private_api, race, stores, tracking
 from harness.stores import redact
 from harness.places import sqlite_path
@@ -110,7 +112,7 @@ class Sweep:
     tracking_uri: str  # the MLflow store of its runs
     parent_id: str  # the sweep's MLflow parent run
     since_trial: int  # trials numbered above this were made by this invocation
-    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    worker: str = field(default_factory=lambda: f"{this_host()}:{os.getpid()}")
     label: str = ""  # printed before every line ("[worker 2] ")
     started: float = 0.0
 
@@ -177,10 +179,7 @@ def recorded_grid(tracking_uri: str, parent_id: str) -> dict:
     """The grid the sweep last recorded in its parent run (grid.yaml), as a mapping: what earlier
     invocations decided (seeds added, a race's choices) is read from here."""
     where = f"grid.yaml of the sweep's parent run {parent_id}"
-    try:
-        recorded = yaml.safe_load(tracking.run_config_yaml(tracking_uri, parent_id, "grid.yaml")) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{where}: not YAML ({str(err).splitlines()[0]})") from None
+    recorded = C.parse_yaml(tracking.run_config_yaml(tracking_uri, parent_id, "grid.yaml"), where) or {}
     if not isinstance(recorded, dict):
         raise ConfigError(f"{where}: expected a mapping; got {type(recorded).__name__}")
     return recorded
@@ -251,6 +250,21 @@ def snapshot(sw: Sweep) -> tuple[dict[str, str], dict, int]:
 
 # ------------------------------------------------------------------------------ dead workers
 
+@functools.cache
+def this_host() -> str:
+    """Where a worker's process id means something: the host name, and on Linux the boot and the
+    PID namespace (`hostname@boot-pidns`). Containers that share a host name (and pods, and
+    `--hostname`-less Docker runs on two machines) differ in their PID namespace, so the reaper's
+    "its process is gone from this host" never looks up another namespace's pid; their workers are
+    reaped by silence (GRACE_S) instead."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        namespace = os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
+    except OSError:  # not Linux: the host name alone, as before
+        return socket.gethostname()
+    return f"{socket.gethostname()}@{boot}-{namespace}"
+
+
 def _alive(pid: int) -> bool:
     """Whether a process of this host is running: a zombie (exited, not yet reaped by its parent,
     e.g. a worker of a coordinator that is waiting on another) is not."""
@@ -276,7 +290,7 @@ def reap(sw: Sweep) -> None:
             if _confirmed(run, trials.get(key, [])):
                 tracking.end_run(sw.tracking_uri, run.run_id, "FINISHED")
     optuna.storages.fail_stale_trials(sw.study)
-    host = socket.gethostname()
+    host = this_host()
     study_id = sw.storage.get_study_id_from_name(sw.grid.name)
     for trial in sw.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker", "")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import config as C
 from harness import places
-from harness.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, InputError
+from harness.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, NO_ROOM, InputError, OutOfRoom
 
 
 
@@ -80,6 +80,40 @@ def cmd_sweep(args) -> int:
     print(G.describe(grid), flush=True)
     from harness import sweep
     return sweep.run(grid, storage_url=storage_url, tracking_uri=tracking_uri, workers=workers)
+
+
+def cmd_submit(args) -> int:
+    from harness import grid as G
+    from harness import slurm
+
+    grid = G.load(args.file, args.overrides)
+    options = {}
+    for item in args.sbatch:
+        key, sep, value = item.partition("=")
+        if not key.strip() or key.startswith("-"):
+            raise C.ConfigError(f"--sbatch {item!r}: an sbatch option as KEY=VALUE without dashes, e.g. qos=high")
+        options[key.strip()] = value if sep else True
+    settings = slurm.JobSettings(tasks=args.tasks, partition=args.partition, time_min=args.time,
+                                 cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+                                 options=options, logs=Path(args.logs), job_name=f"harness-{grid.name}")
+    slurm.check_slurm(settings)  # no SLURM, an unknown partition: before anything else is read or made
+    from harness.data import check_source
+    for data in {repr(cell.config.data): cell.config.data for cell in grid.cells}.values():
+        check_source(data)
+    tracking_uri, storage_url = _tracking_uri(args.tracking_uri), places.storage_url(args.storage)
+    if args.dry_run:
+        print(G.describe(grid))
+        print(f"harness submit: {settings.tasks} array task(s), each `harness sweep` as one worker; the job:\n")
+        print(slurm.sbatch_text(settings))
+        return 0
+    from harness import sweep
+    sweep.check_inputs(grid, storage_url, tracking_uri)
+    job = slurm.submit(slurm.SweepTask(grid, storage_url, tracking_uri), settings)
+    print(f"harness: submitted job {job}: {settings.tasks} array task(s) of sweep {grid.name}\n"
+          f"  follow it:  squeue -j {job}    logs: {settings.logs}/{job}_*/\n"
+          f"  its cells:  harness sweep {args.file} --dry-run --storage ... --tracking-uri ...   "
+          f"(stop it: scancel {job}; the same submit again continues)")
+    return 0
 
 
 def _workers(given: str) -> int | str:
@@ -226,6 +260,13 @@ def cmd_describe(args) -> int:
     return 0
 
 
+def _sweep_stores(p: argparse.ArgumentParser, reach: str) -> None:
+    p.add_argument("--storage", help=f"Optuna storage URL{reach} (default: $HARNESS_SWEEP_STORAGE or "
+                                     "sqlite:///mlruns/optuna.db), e.g. postgresql://user:pw@host/db")
+    p.add_argument("--tracking-uri", help=f"MLflow tracking URI{reach} (default: $MLFLOW_TRACKING_URI or "
+                                          "sqlite:///mlruns/mlflow.db)")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="harness", description="Ablations of AlexNet's tricks.")
     sub = top.add_subparsers(dest="command", required=True)
@@ -242,10 +283,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every cell")
     p.add_argument("--workers", default="1", help="worker processes on this machine (default 1), or 'auto': "
                                                   "the layout of processes x threads timed fastest here (~30 s)")
-    p.add_argument("--storage", help="Optuna storage URL (default: $HARNESS_SWEEP_STORAGE or "
-                                     "sqlite:///mlruns/optuna.db), e.g. postgresql://user:pw@host/db")
-    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
-                                          "sqlite:///mlruns/mlflow.db)")
+    _sweep_stores(p, "")
     p.add_argument("--until-resolved", action="store_true",
                    help="after the grid's seeds, add seeds (a round at a time) to the tricks whose interval "
                         "still holds both zero and the paper's delta, by a sequential rule that keeps the "
@@ -254,6 +292,26 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="list the cells and estimate their cost; run nothing")
     p.add_argument("--calibrate-steps", type=int, default=2, help="SGD steps timed per network for --dry-run")
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("submit", help="run a grid on SLURM: a job array of identical `harness sweep` workers",
+                       description="Submit the sweep to SLURM as a job array (through submitit): each task claims "
+                                   "free cells from the shared stores; a pre-empted or timed-out task gives its cell "
+                                   "back and is requeued, and continues that cell from its checkpoint.")
+    p.add_argument("file", help="a grid file")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides for every cell")
+    p.add_argument("--tasks", type=int, default=2, help="array tasks, each one worker (default 2)")
+    p.add_argument("--partition", help="SLURM partition (default: the cluster's default)")
+    p.add_argument("--time", type=int, default=60, help="time limit per task in minutes (default 60); a task "
+                                                        "that reaches it is requeued and continues")
+    p.add_argument("--cpus-per-task", type=int, help="CPUs per task (default: SLURM's)")
+    p.add_argument("--gpus-per-task", type=int, default=0, help="GPUs per task (default 0)")
+    p.add_argument("--sbatch", action="append", default=[], metavar="KEY=VALUE",
+                   help="a further sbatch option, repeatable (--sbatch qos=high --sbatch account=lab)")
+    p.add_argument("--logs", default="mlruns/slurm", help="folder for the tasks' logs, on a file system the "
+                                                          "nodes share (default mlruns/slurm)")
+    _sweep_stores(p, " every node reaches")
+    p.add_argument("--dry-run", action="store_true", help="show the job it would submit; submit nothing")
+    p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("report", help="rebuild reports/ from the tracking store and reports/*/runs.zip")
     p.add_argument("sweeps", nargs="*", metavar="SWEEP",
@@ -348,6 +406,13 @@ def guarded(command: Callable[[], int]) -> int:
     except InputError as err:
         print(f"harness: {err.kind}: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (OutOfRoom, OSError) as err:
+        if isinstance(err, OSError) and err.errno not in NO_ROOM:
+            raise
+        where = err if isinstance(err, OutOfRoom) else f"{err.filename or 'a file'}: {err.strerror}"
+        print(f"harness: out of room: {where}; what had finished is kept: make room, then the same command "
+              "again continues", file=sys.stderr)
+        return EXIT_FAILED
     except (KeyboardInterrupt, SystemExit) as err:
         # Lightning turns the KeyboardInterrupt our handler raises into exit(1): a signal, still
         if isinstance(err, SystemExit) and (err.code in (0, None) or not _SIGNALLED):

@@ -190,15 +190,18 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         raise ConfigError(f"{key}: expected an integer; got {value!r}")
-    if hint is float:
+    if hint is float:  # the one reader of every number a run uses: finite, or refused here
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads '1e-4' as a string
+            number = float(value)
+        elif isinstance(value, str):  # YAML 1.1 reads '1e-4' as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}: expected a number; got {value!r}")
+        if number is not None and math.isfinite(number):
+            return number
+        raise ConfigError(f"{key}: expected a finite number; got {value!r}")
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
@@ -231,10 +234,7 @@ def from_dict(values: dict[str, Any]) -> RunConfig:
 
 def from_yaml(text: str, where: str) -> RunConfig:
     """A resolved config as written with every run."""
-    try:
-        values = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{where}: not valid YAML ({err})") from None
+    values = parse_yaml(text, where)
     try:
         return from_dict(values)
     except ConfigError as err:
@@ -301,11 +301,45 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where built: 5x faster, as safe
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+MAX_YAML_BYTES = 1 << 18  # a grid or preset is a page of text: a file a hundred times larger is a mistake
+MAX_YAML_VALUES = 100_000  # values once YAML's aliases are followed: an alias bomb stops here, at once
+
+
+def plain_name_problem(name: Any) -> str | None:
+    """The one check on a name that becomes a folder or a path (a sweep, an experiment, a report's
+    folder, a runs file's sweep): letters, digits, '.', '_' and '-', starting with a letter or a
+    digit, so never '.', '..', a hidden name, an option or a path. None when it passes."""
+    if isinstance(name, str) and PLAIN_NAME.fullmatch(name):
+        return None
+    return f"letters, digits, '_', '.' or '-', starting with a letter or a digit (at most 128); got {name!r}"
+
+
+def _count_values(values: Any, where: Any) -> None:
+    seen, stack = 0, [values]
+    while stack:
+        value = stack.pop()
+        seen += 1
+        if seen > MAX_YAML_VALUES:
+            raise ConfigError(f"{where}: expands to more than {MAX_YAML_VALUES:,} values (YAML aliases?); "
+                              "a grid or preset holds far fewer")
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     """The one reader of YAML files a user gives (presets, grids): every way one cannot be read is
-    a ConfigError of one line naming the file (and, for bad YAML, the line)."""
+    a ConfigError of one line naming the file (and, for bad YAML, the line); a file past
+    MAX_YAML_BYTES is refused unread."""
     try:
-        values = yaml.safe_load(path.read_text())
+        if path.is_file() and path.stat().st_size > MAX_YAML_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes; a grid or preset file is at most "
+                              f"{MAX_YAML_BYTES:,}")
+        text = path.read_text()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -314,14 +348,24 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not a text file (not UTF-8)") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot be read ({err.strerror or err})") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        what = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{path}: not valid YAML{where} ({what})") from None
+    values = parse_yaml(text, path)
     if values is not None and not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     return values or {}
+
+
+def parse_yaml(text: str | bytes, where: Any) -> Any:
+    """YAML text as values, safely (no tags that build objects), refused past MAX_YAML_VALUES once
+    aliases are followed: for files a user gives and for YAML a store or a runs file holds."""
+    try:
+        values = yaml.load(text, Loader=SAFE_LOADER)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        what = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML{line} ({what})") from None
+    _count_values(values, where)
+    return values
 
 
 def preset_dict(preset: str) -> dict[str, Any]:
@@ -365,7 +409,9 @@ def validate(cfg: RunConfig) -> None:
         if not ok:
             raise ConfigError(f"{key}: {why}")
 
-    require(math.isfinite(m.width) and m.width > 0, "model.width", f"must be positive; got {m.width}")
+    require(m.width > 0, "model.width", f"must be positive; got {m.width}")
+    require(plain_name_problem(cfg.tracking.experiment) is None, "tracking.experiment",
+            plain_name_problem(cfg.tracking.experiment) or "")
     require(0 <= cfg.seed < 2**32, "seed", f"must be in [0, 2**32); got {cfg.seed}")
     require(0 <= m.dropout < 1, "model.dropout", f"must be in [0, 1); got {m.dropout}")
     require(m.num_classes >= 0, "model.num_classes", "must be >= 0 (0 = from the data)")

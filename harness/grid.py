@@ -39,7 +39,6 @@ import hashlib
 import itertools
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,7 @@ STOP_KEYS = {"train_err_below": "trainer.stop_train_err", "max_epochs": "trainer
 DESIGNS = ("leave_one_out", "factorial")
 BASELINE = "baseline"
 DEFAULT_MAX_SEEDS = 10  # --until-resolved without --max-seeds
+MAX_SEEDS, MAX_CELLS = 1_000, 10_000  # a grid past these is a typo (the paper's table is 24 cells)
 MAX_LADDER = 20  # rates in a race's starting ladder, at most (harness.race adds at most 8 past each end)
 MAX_SEEDS_LIMIT = 100  # the sequential rule's boundaries simulate 200,000 paths of this many seeds
 
@@ -244,9 +244,10 @@ def _check_keys(values: dict[str, Any]) -> None:
     for key in ("name", "preset", "design", "axes", "seeds"):
         if key not in values:
             raise GridError(key, "missing")
-    name = values["name"]
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        raise GridError("name", f"letters, digits, '_', '.' or '-' only; got {name!r}")
+    for key in ("name", "full_scale"):
+        problem = C.plain_name_problem(values[key]) if key in values else None
+        if problem and (key == "name" or values[key]):
+            raise GridError(key, problem)
     if not isinstance(values["preset"], str):
         raise GridError("preset", f"expected a preset name; got {values['preset']!r}")
     if values["design"] not in DESIGNS:
@@ -268,6 +269,11 @@ def _check_keys(values: dict[str, Any]) -> None:
     if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) < len(seeds)
             or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
         raise GridError("seeds", f"expected a list of distinct integers; got {seeds!r}")
+    if len(seeds) > MAX_SEEDS:
+        raise GridError("seeds", f"{len(seeds):,} seeds; at most {MAX_SEEDS:,}")
+    variants = math.prod(len(choices) for choices in axes.values())
+    if variants * len(seeds) > MAX_CELLS:
+        raise GridError("axes", f"{variants:,} variants x {len(seeds):,} seeds is more than {MAX_CELLS:,} cells")
     stop = values.get("stop") or {}
     if not isinstance(stop, dict):
         raise GridError("stop", f"expected a mapping; got {stop!r}")
@@ -287,9 +293,6 @@ def _check_keys(values: dict[str, Any]) -> None:
         unknown = {str(k).lower() for k in by_value} - {str(v).lower() for v in axes[axis]}
         if unknown:
             raise GridError(f"with.{axis}", f"{', '.join(sorted(unknown))}: not values of the axis")
-    full_scale = values.get("full_scale") or ""
-    if not isinstance(full_scale, str) or (full_scale and not re.fullmatch(r"[A-Za-z0-9_.-]+", full_scale)):
-        raise GridError("full_scale", f"expected the name of the full-scale grid; got {full_scale!r}")
     until = values.get("until_resolved")
     if until is not None and (not isinstance(until, dict) or set(until) != {"max_seeds"}):
         raise GridError("until_resolved", f"expected {{max_seeds: N}}; got {until!r}")
@@ -300,8 +303,28 @@ def _shared_settings(values: dict[str, Any], overrides: list[str] | None) -> tup
     `stop` as resolved from them: the recorded grid then re-expands to the same cells, and the
     report reads the target that ran, also where a command-line override changed it."""
     shared = {**(values.get("set") or {}), **{STOP_KEYS[k]: v for k, v in (values.get("stop") or {}).items()}}
-    shared.update(C.parse_flat(overrides or []))
+    given = C.parse_flat(overrides or [])
+    # `set` (a base file's, say) is the default that an axis or `with` changes; the command line's
+    # key=value is meant for every cell, so one that a cell sets itself would silently do nothing
+    owned = _set_per_cell(values)
+    clash = sorted(set(given) & set(owned))
+    if clash:
+        raise GridError(clash[0], f"{owned[clash[0]]} sets it for each cell, so this override would change nothing "
+                        "(or only some cells); change the grid file instead")
+    shared.update(given)
     return shared, {k: shared[key] for k, key in STOP_KEYS.items() if key in shared}
+
+
+def _set_per_cell(values: dict[str, Any]) -> dict[str, str]:
+    """The config keys each cell sets itself, over `set` and the command line: key -> the grid key
+    that sets it."""
+    owned = {"seed": "seeds"}
+    if values.get("lr") is not None:
+        owned["optim.lr"] = "lr"
+    for axis, by_value in (values.get("with") or {}).items():
+        owned.update({key: f"with.{axis}" for settings in by_value.values() for key in settings})
+    owned.update({key: f"axes.{key}" for key in values["axes"]})
+    return owned
 
 
 def _number(value: Any) -> bool:
@@ -456,6 +479,9 @@ def _runs(grid: Grid, trick: str, axis_values: dict[str, Any]) -> list[tuple[Any
 def _expand(grid: Grid) -> list[Cell]:
     if grid.lr is not None and "optim.lr" in grid.axes:
         raise GridError("lr", "optim.lr is already an axis")
+    planned = sum(len(_runs(grid, trick, axis_values)) for trick, axis_values in _designs(grid))
+    if planned > MAX_CELLS:
+        raise GridError("axes", f"{planned:,} cells; at most {MAX_CELLS:,}")
 
     cells: list[Cell] = []
     for trick, axis_values in _designs(grid):

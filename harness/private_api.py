@@ -1,10 +1,10 @@
-"""Every use of a private (underscored or undocumented) part of MLflow or Optuna, in one place.
+"""Every use of a private (underscored or undocumented) part of MLflow, Optuna or submitit, in one place.
 
 Each function names what the harness needs and why no public API gives it. An upgrade that moves
 one of them raises `PrivateAPIChanged` naming the library, its installed version and the name, and
 tests/test_private_api.py calls every function here, so a lock refresh that breaks one fails in
 that one test rather than somewhere deep in a sweep. Nothing else under harness/ names a private
-attribute of either library. (Heavy imports stay inside the functions: the command line reads
+attribute of these libraries. (Heavy imports stay inside the functions: the command line reads
 store files without MLflow.)
 """
 
@@ -100,3 +100,16 @@ def rdb_engine(storage: Any):
     SQLite transactions on it so that each takes the write lock as it begins (harness.claims)."""
     with _private("optuna", "RDBStorage.engine"):
         return storage.engine
+
+
+# -------------------------------------------------------------------------------- submitit
+
+def submitit_sbatch_text(executor: Any, tasks: int) -> str:
+    """The sbatch script a SlurmExecutor would submit for an array of `tasks` (`harness submit
+    --dry-run` shows the job before it exists; submitit writes it only while submitting)."""
+    import copy
+
+    with _private("submitit", "SlurmExecutor._make_submission_file_text"):
+        array = copy.deepcopy(executor)
+        array.parameters["map_count"] = tasks
+        return array._make_submission_file_text(array._submitit_command_str, "dry-run")

@@ -125,17 +125,16 @@ def _answers(url: str, what: str) -> None:
             urllib.request.urlopen(f"{url.rstrip('/')}/health", timeout=15).close()
         except OSError as err:
             raise StoreError(f"{what} {url}: no answer from the tracking server ({err})") from None
-    elif url.startswith(("postgresql", "postgres")):
+    elif "://" in url and not url.startswith("file:"):  # a database URL, of any scheme SQLAlchemy may know
         import sqlalchemy
 
-        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool,
-                                          connect_args={"connect_timeout": 15})
-        try:
+        try:  # an unknown scheme or a missing driver fails here, before anything is created
+            engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, connect_args=(
+                {"connect_timeout": 15} if url.startswith(("postgresql", "postgres")) else {}))
             engine.connect().close()
         except Exception as err:  # noqa: BLE001 - any driver error: one line naming the server
             raise StoreError(f"{what} {redact(url)}: cannot connect ({failure(err)})") from None
-        finally:
-            engine.dispose()
+        engine.dispose()
 
 
 def redact(url: str) -> str:
@@ -232,6 +231,15 @@ def _half_made(db: Path, uri: str) -> bool:
 
 
 # ---------------------------------------------------------------------- Optuna's storage
+
+def check_apart(storage_url: str, tracking_uri: str) -> None:
+    """The Optuna storage and the tracking store are two databases: one file given as both would
+    become an MLflow store that no later sweep could use as its storage."""
+    storage, store = sqlite_path(storage_url), sqlite_path(tracking_uri)
+    if storage is not None and store is not None and storage.absolute().resolve() == store.absolute().resolve():
+        raise StoreError(f"--storage {storage_url} and the tracking store {tracking_uri} are one file: "
+                         "give each its own (the defaults are mlruns/optuna.db and mlruns/mlflow.db)")
+
 
 def check_storage(storage_url: str) -> None:
     """Raise StoreError for an SQLite storage that is not a database or cannot be written, before

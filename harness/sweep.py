@@ -145,6 +145,7 @@ def check_inputs(grid: Grid, storage_url: str, tracking_uri: str) -> None:
             load_data(cell.config.data)
     for cfg in {repr(c.config.trainer.checkpoint_dir): c.config for c in grid.cells}.values():
         places.check_outputs(cfg)
+    stores.check_apart(storage_url, tracking_uri)
     stores.check_tracking_store(tracking_uri)
     stores.check_storage(storage_url)
     tracking.check_experiment(tracking_uri, grid.name, grid.cells[0].config.tracking.artifact_root)
@@ -212,19 +213,37 @@ def run(grid: Grid, *, storage_url: str, tracking_uri: str, workers: int = 1) ->
     return summarise(sw, end_parent=True)
 
 
+def worker_layout(workers: int) -> tuple[int, list[str | None]]:
+    """Threads per worker, and each worker's GPU (its CUDA_VISIBLE_DEVICES; None: no GPU here): the
+    CPUs this process may use (its affinity, which a SLURM allocation or a container's CPU limit
+    sets; not the machine's count) shared out, and the GPUs it sees dealt out one per worker,
+    round-robin where workers outnumber them."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    given = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if given is not None:
+        devices = [d.strip() for d in given.split(",") if d.strip()]
+    else:
+        import torch
+
+        devices = [str(i) for i in range(torch.cuda.device_count())]
+    return max(1, cpus // workers), [devices[i % len(devices)] if devices else None for i in range(workers)]
+
+
 def _spawn_workers(sw: Sweep, workers: int) -> None:
-    """N worker processes (harness.worker) with cores/N threads each, each given this round's grid
-    as resolved. Each is reaped as soon as it exits, and the claim of one that died is freed at
+    """N worker processes (harness.worker), each given this round's grid
+    as resolved, its share of the CPUs and a GPU of its own (`worker_layout`). Each is reaped as soon as it exits, and the claim of one that died is freed at
     once: a child that has exited but is not yet reaped would look alive to every liveness check
     until the 2-minute heartbeat limit."""
     grid = copy.deepcopy(sw.grid)
+    threads, devices = worker_layout(workers)
     for cell in grid.cells:  # how the workers run, not what (grid.NOT_IDENTITY: the cells keep their keys)
-        cell.config.trainer.threads = max(1, (os.cpu_count() or 1) // workers)
+        cell.config.trainer.threads = threads
         cell.config.trainer.progress_bar = False
     running, refused = [], []
     for index in range(workers):
         spec = WorkerSpec(grid, sw.storage_url, sw.tracking_uri, sw.since_trial, index)
-        proc = subprocess.Popen([sys.executable, "-m", "harness.worker"], stdin=subprocess.PIPE)
+        env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices[index]} if devices[index] is not None else None
+        proc = subprocess.Popen([sys.executable, "-m", "harness.worker"], stdin=subprocess.PIPE, env=env)
         running.append(proc)
         try:
             proc.stdin.write(spec.to_bytes())

@@ -6,6 +6,7 @@ are logged per epoch with step = epochs completed (1 after the first epoch)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import subprocess
@@ -26,7 +27,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from harness import private_api, stores  # noqa: E402
 from harness.places import check_writable, is_tracking_server  # noqa: E402
-from harness.errors import StoreError  # noqa: E402
+from harness.errors import StoreError, writing  # noqa: E402
 
 CONFIG_ARTIFACT = "config.yaml"
 # MLflow 3's UI opens an experiment on the view its kind names; harness experiments hold training
@@ -80,6 +81,7 @@ def check_experiment(uri: str, name: str, artifact_root: str) -> None:
 
 
 GIT_DIFF_ARTIFACT = "git.diff"
+MAX_DIFF_CHARS = 1 << 20  # far past any code change; a diff this large is data in the checkout
 
 
 def git_state(folder: Path) -> tuple[str, str]:
@@ -114,16 +116,24 @@ def start_run(uri: str, experiment: str, artifact_root: str, name: str, params: 
     tags = {**tags, "mlflow.runName": name}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
+    diff = _code_state()[1]
+    if len(diff) > MAX_DIFF_CHARS:  # a checkout carrying data, not code: keep the head, and say so
+        tags["git_diff_truncated"] = f"{len(diff):,} characters, the first {MAX_DIFF_CHARS:,} kept"
+        diff = f"# harness: `git diff HEAD` had {len(diff):,} characters; the first {MAX_DIFF_CHARS:,} follow\n" + \
+            diff[:MAX_DIFF_CHARS]
     run = mlflow.create_run(experiment_id(uri, experiment, artifact_root), run_name=name,
                             tags={k: str(v) for k, v in tags.items()})
     run_id = run.info.run_id
     try:
         mlflow.log_batch(run_id, params=[Param(k, str(v)) for k, v in params.items()])
-        mlflow.log_text(run_id, config_yaml, config_name)
-        if _code_state()[1]:  # a '+dirty' commit alone does not say what ran
-            mlflow.log_text(run_id, _code_state()[1], GIT_DIFF_ARTIFACT)
-    except BaseException:
-        mlflow.delete_run(run_id)  # a run without its config is no record: never leave one RUNNING
+        with writing(f"run {name}'s {config_name}", run.info.artifact_uri.removeprefix("file://")):
+            mlflow.log_text(run_id, config_yaml, config_name)
+            if diff:  # a '+dirty' commit alone does not say what ran
+                mlflow.log_text(run_id, diff, GIT_DIFF_ARTIFACT)
+    except BaseException:  # a run without its config is no record: ended and deleted, never left RUNNING
+        with contextlib.suppress(Exception):
+            mlflow.set_terminated(run_id, "FAILED")
+        mlflow.delete_run(run_id)
         raise
     return run_id
 
@@ -179,7 +189,8 @@ def log_metrics(uri: str, run_id: str, metrics: dict[str, float], step: int) -> 
 
 
 def log_artifact(uri: str, run_id: str, path: Path, folder: str | None = None) -> None:
-    client(uri).log_artifact(run_id, str(path), folder)
+    with writing(f"{path.name} as an artifact of run {run_id}", f"run {run_id}'s artifacts"):
+        client(uri).log_artifact(run_id, str(path), folder)
 
 
 def run_status(uri: str, run_id: str) -> str:
@@ -288,7 +299,8 @@ def artifact_bytes(uri: str, run_id: str, path: str) -> bytes:
 
 def log_artifact_bytes(uri: str, run_id: str, path: str, data: bytes) -> None:
     folder, _, name = path.rpartition("/")
-    with tempfile.TemporaryDirectory() as tmp:
+    with writing(f"{path} as an artifact of run {run_id}", f"run {run_id}'s artifacts"), \
+            tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / name).write_bytes(data)
         client(uri).log_artifact(run_id, str(Path(tmp) / name), folder or None)
 
@@ -382,4 +394,5 @@ def delete_run(uri: str, run_id: str) -> None:
 
 
 def log_text(uri: str, run_id: str, text: str, name: str) -> None:
-    client(uri).log_text(run_id, text, name)
+    with writing(f"{name} as an artifact of run {run_id}", f"run {run_id}'s artifacts"):
+        client(uri).log_text(run_id, text, name)

@@ -30,6 +30,7 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 
 from harness import config as C
 from harness import places
@@ -48,6 +49,9 @@ warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is
 # A checkpoint carried by a runs file continues under the copied run's id, in another folder; only
 # its newest file matters here (harness.importing).
 warnings.filterwarnings("ignore", message="The dirpath has changed from")
+# On a machine with SLURM installed, a local sweep is not meant to go through srun (harness submit
+# runs each worker as a task of its own), so Lightning's hint is noise in every cell.
+warnings.filterwarnings("ignore", message="The `srun` command is available on your system")
 
 EPOCH_METRICS = ["train_loss", "train_err", "val_loss", "val_err", "val_err5", "lr", "images_per_sec", "train_time_s"]
 TEST_METRICS = ["test_loss", "test_err", "test_err5"]
@@ -353,6 +357,9 @@ def lightning_trainer(cfg: C.RunConfig, checkpoint: Path, callbacks: list[pl.Cal
                                    enable_version_counter=False), *callbacks],
         enable_progress_bar=cfg.trainer.progress_bar, enable_model_summary=False,
         num_sanity_val_steps=0, default_root_dir=str(checkpoint.parent),
+        # Under SLURM the harness owns requeueing (harness.slurm: the cell's claim, its KILLED run);
+        # Lightning's own auto-requeue would save a second checkpoint and requeue behind its back.
+        plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,
     )
 
 

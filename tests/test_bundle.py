@@ -148,8 +148,16 @@ def test_a_later_export_updates_the_imported_runs(source, tmp_path):
         assert len(run) == 1 and run[0].status == "FINISHED" and run[0].metrics["test_err"] == 42.0
 
 
-@pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "escape", "status", "param"])
+MISPLACED = {"escape": "../../../escaped.yaml", "absolute": "/etc/escaped.yaml", "backslash": "..\\escaped.yaml",
+             "stray": "elsewhere.txt"}  # where a hostile file puts a member (grid.yaml's data)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "status", "param", "bomb",
+                                    *MISPLACED])
 def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, damage):
+    """Each damage is one line naming the file, before anything is written. A member outside the
+    format's places, or one that would expand past its cap (a zip bomb: 65 MiB of zeros in 65 KiB),
+    is refused on the zip's directory alone."""
     _, files = source
     good, bad = files["syn_tricks"], tmp_path / "bad.zip"
     if damage == "truncated":
@@ -167,15 +175,20 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
                         data.replace(b'"model.lrn":', b'"model lrn!?":', 1)
                 if name == "runs.jsonl" and damage == "missing_run":
                     data = b"\n".join(data.splitlines()[:-1]) + b"\n"
-                if name.endswith("grid.yaml") and damage == "escape":
-                    name = name.replace("grid.yaml", "../../../escaped.yaml")
-                dst.writestr(name, data)
+                if name.endswith("grid.yaml") and damage in MISPLACED:
+                    name = MISPLACED[damage] if damage in ("absolute", "stray") else name.replace("grid.yaml", MISPLACED[damage])
+                dst.writestr(name, data, zipfile.ZIP_DEFLATED)
+            if damage == "bomb":
+                run_id = json.loads(src.read("runs.jsonl").splitlines()[1])["run_id"]
+                dst.writestr(f"artifacts/{run_id}/zeros.txt", bytes((bundle.MAX_MEMBER + (1 << 20))), zipfile.ZIP_DEFLATED)
     target = tmp_path / "dst" / "mlflow.db"
     # the good file first: nothing of it is written either
     assert cli.main(["import", str(files["syn_speed"]), str(bad), "--tracking-uri", f"sqlite:///{target}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(bad) in err
-    assert "version 99" in err if damage == "version" else "truncated or corrupt" in err
+    expected = {"version": "version 99", "bomb": f"expands to {bundle.MAX_MEMBER + (1 << 20):,} bytes; at most"}
+    assert expected.get(damage, "is not where the format puts anything" if damage in MISPLACED
+                        else "truncated or corrupt") in err
     assert not target.exists() and not (tmp_path / "dst").exists()
 
 

@@ -2,7 +2,6 @@
 retries, on SQLite and on a real PostgreSQL server. No Lightning is imported here."""
 
 import os
-import socket
 import time
 
 import optuna
@@ -73,7 +72,7 @@ def test_dead_worker_on_this_host_is_reaped_once_and_its_run_killed(stores):
     path, url, uri = stores
     grid = G.load(path)
     dead = claims.open_sweep(grid, url, uri)
-    dead.worker = f"{socket.gethostname()}:{_dead_pid()}"
+    dead.worker = f"{claims.this_host()}:{_dead_pid()}"
     cell = grid.cells[0]
     trial_id = claims.claim(dead, cell)
     number = dead.storage.get_trial_number_from_id(trial_id)
@@ -92,6 +91,28 @@ def test_dead_worker_on_this_host_is_reaped_once_and_its_run_killed(stores):
     assert (run.run_id, run.status, run.tags["failure_reason"]) == (run_id, "KILLED", "worker_lost")
     states, _, _ = claims.snapshot(live)
     assert states[cell.key] == "todo"  # a lost worker's cell is free again at once
+
+
+def test_a_worker_in_another_pid_namespace_of_the_same_host_name_is_never_reaped_by_its_pid(stores, tmp_path):
+    """Two containers (or pods) with one host name: a pid of the other's namespace means nothing
+    here, so its claim is left to the heartbeat, even where that pid is dead here."""
+    import subprocess
+    import sys
+
+    path, url, uri = stores
+    grid = G.load(path)
+    other = claims.open_sweep(grid, url, uri)
+    host, _, _ = claims.this_host().rpartition("-")
+    other.worker = f"{host}-1:{_dead_pid()}"  # its namespace is not ours; its pid is dead here
+    trial_id = claims.claim(other, grid.cells[0])
+    claims.reap(claims.open_sweep(grid, url, uri))
+    assert other.storage.get_trial(trial_id).state == TrialState.RUNNING
+    # and a real process in a PID namespace of its own names another host than this one
+    inner = subprocess.run(["unshare", "-fp", "--mount-proc", sys.executable, "-c",
+                            "from harness import claims; print(claims.this_host())"], capture_output=True, text=True)
+    if inner.returncode == 0:  # unshare -p needs root or user namespaces
+        assert inner.stdout.strip() != claims.this_host()
+        assert inner.stdout.strip().split("@")[0] == claims.this_host().split("@")[0]  # the same host name
 
 
 def test_silent_worker_elsewhere_is_reaped_after_the_grace_period(stores, monkeypatch):

@@ -80,6 +80,13 @@ def test_exit_codes_bad_input_2_with_one_line_a_signal_130_and_a_crash_its_trace
         assert cli.guarded(raising(err)) == 2
         err_text = capsys.readouterr().err
         assert err_text.startswith(line) and len(err_text.strip().splitlines()) == 1
+    # out of room: one line, exit 1 (a failure of the machine, not the input); any other OSError is a crash
+    import errno
+    assert cli.guarded(raising(OSError(errno.ENOSPC, "No space left on device", "/full/x.png"))) == 1
+    err_text = capsys.readouterr().err
+    assert err_text.startswith("harness: out of room: /full/x.png: No space left on device") and err_text.count("\n") == 1
+    with pytest.raises(PermissionError):
+        cli.guarded(raising(PermissionError(errno.EACCES, "Permission denied", "/x")))
     with pytest.raises(ZeroDivisionError):  # a crash: its traceback, exit 1, never "interrupted"
         cli.guarded(raising(ZeroDivisionError("a bug")))
     with pytest.raises(SystemExit) as stopped:  # exit(1) without a signal (as Lightning exits) stays 1

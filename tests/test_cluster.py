@@ -99,7 +99,7 @@ def mlflow_server(backend_uri: str, artifacts: Path, log_path: Path):
         stop_group(proc)
 
 
-def cluster_grid(tmp_path: Path, source: Path, checkpoints: Path) -> Path:
+def cluster_grid(tmp_path: Path, source: Path, checkpoints: Path, images: int = 2048, epochs: int = 2) -> Path:
     """Four cells (ReLU/tanh x two seeds) of two epochs on 2,048 real CIFAR-10 images: a few
     seconds per epoch, so that a worker can be killed between its cell's two epochs. No
     tracking.artifact_root, as in the README: the runs' artifacts go where the server keeps them."""
@@ -112,13 +112,13 @@ axes: {{model.activation: [relu, tanh]}}
 seeds: [0, 1]
 set:
   data.source: {source}
-  data.train_subset: 2048
+  data.train_subset: {images}
   data.val_size: 256
   data.test_subset: 256
   model.init: pytorch
   data.normalize: standard
   optim.lr: 0.05
-  trainer.max_epochs: 2
+  trainer.max_epochs: {epochs}
   trainer.threads: 1
   trainer.progress_bar: false
   trainer.checkpoint_dir: {checkpoints}

@@ -23,7 +23,7 @@ def test_overrides_are_typed_and_nested():
     ("model.lrn=maybe", "model.lrn: expected true or false"),
     ("model.activation=sigmoid", "model.activation: expected one of relu, tanh"),
     ("trainer.max_epochs=2.5", "trainer.max_epochs: expected an integer"),
-    ("optim.lr=fast", "optim.lr: expected a number"),
+    ("optim.lr=fast", "optim.lr: expected a finite number"),
     ("model.towers=3", "model.towers: expected one of 1, 2"),
     ("model.dropout=1.5", "model.dropout: must be in [0, 1)"),
     ("lrn", "an override is key=value"),
@@ -74,7 +74,12 @@ def test_cli_bad_config_exits_2_before_anything_is_written(tmp_path):
     ("data.image_size=224", "data.image_size: model.name=alexnet needs 227"),
     ("optim.momentum=-0.1", "optim.momentum: must be >= 0"),
     ("trainer.accelerator=tpu9", "trainer.accelerator: expected one of"),
-    ("model.width=.inf", "model.width: must be positive"),
+    ("model.width=.inf", "model.width: expected a finite number; got inf"),
+    ("optim.lr=.inf", "optim.lr: expected a finite number; got inf"),  # every number a run uses, in one place
+    ("optim.momentum=-.inf", "optim.momentum: expected a finite number"),
+    ("data.pca_jitter=.nan", "data.pca_jitter: expected a finite number"),
+    ("tracking.experiment=..", "tracking.experiment: letters, digits"),  # a name that becomes a folder
+    ("tracking.experiment=a/../../b", "tracking.experiment: letters, digits"),
     ("seed=-1", "seed: must be in"),
 ])
 def test_values_that_would_only_fail_mid_training_are_rejected_up_front(override, message):

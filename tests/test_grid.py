@@ -137,6 +137,20 @@ def test_base_file_merges_set_and_replaces_seeds(tmp_path):
     (("model.lrn: [true, false]", "3: [true, false]"), "axes.3: expected a config key"),
     (("seeds: [0, 1]", "seeds: [0, 1]\nwith: [model.lrn]"), "with: expected {axis:"),
     (("seeds: [0, 1]", "seeds: [0, 1]\nlr: [0.01, 0.02]"), "lr: a leave_one_out grid pairs"),
+    # names that become folders (experiment, artifacts, reports/<name>/): never a path out of them
+    (("name: loo", "name: .."), "name: letters, digits"),
+    (("name: loo", "name: ."), "name: letters, digits"),
+    (("name: loo", "name: ../x"), "name: letters, digits"),
+    (("name: loo", "name: .hidden"), "name: letters, digits"),
+    (("name: loo", "name: loo\nfull_scale: ../x"), "full_scale: letters, digits"),
+    # numbers a run cannot use, wherever they are written
+    (("model.width: 0.25", "model.width: .inf"), "model.width: expected a finite number; got inf"),
+    (("model.lrn: [true, false]", "optim.lr: [0.01, .inf]"), "optim.lr: expected a finite number; got inf"),
+    (("model.lrn: [true, false]", "optim.momentum: [0.9, .nan]"), "optim.momentum: expected a finite number"),
+    # grids that would never finish expanding
+    (("seeds: [0, 1]", f"seeds: {list(range(G.MAX_SEEDS + 1))}"), f"seeds: {G.MAX_SEEDS + 1:,} seeds; at most"),
+    (("model.depth: [full, no_conv3, no_conv4]", "model.depth: [full, no_conv3, no_conv4]\n" + "".join(
+        f"  data.cifar_pad: {list(range(10_000))}\n" for _ in range(1))), "more than 10,000 cells"),
 ])
 def test_bad_grid_names_the_file_and_key(tmp_path, change, message):
     path = write(tmp_path, LOO.replace(*change))
@@ -190,3 +204,33 @@ def test_a_recorded_grid_holds_no_base_to_merge(tmp_path):
         c.key for c in G.load(write(tmp_path, LOO)).cells]
     with pytest.raises(C.ConfigError, match="^recorded: base: unknown key"):
         G.from_record(recorded | {"base": "other.yaml"}, "grid.yaml", "recorded")
+
+
+def test_an_override_of_a_key_each_cell_sets_is_exit_2_naming_it(tmp_path, capsys):
+    """The command line's key=value applies to every cell; one the cells set themselves (an axis,
+    a `with` setting, the seed) would be silently dropped, so it is refused before any store."""
+    path = write(tmp_path, LOO + "with: {model.lrn: {true: {optim.lr: 0.02}}}\n")
+    for override, message in (("model.lrn=false", "model.lrn: axes.model.lrn sets it for each cell"),
+                              ("optim.lr=0.05", "optim.lr: with.model.lrn sets it for each cell"),
+                              ("seed=4", "seed: seeds sets it for each cell")):
+        assert cli.main(["sweep", str(path), "--dry-run", override]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(path) in err and message in err, err
+    assert G.load(path, ["model.width=0.5"]).cells[0].config.model.width == 0.5  # a key no cell sets: every cell
+
+
+def test_a_grid_file_past_its_bounds_is_refused_at_once(tmp_path):
+    """A YAML alias bomb (9^9 values from 1 kB) and a file far larger than any grid stop before
+    anything walks them: in well under a second."""
+    import time
+
+    lines = ['l0: &l0 ["x","x","x","x","x","x","x","x","x"]'] + [
+        f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    bomb = write(tmp_path, "\n".join(lines) + "\nname: bomb\nabout: *l8\n" + LOO.replace("name: loo\n", ""))
+    huge = write(tmp_path, LOO + "#" * C.MAX_YAML_BYTES, "huge.yaml")
+    for path, message in ((bomb, f"expands to more than {C.MAX_YAML_VALUES:,} values"),
+                          (huge, f"a grid or preset file is at most {C.MAX_YAML_BYTES:,}")):
+        started = time.perf_counter()
+        with pytest.raises(C.ConfigError, match=message):
+            G.load(path)
+        assert time.perf_counter() - started < 1.0

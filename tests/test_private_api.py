@@ -59,3 +59,16 @@ def test_a_name_that_is_gone_is_one_error_naming_the_library_version_and_the_nam
     version = importlib.metadata.version("optuna")
     assert f"optuna {version}: RDBStorage.engine is gone or changed" in str(err.value)
     assert "harness/private_api.py" in str(err.value)
+
+
+def test_submitit_sbatch_text_is_the_job_harness_submit_would_hand_slurm(tmp_path):
+    from harness import slurm
+
+    settings = slurm.JobSettings(tasks=3, partition="gpu", time_min=90, cpus_per_task=4, gpus_per_task=1,
+                                 options={"qos": "high"}, logs=tmp_path / "logs", job_name="harness-tiny")
+    text = private_api.submitit_sbatch_text(slurm.executor(settings), settings.tasks)
+    for line in ("#SBATCH --array=0-2", "#SBATCH --partition=gpu", "#SBATCH --time=90", "#SBATCH --cpus-per-task=4",
+                 "#SBATCH --gpus-per-task=1", "#SBATCH --qos=high", "#SBATCH --signal=USR2@120",
+                 "#SBATCH --job-name=harness-tiny", "-m submitit.core._submit"):
+        assert line in text, text
+    assert not (tmp_path / "logs").exists()  # shown, not submitted

@@ -369,7 +369,10 @@ def test_a_race_declared_otherwise_than_it_ran_or_a_hostile_record_is_one_line_e
     assert cli.main(["sweep", str(changed), "--storage", url, "--tracking-uri", uri]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "race: sweep r raced with seeds [100], lowest 0.01" in err and "another sweep name" in err
-    for hostile, message in (("[1, 2]", "expected a mapping; got list"), ("{a: [", "not YAML"),
+    bomb = "\n".join(['l0: &l0 ["x","x","x","x","x","x","x","x","x"]'] + [
+        f"l{i}: &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 9)])
+    for hostile, message in (("[1, 2]", "expected a mapping; got list"), ("{a: [", "not valid YAML"),
+                             (bomb, "expands to more than 100,000 values"),
                              (yaml.safe_dump({**G.load(grid_file).as_dict(), "race_state": {"activation=sigmoid": {}}}),
                               "race_state.activation=sigmoid: not a variant of this grid")):
         tracking.log_text(uri, parent, hostile, "grid.yaml")

@@ -246,3 +246,16 @@ def test_a_cpu_scale_sweep_says_so_and_points_to_the_full_scale_one(store, tmp_p
     section = (tmp_path / "both" / "syn_speed_cpu" / "section.md").read_text()
     assert "The full-scale sweep's report is [`syn_speed`](#syn_speed)" in section
     assert "CPU scale" not in (tmp_path / "both" / "syn_speed" / "section.md").read_text()
+
+
+def test_a_store_experiment_whose_name_is_a_path_gets_no_folder(tmp_path, capsys):
+    """MLflow accepts any experiment name; a report folder is made from it: '..' under --out would
+    write beside it. Refused, exit 2, before anything is written."""
+    uri = fresh_store(tmp_path / "mlflow.db")
+    tracking.start_run(uri, "..", str(tmp_path / "artifacts"), "..", {}, {"sweep": "..", "sweep_role": "parent"},
+                       "name: x\n", config_name="grid.yaml")
+    out = tmp_path / "deep" / "reports"
+    assert cli.main(["report", "--tracking-uri", uri, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sweep '..': letters, digits" in err
+    assert not (tmp_path / "deep").exists()

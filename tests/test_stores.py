@@ -4,6 +4,8 @@ exits 2 with one line, before anything is written. No Lightning is imported here
 
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -219,6 +221,15 @@ def test_a_run_from_a_dirty_checkout_records_its_diff(tmp_path, monkeypatch):
     run_id = tracking.start_run(uri, "harness", str(tmp_path / "artifacts"), "r", {}, {}, "a: 1\n")
     assert tracking.artifact_bytes(uri, run_id, tracking.GIT_DIFF_ARTIFACT).decode() == diff
 
+    # a checkout carrying data (a 3 MiB diff): its head is kept, and the run says how long it was
+    huge = diff * (3 * tracking.MAX_DIFF_CHARS // len(diff))
+    monkeypatch.setattr(tracking, "_code_state", lambda: (dirty, huge))
+    run_id = tracking.start_run(uri, "harness", str(tmp_path / "artifacts"), "r2", {}, {}, "a: 1\n")
+    kept = tracking.artifact_bytes(uri, run_id, tracking.GIT_DIFF_ARTIFACT).decode()
+    assert kept.splitlines()[1:3] == huge.splitlines()[:2] and len(kept) < tracking.MAX_DIFF_CHARS + 200
+    (run,) = [r for r in tracking.find_runs(uri, "harness") if r.run_id == run_id]
+    assert run.tags["git_diff_truncated"] == f"{len(huge):,} characters, the first {tracking.MAX_DIFF_CHARS:,} kept"
+
 
 def test_a_store_named_by_mistake_is_refused_and_never_changed(tmp_path, capsys, cifar_sources):
     """Found by a red-team run: a database that is not MLflow's was taken for a store whose creation
@@ -241,6 +252,10 @@ def test_a_store_named_by_mistake_is_refused_and_never_changed(tmp_path, capsys,
                                           "--tracking-uri", tracking_uri],
         "cannot connect": ["sweep", grid, "--storage", "postgresql+psycopg2://nobody@127.0.0.1:1/none",
                            "--tracking-uri", f"sqlite:///{tmp_path}/new/mlflow.db"],
+        "Can't load plugin: sqlalchemy.dialects:foo": ["sweep", grid, "--storage", "foo://bar/baz",
+                                                        "--tracking-uri", f"sqlite:///{tmp_path}/new/mlflow.db"],
+        "are one file: give each its own": ["sweep", grid, "--storage", f"sqlite:///{tmp_path}/new/same.db",
+                                            "--tracking-uri", f"sqlite:///{tmp_path}/new/same.db"],
         "no answer from the tracking server": ["sweep", grid, "--storage", f"sqlite:///{tmp_path}/new/optuna.db",
                                                "--tracking-uri", "http://127.0.0.1:1"],
         "is in the way": ["report", "--out", str(tmp_path / "out"), "--tracking-uri", tracking_uri],
@@ -259,3 +274,39 @@ def test_a_store_named_by_mistake_is_refused_and_never_changed(tmp_path, capsys,
     assert {p: p.read_bytes() for p in files} == files and not (tmp_path / "new").exists()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["race"]
     assert not (tmp_path / "race.runs.zip").exists()
+
+
+def _in_full_folder(folder: Path, command: list[str]) -> subprocess.CompletedProcess:
+    """`command` in a mount namespace of its own, where `folder` is a 64 KiB tmpfs already full: a
+    real full disk, gone with the process."""
+    fill = f'mount -t tmpfs -o size=64k tmpfs "{folder}" && {{ head -c 100000 /dev/zero > "{folder}/fill"; exec "$@"; }}'
+    return subprocess.run(["unshare", "-m", "sh", "-c", fill, "sh", *command], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_a_full_disk_is_one_line_naming_the_place_and_what_and_leaves_no_run_running(tmp_path, cifar_sources):
+    """Out of room under the artifact root (the sweep's parent writes its grid.yaml first) and under
+    the data cache (the first decoding): exit 1, one line naming where and what, no run RUNNING,
+    no half-written cache."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs tmpfs "{full}"'], capture_output=True).returncode:
+        pytest.skip("no mount namespace here: unshare -m needs root or CAP_SYS_ADMIN")
+    grid = str(_grid(tmp_path, f"  data.source: {cifar_sources['zip']}\n  data.val_size: 10\n").rename(tmp_path / "g.yaml"))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    harness = [sys.executable, "-m", "harness.cli"]
+    cases = {
+        "run race's grid.yaml": harness + ["sweep", grid, "--storage", f"sqlite:///{tmp_path}/optuna.db",
+                                           "--tracking-uri", uri, f"tracking.artifact_root={full}/artifacts"],
+        "the decoded images of cifar.zip (data.cache_dir)": harness + [
+            "train", f"data.source={cifar_sources['zip']}", "data.val_size=10", f"data.cache_dir={full}/cache",
+            f"tracking.uri={uri}", f"trainer.checkpoint_dir={tmp_path}/checkpoints"],
+    }
+    for what, command in cases.items():
+        done = _in_full_folder(full, command)
+        last = done.stderr.strip().splitlines()[-1]
+        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+        assert last.startswith(f"harness: out of room: {full}/") and f"No space left on device while writing {what}" in last
+    runs = tracking.find_runs(uri, "race") if "race" in tracking.experiment_names(uri) else []
+    assert not [r for r in runs if r.status == "RUNNING"]
+    assert not list(full.iterdir())  # the tmpfs went with its namespace; nothing was written under it here

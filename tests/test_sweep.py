@@ -237,3 +237,26 @@ def test_until_resolved_adds_rounds_of_seeds_then_a_second_run_adds_nothing(tmp_
     table = (tmp_path / "reports" / "tiny" / "tricks.md").read_text()
     assert "| 3, stopped: max seeds |" in table or "| 3, stopped: effect |" in table
     assert "--until-resolved --max-seeds 3" in (tmp_path / "reports" / "tiny" / "section.md").read_text()
+
+
+def test_workers_share_the_cpus_this_process_may_use_and_get_a_gpu_each(monkeypatch):
+    """`--workers N`: threads from the CPU affinity (a SLURM or container limit), not the machine's
+    count; GPUs dealt one per worker, round-robin (the device count faked: no GPU here)."""
+    import torch
+
+    from harness import sweep
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5})
+    assert sweep.worker_layout(3) == (2, ["0", "1", "0"])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-a, GPU-b,GPU-c")  # the ones this process was given
+    assert sweep.worker_layout(4) == (1, ["GPU-a", "GPU-b", "GPU-c", "GPU-a"])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # none
+    assert sweep.worker_layout(2)[1] == [None, None]
+    monkeypatch.undo()
+    # a real affinity limit: one CPU of this machine's
+    one = subprocess.run(["taskset", "-c", "0", sys.executable, "-c",
+                          "from harness.sweep import worker_layout; print(worker_layout(1)[0])"],
+                         capture_output=True, text=True, check=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert one.stdout.strip() == "1"

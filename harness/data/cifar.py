@@ -34,6 +34,7 @@ import torch
 from PIL import Image
 
 from harness.data.augment import PixelStats, fit_pixel_stats, load_or_fit
+from harness.errors import writing
 from harness.data.sources import (
     BATCH_FILES, DataError, Source, cifar_form, decoded_key, list_names, open_zip, split_class_tree,
 )
@@ -172,11 +173,16 @@ def load_cached(source: Source, cache_root: Path) -> Arrays:
         cache_root.mkdir(parents=True, exist_ok=True)
         # Write beside the target and rename, so concurrent workers never read half a cache.
         staging = Path(tempfile.mkdtemp(dir=cache_root, prefix=".staging-"))
-        for name in names:
-            np.save(staging / f"{name}.npy", getattr(arrays, name))
-        meta = {"source": str(source.path), "sha256": source.checksum, "classes": arrays.classes,
-                "decoder": decoded_key(source.checksum)}
-        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+        try:
+            with writing(f"the decoded images of {source.path.name} (data.cache_dir)", cache_root):
+                for name in names:
+                    np.save(staging / f"{name}.npy", getattr(arrays, name))
+                meta = {"source": str(source.path), "sha256": source.checksum, "classes": arrays.classes,
+                        "decoder": decoded_key(source.checksum)}
+                (staging / "meta.json").write_text(json.dumps(meta, indent=1))
+        except BaseException:  # never half a cache left behind
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         try:
             os.rename(staging, folder)
         except OSError:  # another process finished first; theirs is identical

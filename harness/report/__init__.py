@@ -17,6 +17,7 @@ from pathlib import Path
 
 from harness import bundle, tracking
 from harness import config as C
+from harness.errors import writing
 from harness import places
 from harness.errors import RunsFileError
 from harness.report import figures, stats, tables
@@ -267,6 +268,10 @@ def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str
     in_store = set(tracking.sweep_names(uri)) if uri else set()
     in_files = committed_runs(root)
     found = sorted(in_store | set(in_files))
+    for name in found:  # a store's experiment may be named anything: a folder under --out may not
+        if C.plain_name_problem(name):
+            raise C.ConfigError(f"{uri}: sweep {name!r}: {C.plain_name_problem(name)}, as it becomes the folder "
+                                f"{root}/{name}: rename the experiment (`mlflow experiments rename`)")
     if not found:
         raise C.ConfigError(f"no sweep in {uri or 'no store'} or under {root}/*/{bundle.FILE_NAME}: run `harness "
                             "sweep` or `harness import` first (single `harness train` runs are not reported)")
@@ -282,12 +287,14 @@ def build(uri: str | None, names: list[str] | None, root: Path, storage_url: str
             continue
         if name not in in_store:
             record = sweep_record(in_files[name])
-            report_sweep(record, root, set(found))
+            with writing(f"sweep {name}'s report", root / name):
+                report_sweep(record, root, set(found))
             failed += [f"{name}: {cell}" for cell in record.failed]
             continue
         runs = bundle.from_store(uri, name, storage_url)
         record = sweep_record(runs)
-        written = report_sweep(record, root, set(found))
+        with writing(f"sweep {name}'s report", root / name):
+            written = report_sweep(record, root, set(found))
         failed += [f"{name}: {cell}" for cell in record.failed]
         bundle.write(runs, root / name / bundle.FILE_NAME)  # beside the report it gave, once that is whole
         parent_id = tracking.sweep_parent(uri, name, storage_url, reader=True).run_id

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import yaml
 
 from harness import bundle
 from harness import config as C
@@ -66,7 +65,7 @@ def _expected_grid(recorded: dict) -> G.Grid | None:
 def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
     """One FINISHED run per cell of the recorded grid, and the cells that have none, from a sweep's
     runs (`bundle.from_store` or `bundle.read`: a store and a file give the same record)."""
-    recorded = yaml.safe_load(sweep.parent.artifacts["grid.yaml"].decode())
+    recorded = C.parse_yaml(sweep.parent.artifacts["grid.yaml"], f"sweep {sweep.sweep}: its parent run's grid.yaml")
     recorded = recorded if isinstance(recorded, dict) else {}
     by_cell = tracking.by_cell(sweep.children)
     grid = _expected_grid(recorded)
