@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import tempfile
 import time
 import zipfile
 import zlib
@@ -36,6 +37,10 @@ FIGURE_SUFFIXES = (".png", ".svg")
 TRIALS_ARTIFACT = "optuna/trials.jsonl"  # an imported parent's Optuna trials (the store has no study)
 SKIPPED_FOLDERS = ("report/", "optuna/")  # the report's figures are regenerated; trials travel apart
 CHECKPOINT_MEMBER = "checkpoints/{}/last.ckpt"  # an unfinished run's checkpoint, by its exported id
+MODEL_FOLDER = "models/{}/"  # a run's MLflow model, by its exported id (harness.trained: pt2 only)
+# Every file of a model folder `harness.trained` logs, and nothing else may travel (no data/model.pth pickle).
+MODEL_FILES = {"MLmodel", tracking.PT2_FILE, "conda.yaml", "python_env.yaml", "requirements.txt", "input_example.json",
+               "serving_input_example.json"}
 UNFINISHED = ("KILLED", "RUNNING")  # the runs whose checkpoint a sweep continues
 PARENT_LINKS = ("mlflow.parentRunId", "sweep_parent")  # a child's tags that hold its parent's run id
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: fixed, so the bytes do not move
@@ -54,13 +59,19 @@ for the optional checkpoints:
   metric points and trials (a file whose contents disagree with its counts is refused).
 - `runs.jsonl`: one run a line, the sweep's parent run first, then its children by start time:
   `run_id`, `parent_run_id` (null for the parent), `name`, `status`, `start_time`, `end_time`
-  (milliseconds since 1970, UTC; null while RUNNING), `params` and `tags` (string -> string).
+  (milliseconds since 1970, UTC; null while RUNNING), `params` and `tags` (string -> string), and
+  where the run recorded any, `datasets`: its MLflow dataset inputs (`name`, `digest`, `source_type`,
+  `source`, `schema`, `profile`, `tags`), the data it read with its sha256 and split sizes.
 - `metrics.jsonl`: one logged metric point a line: `run_id`, `key`, `step` (epochs completed),
   `timestamp` (ms), `value` (a number; "NaN", "Infinity" or "-Infinity" as strings).
 - `trials.jsonl`: the sweep's Optuna trials: `number`, `state`, `value`, `datetime_start`,
   `datetime_complete`, `user_attrs` (the cell hash, seed, axis values, worker).
 - `artifacts/<run_id>/<path>`: the runs' text artifacts: each child's resolved `config.yaml`,
   the parent's `grid.yaml` (learning-curve images only with `harness export --figures`).
+- `models/<run_id>/...` (only with `harness export --models`): each finished run's trained network,
+  the MLflow model folder that `harness.trained` logs (MLmodel, {tracking.PT2_FILE}: a torch.export archive,
+  which loads without running pickled code, and its small text files); its tags in `runs.jsonl` as
+  `model_tags`. No other file may be in a model's folder.
 - `checkpoints/<run_id>/last.ckpt` (only with `harness export --checkpoints`): the last epoch's
   checkpoint of each run left unfinished (KILLED or RUNNING), the one binary member, so that the
   sweep continues that run mid-cell wherever the file is imported (a Lightning checkpoint that
@@ -68,7 +79,7 @@ for the optional checkpoints:
 
 Nothing else, and nowhere else: a member outside these places (an absolute path, a backslash,
 `..`) is refused, as is one that expands past {MAX_MEMBER >> 20} MiB ({MAX_CHECKPOINT >> 30} GiB for a
-checkpoint) or a file past {MAX_EXPANDED >> 30} GiB in all.
+checkpoint or a model's file) or a file past {MAX_EXPANDED >> 30} GiB in all.
 
 In Python: `pandas.read_json(zipfile.ZipFile(path).open("metrics.jsonl"), lines=True)`.
 """
@@ -87,6 +98,10 @@ class Run:
     metrics: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)  # key -> (step, ms, value)
     artifacts: dict[str, bytes] = field(default_factory=dict)
     checkpoint: bytes | None = None  # an unfinished run's last checkpoint (`harness export --checkpoints`)
+    datasets: list[dict] = field(default_factory=list)  # its MLflow dataset inputs (tracking.dataset_record)
+    # its trained network's MLflow model (`harness export --models`): files by path, and the model's tags
+    model_files: dict[str, bytes] = field(default_factory=dict)
+    model_tags: dict[str, str] = field(default_factory=dict)
 
     def latest(self) -> dict[str, float]:
         """Each metric's latest value, by MLflow's rule: the largest (step, timestamp, value)."""
@@ -118,9 +133,11 @@ class Bundle:
 
 # ----------------------------------------------------------------------------- from a store
 
-def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False, checkpoints: bool = False) -> Bundle:
+def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False, checkpoints: bool = False,
+               models: bool = False) -> Bundle:
     """The sweep's parent (`tracking.sweep_parent`, as a reader) and all its active children; with
-    `checkpoints`, the last checkpoint of each unfinished child found on this machine."""
+    `checkpoints`, the last checkpoint of each unfinished child found on this machine; with
+    `models`, each child's trained network (its MLflow model)."""
     stores.check_storage(storage_url)  # a --storage that cannot be one is refused, even where another is read
     parent = tracking.sweep_parent(uri, sweep, storage_url, reader=True)
     if parent is None:
@@ -142,9 +159,17 @@ def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False, ch
             # MLflow keeps the old end time of a run resumed to RUNNING; it means nothing then
             end_time=None if record.status == "RUNNING" else record.end_ms,
             params=record.params, tags=tags, metrics=tracking.metric_points(uri, record.run_id, sorted(record.metrics)),
-            artifacts={p: tracking.artifact_bytes(uri, record.run_id, p) for p in wanted}))
+            artifacts={p: tracking.artifact_bytes(uri, record.run_id, p) for p in wanted},
+            datasets=tracking.run_datasets(uri, record.run_id)))
         if checkpoints and record is not parent and record.status in UNFINISHED:
             runs[-1].checkpoint = _local_checkpoint(runs[-1], record.run_id)
+        model = tracking.run_model(uri, record.run_id) if models and record is not parent else None
+        if model is not None:
+            with tempfile.TemporaryDirectory() as tmp:
+                folder = tracking.download_model(uri, model, Path(tmp))
+                runs[-1].model_files = {f.relative_to(folder).as_posix(): f.read_bytes()
+                                        for f in sorted(folder.rglob("*")) if f.is_file()}
+            runs[-1].model_tags = dict(model.tags)
     if TRIALS_ARTIFACT in tracking.artifact_files(uri, parent.run_id, "optuna"):
         trials = parse_jsonl(tracking.artifact_bytes(uri, parent.run_id, TRIALS_ARTIFACT))
     else:  # the storage the parent was made for, where the one given is another (`sweep_parent`'s fallback)
@@ -254,8 +279,10 @@ def write(bundle: Bundle, path: Path) -> Path:
     (with the same zlib: deflate's output is not promised across its versions)."""
     path = Path(path)
     check_target(path)
+    # `datasets` only where a run has some: a file of runs recorded before them keeps its bytes
     runs = [{"run_id": r.run_id, "parent_run_id": r.parent_run_id, "name": r.name, "status": r.status,
-             "start_time": r.start_time, "end_time": r.end_time, "params": r.params, "tags": r.tags}
+             "start_time": r.start_time, "end_time": r.end_time, "params": r.params, "tags": r.tags,
+             **({"datasets": r.datasets} if r.datasets else {}), **({"model_tags": r.model_tags} if r.model_files else {})}
             for r in bundle.runs]
     points = [{"run_id": r.run_id, "key": key, "step": step, "timestamp": ms, "value": json_number(value)}
               for r in bundle.runs for key in sorted(r.metrics) for step, ms, value in sorted(r.metrics[key])]
@@ -268,6 +295,8 @@ def write(bundle: Bundle, path: Path) -> Path:
     for r in bundle.runs:
         members.update({f"artifacts/{r.run_id}/{name}": data for name, data in sorted(r.artifacts.items())})
     members.update({CHECKPOINT_MEMBER.format(r.run_id): r.checkpoint for r in bundle.runs if r.checkpoint is not None})
+    for r in bundle.runs:
+        members.update({MODEL_FOLDER.format(r.run_id) + name: data for name, data in sorted(r.model_files.items())})
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -303,7 +332,8 @@ def read(path: Path) -> Bundle:
                 raise RunsFileError(f"{path}: format version {version!r}; this harness reads version {FORMAT_VERSION}{newer}")
             runs = [Run(_text(r["run_id"]), None if r["parent_run_id"] is None else _text(r["parent_run_id"]),
                         _text(r["name"]), _text(r["status"]), int(r["start_time"]),
-                        None if r["end_time"] is None else int(r["end_time"]), _texts(r["params"]), _texts(r["tags"]))
+                        None if r["end_time"] is None else int(r["end_time"]), _texts(r["params"]), _texts(r["tags"]),
+                        datasets=[_dataset(d) for d in r.get("datasets", [])], model_tags=_texts(r.get("model_tags", {})))
                     for r in parse_jsonl(archive.read("runs.jsonl"))]
             by_id = {r.run_id: r for r in runs}
             points = parse_jsonl(archive.read("metrics.jsonl"))
@@ -320,6 +350,11 @@ def read(path: Path) -> Bundle:
                 if run_id not in by_id:
                     raise ValueError(f"{name!r}: the checkpoint of no run in the file")
                 by_id[run_id].checkpoint = archive.read(name)
+            for name in sorted(n for n in archive.namelist() if n.startswith("models/") and not n.endswith("/")):
+                run_id, _, inner = name.removeprefix("models/").partition("/")
+                if run_id not in by_id:
+                    raise ValueError(f"{name!r}: the model of no run in the file")
+                by_id[run_id].model_files[inner] = archive.read(name)
             bundle = Bundle(_text(manifest.get("sweep")), _texts(manifest.get("experiment_tags") or {}), runs,
                             parse_jsonl(archive.read("trials.jsonl")))
     except RunsFileError:
@@ -340,16 +375,25 @@ def _member_problem(archive: zipfile.ZipFile) -> str | None:
         clean = (parts and "\\" not in name and "\0" not in name and not name.startswith("/") and "//" not in name
                  and not {"..", "."} & set(parts))
         placed = (name in RECORDS
-                  or (parts[:1] == ("artifacts",) and len(parts) >= (2 if folder else 3))
+                  or (parts[:1] in (("artifacts",), ("models",)) and len(parts) >= (2 if folder else 3))
                   or (parts[:1] == ("checkpoints",) and (len(parts) <= 2 if folder else
                                                           len(parts) == 3 and name == CHECKPOINT_MEMBER.format(parts[1]))))
         if not (clean and placed):
             return f"member {name!r} is not where the format puts anything"
-        cap = MAX_CHECKPOINT if parts[0] == "checkpoints" else MAX_MEMBER
+        cap = MAX_CHECKPOINT if parts[0] in ("checkpoints", "models") else MAX_MEMBER
         if info.file_size > cap:
             return f"member {name!r} expands to {info.file_size:,} bytes; at most {cap:,}"
         total += info.file_size
     return f"its members expand to {total:,} bytes; at most {MAX_EXPANDED:,}" if total > MAX_EXPANDED else None
+
+
+def _dataset(value: Any) -> dict:
+    """One dataset input as `tracking.dataset_record` writes it: text fields, schema and profile optional."""
+    if not isinstance(value, dict):
+        raise TypeError(f"{value!r} where a dataset input belongs")
+    record = {k: _text(value[k]) for k in ("name", "digest", "source_type", "source")}
+    record |= {k: None if value.get(k) is None else _text(value[k]) for k in ("schema", "profile")}
+    return record | {"tags": _texts(value.get("tags", {}))}
 
 
 def _text(value: Any) -> str:
@@ -394,3 +438,8 @@ def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
             raise corrupt(f"run {run.name} is {run.status} and carries a checkpoint: only an unfinished child may")
         if run.checkpoint is not None and not is_whole_zip(run.checkpoint):
             raise corrupt(f"run {run.name}'s checkpoint is not a whole torch checkpoint")
+        if run.model_files and (run is bundle.parent or set(run.model_files) - MODEL_FILES or tracking.PT2_FILE not in run.model_files
+                                or not is_whole_zip(run.model_files[tracking.PT2_FILE])
+                                or not run.model_tags.get("epochs", "0").isdigit()):
+            raise corrupt(f"run {run.name}'s model is not a pt2 MLflow model (only {', '.join(sorted(MODEL_FILES))} may "
+                          "travel: a pickled model could run code as it loads)")

@@ -1,4 +1,4 @@
-"""`harness` command line: train, sweep, report, export, import, describe, ui. Heavy modules (torch, lightning, mlflow) are
+"""`harness` command line: train, sweep, submit, report, export, import, model, bench, describe, ui. Heavy modules (torch, lightning, mlflow) are
 imported inside the command that needs them, so `--help` and config errors answer at once.
 
 Exit codes: 0 success; 1 a run failed; 2 bad input (config, data or arguments), with one message;
@@ -158,15 +158,18 @@ def cmd_export(args) -> int:
     if _existing_store(uri) is None:
         raise C.ConfigError(f"--tracking-uri: no tracking store at {uri}")
     sweep = bundle.from_store(uri, args.sweep, places.storage_url(args.storage), figures=args.figures,
-                              checkpoints=args.checkpoints)
+                              checkpoints=args.checkpoints, models=args.models)
     out = bundle.write(sweep, out)
     points = sum(len(v) for r in sweep.runs for v in r.metrics.values())
     carried = [r for r in sweep.children if r.checkpoint is not None]
     unfinished = sum(r.status in bundle.UNFINISHED for r in sweep.children)
     checkpoints = (f", {len(carried)} of {unfinished} unfinished runs' checkpoints "
                    f"({sum(len(r.checkpoint) for r in carried) / 1024:,.0f} KiB)" if args.checkpoints else "")
+    with_models = [r for r in sweep.children if r.model_files]
+    model_mb = sum(len(b) for r in with_models for b in r.model_files.values()) / 2**20
+    models = f", {len(with_models)} trained models ({model_mb:,.1f} MB)" if args.models else ""
     print(f"harness: sweep {args.sweep}: {len(sweep.runs)} runs (the parent and {len(sweep.children)} child runs), "
-          f"{points:,} metric points, {len(sweep.trials)} Optuna trials{checkpoints} -> {out} "
+          f"{points:,} metric points, {len(sweep.trials)} Optuna trials{checkpoints}{models} -> {out} "
           f"({out.stat().st_size / 1024:,.0f} KiB)")
     return 0
 
@@ -177,6 +180,21 @@ def cmd_import(args) -> int:
     for line in importing.import_files(uri, args.files, args.checkpoint_dir):
         print(f"harness: {line}")
     print(f"harness: imported into {uri}; `harness report` rebuilds their reports, `harness ui` shows them")
+    return 0
+
+
+def cmd_model(args) -> int:
+    from harness import trained
+    found = trained.find(args.run_id, _tracking_uri(args.tracking_uri))
+    m = found.model
+    print(f"harness: run {found.run_id} ({found.run_name}): model {m.model_id}, {int(m.tags.get('parameters', 0)):,} "
+          f"parameters, {found.size / 2**20:,.1f} MB ({m.tags.get('format', '?')}), after {m.tags.get('epochs', '?')} "
+          f"epochs\n  at {m.artifact_location}\n  in Python: from harness.trained import load; "
+          f"net = load({found.run_id!r}{'' if args.tracking_uri is None else f', {found.uri!r}'})")
+    if args.test:
+        now, recorded, images = trained.retest(found.run_id, found.uri)
+        said = "none recorded" if recorded is None else f"{recorded:.2f}% recorded"
+        print(f"harness: test error {now:.2f}% on {images:,} test images now; {said}")
     return 0
 
 
@@ -336,6 +354,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoints", action="store_true",
                    help="also each unfinished (KILLED or RUNNING) run's last checkpoint found here, so that the sweep "
                         "continues it mid-cell wherever the file is imported (binary; about 2x the parameters each)")
+    p.add_argument("--models", action="store_true",
+                   help="also each run's trained network (its MLflow model, pt2; about 4 bytes per parameter each)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("import", help="recreate exported sweeps in an MLflow store (idempotent)",
@@ -347,6 +367,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", metavar="DIR",
                    help="where carried checkpoints go (default: each run's trainer.checkpoint_dir, as its sweep reads it)")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("model", help="a run's trained network: where it is, its size, its test error again",
+                       description="The MLflow model a finished run logged (harness/trained.py says how to load it).")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run's MLflow run id")
+    p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
+                                          "sqlite:///mlruns/mlflow.db)")
+    p.add_argument("--test", action="store_true", help="evaluate the model again on the run's own test set, "
+                                                       "beside the test error the run recorded")
+    p.set_defaults(func=cmd_model)
 
     p = sub.add_parser("bench", help="time the harness against a bare PyTorch loop; write reports/bench/",
                        description="The harness's epoch against a bare loop on the same model and data, the step, "

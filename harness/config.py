@@ -108,6 +108,12 @@ class TrackingConfig:
     experiment: str = "harness"
     run_name: str = ""  # "" = derived from the switches and the seed
     log_checkpoint: bool = False  # also upload the final checkpoint as an artifact
+    # The trained network as an MLflow model (harness.trained): "final" = the last epoch's weights,
+    # "none" = no model (a sweep of the paper's net keeps ~244 MB per run).
+    log_model: Literal["final", "none"] = "final"
+    # Seconds between samples of MLflow's system metrics (CPU, memory, GPU); 0 = none. The cost of
+    # one sample, against this interval, is in `harness bench`.
+    system_metrics_s: float = 10.0
 
 
 @dataclass
@@ -434,6 +440,8 @@ def validate(cfg: RunConfig) -> None:
     require(t.max_epochs > 0, "trainer.max_epochs", "must be positive")
     require(0 <= t.stop_train_err < 100, "trainer.stop_train_err", "must be a percent in [0, 100)")
     require(t.stop_stalled >= 0, "trainer.stop_stalled", "must be >= 0 (0 = off)")
+    require(cfg.tracking.system_metrics_s == 0 or cfg.tracking.system_metrics_s >= 1, "tracking.system_metrics_s",
+            f"seconds between samples: 0 (none) or at least 1; got {cfg.tracking.system_metrics_s}")
 
     expected = MODEL_DATASET[m.name]
     require(

@@ -74,6 +74,11 @@ class Cell:
     config: C.RunConfig
     stage: str = ""  # a grid with a race: 'race' (a selection seed) or 'estimate' (at the chosen rate)
 
+    @property
+    def variant(self) -> str:
+        """The cell's name without its seed: the runs the MLflow UI groups into one line (mean, min, max)."""
+        return self.name.removesuffix(f"-s{self.seed}")
+
 
 @dataclass
 class Grid:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import io
 import os
+import tempfile
 
 from harness import places, stores, tracking
 from harness.bundle import (PARENT_LINKS, TRIALS_ARTIFACT, Bundle, Run, checkpoint_dir, json_number, parse_jsonl,
@@ -174,14 +175,28 @@ def apply(uri: str, plan: Plan) -> dict[str, int]:
             if _progress(bundle.trials) > _progress(stored):
                 files[TRIALS_ARTIFACT] = artifacts[TRIALS_ARTIFACT]
         tracking.log_batch(uri, run_id, params=params, tags=new_tags, points=points)
+        datasets = run.datasets if run.datasets and (created or not tracking.run_datasets(uri, run_id)) else []
+        tracking.log_dataset_records(uri, run_id, datasets)
+        model = bool(run.model_files) and (created or tracking.run_model(uri, run_id) is None)
+        if model:
+            _log_model(uri, run, run_id)
         for name, data in files.items():
             tracking.log_artifact_bytes(uri, run_id, name, data)
         if newer:
             tracking.set_status(uri, run_id, run.status, run.end_time)
-        touched = params or new_tags or points or files or newer or restored
+        touched = params or new_tags or points or files or newer or restored or datasets or model
         counts["created" if created else "updated" if touched else "unchanged"] += 1
         counts["checkpoints"] += restored
     return counts
+
+
+def _log_model(uri: str, run: Run, run_id: str) -> None:
+    """The carried model (checked by bundle.read: a pt2 folder) as the copied run's MLflow model."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in run.model_files.items():
+            (Path(tmp) / name).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / name).write_bytes(data)
+        tracking.log_model_folder(uri, run_id, Path(tmp), int(run.model_tags.get("epochs", 0)), run.model_tags)
 
 
 def _progress(trials: list[dict]) -> int:

@@ -86,6 +86,17 @@ def check_mlflow_fields(params: dict[str, str], tags: dict[str, str], metric_key
             raise ValueError(err.message) from None
 
 
+def system_metrics_monitor(run_id: str, uri: str, every_s: float, resume: bool) -> Any:
+    """MLflow's system-metrics sampler for one run, not started. The public switch,
+    `mlflow.start_run(log_system_metrics=True)`, works only through the fluent API's global active
+    run; the harness records runs through MlflowClient, so it starts the same monitor itself.
+    `resume`: continue the run's `system/...` steps after its last."""
+    with _private("mlflow", "mlflow.system_metrics.system_metrics_monitor.SystemMetricsMonitor"):
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+        return SystemMetricsMonitor(run_id, sampling_interval=every_s, samples_before_logging=1,
+                                    resume_logging=resume, tracking_uri=uri)
+
+
 # ---------------------------------------------------------------------------------- Optuna
 
 def optuna_table_names() -> set[str]:

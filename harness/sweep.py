@@ -52,7 +52,7 @@ def _train_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRec
     cfg = copy.deepcopy(cell.config)
     cfg.tracking.uri = sw.tracking_uri
     number = sw.storage.get_trial_number_from_id(trial_id)
-    tags = {"sweep": sw.grid.name, "sweep_parent": sw.parent_id, "cell": cell.key, "trick": cell.trick,
+    tags = {"sweep": sw.grid.name, "sweep_parent": sw.parent_id, "cell": cell.key, "variant": cell.variant, "trick": cell.trick,
             "optuna_study": sw.grid.name, "optuna_trial": str(number), "worker": sw.worker,
             **{f"axis.{k}": str(v) for k, v in cell.values.items()}, **({"stage": cell.stage} if cell.stage else {})}
     # A race cell stops once a rival of its race has reached the target in fewer epochs.

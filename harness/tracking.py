@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -22,7 +24,8 @@ from typing import Any
 # MLflow prints a banner and checks a few things at import; keep its logging quiet.
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
+from mlflow.entities import (Dataset, DatasetInput, InputTag, LoggedModelOutput, Metric, Param, RunTag,  # noqa: E402
+                             ViewType)
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from harness import private_api, stores  # noqa: E402
@@ -396,3 +399,92 @@ def delete_run(uri: str, run_id: str) -> None:
 def log_text(uri: str, run_id: str, text: str, name: str) -> None:
     with writing(f"{name} as an artifact of run {run_id}", f"run {run_id}'s artifacts"):
         client(uri).log_text(run_id, text, name)
+
+
+# ------------------------------------------------- MLflow 3's records beside the metrics: models, data
+
+MODEL_NAME = "model"  # the name a run's trained network is logged under
+PT2_FILE = "data/model.pt2"  # where MLflow's PyTorch flavour puts a pt2 model in its folder
+# MLflow's dataset table holds a digest of at most 36 characters: the sha256's first 36 hex digits
+# there, the whole sha256 in the dataset's profile.
+DIGEST_CHARS = 36
+
+
+def log_model_folder(uri: str, run_id: str, folder: Path, step: int, tags: dict[str, str]) -> str:
+    """An MLflow model saved in `folder` (its MLmodel and files), logged as the run's output at
+    `step` (epochs trained) in the run's experiment; returns the model's id. A model whose files
+    did not all arrive is marked FAILED and is never the run's output."""
+    mlflow = client(uri)
+    experiment = mlflow.get_run(run_id).info.experiment_id
+    model = mlflow.create_logged_model(experiment, name=MODEL_NAME, source_run_id=run_id, tags=tags)
+    try:
+        with writing(f"run {run_id}'s model", model.artifact_location.removeprefix("file://")):
+            mlflow.log_model_artifacts(model.model_id, str(folder))
+    except BaseException:
+        with contextlib.suppress(Exception):
+            mlflow.finalize_logged_model(model.model_id, "FAILED")
+        raise
+    mlflow.finalize_logged_model(model.model_id, "READY")
+    mlflow.log_outputs(run_id, [LoggedModelOutput(model.model_id, step)])
+    return model.model_id
+
+
+def run_model(uri: str, run_id: str) -> Any | None:
+    """The run's trained network as MLflow holds it (a LoggedModel, READY), the one at the latest
+    step; None where the run logged none."""
+    mlflow = client(uri)
+    outputs = mlflow.get_run(run_id).outputs
+    found = [(out.step, mlflow.get_logged_model(out.model_id)) for out in (outputs.model_outputs if outputs else [])]
+    ready = [(step, model) for step, model in found if str(model.status) in ("READY", "LoggedModelStatus.READY")]
+    return max(ready, key=lambda pair: pair[0])[1] if ready else None
+
+
+def download_model(uri: str, model: Any, into: Path) -> Path:
+    """A logged model's files in a local folder (copied from a tracking server where it is one)."""
+    from mlflow.artifacts import download_artifacts
+    return Path(download_artifacts(artifact_uri=model.artifact_location, dst_path=str(into), tracking_uri=uri))
+
+
+def log_dataset(uri: str, run_id: str, name: str, sha256: str, source: str, sizes: dict[str, int]) -> None:
+    """The data a run read, as an MLflow dataset input (the UI's dataset column): name, source,
+    digest and the split sizes in its profile."""
+    dataset = Dataset(name=name, digest=sha256[:DIGEST_CHARS], source_type="local",
+                      source=json.dumps({"uri": source}), profile=json.dumps({"sha256": sha256, **sizes}))
+    client(uri).log_inputs(run_id, datasets=[DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
+
+
+def run_datasets(uri: str, run_id: str) -> list[dict[str, Any]]:
+    """The run's dataset inputs as plain values (what a runs file carries)."""
+    inputs = client(uri).get_run(run_id).inputs
+    return [dataset_record(d) for d in (inputs.dataset_inputs if inputs else [])]
+
+
+def dataset_record(dataset_input: Any) -> dict[str, Any]:
+    d = dataset_input.dataset
+    return {"name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source,
+            "schema": d.schema, "profile": d.profile, "tags": {t.key: t.value for t in dataset_input.tags}}
+
+
+def log_dataset_records(uri: str, run_id: str, records: list[dict[str, Any]]) -> None:
+    """Dataset inputs as `run_datasets` gives them (an imported run's)."""
+    if not records:
+        return
+    client(uri).log_inputs(run_id, datasets=[
+        DatasetInput(Dataset(r["name"], r["digest"], r["source_type"], r["source"], r.get("schema"), r.get("profile")),
+                     [InputTag(k, v) for k, v in r.get("tags", {}).items()]) for r in records])
+
+
+@contextmanager
+def system_metrics(uri: str, run_id: str, every_s: float, resume: bool) -> Iterator[None]:
+    """MLflow's system metrics (CPU, memory, disk, network; GPU where pynvml finds one) sampled
+    every `every_s` seconds while the block runs, as `system/...` metrics of the run; 0: none."""
+    if not every_s:
+        yield
+        return
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # its start and stop lines, every run
+    monitor = private_api.system_metrics_monitor(run_id, uri, every_s, resume)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import platform
 import tempfile
 import time
 import warnings
@@ -63,6 +64,14 @@ class Diverged(FloatingPointError):
     failure_reason = "diverged"
 
 
+def view_logits(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Logits; for N x V x C x H x W input (V test views), the log of the mean softmax."""
+    if x.dim() == 5:
+        n, v = x.shape[:2]
+        return F.softmax(model(x.flatten(0, 1)), dim=1).view(n, v, -1).mean(1).log()
+    return model(x)
+
+
 def topk_errors(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-1 and top-5 error in percent over the batch."""
     top = logits.topk(min(5, logits.shape[1]), dim=1).indices
@@ -92,12 +101,7 @@ class Classifier(pl.LightningModule):
         self._scheduler_state: dict | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits; for N x V x C x H x W input (V test views), the log of the mean softmax."""
-        if x.dim() == 5:
-            n, v = x.shape[:2]
-            probs = F.softmax(self.model(x.flatten(0, 1)), dim=1).view(n, v, -1).mean(1)
-            return probs.log()
-        return self.model(x)
+        return view_logits(self.model, x)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
@@ -230,6 +234,22 @@ def run_tags(cfg: C.RunConfig, data: Data) -> dict[str, str]:
                    "dataset_sha256": data.checksum, "git_commit": tracking.git_commit()}
 
 
+def machine_tags(device: torch.device) -> dict[str, str]:
+    """What the run trained on: the device line, the CPU's model and cores, the GPU, torch's version."""
+    cpu = next((line.split(":", 1)[1].strip() for line in _read_lines("/proc/cpuinfo") if line.startswith("model name")),
+               platform.processor() or platform.machine())
+    return {"device": device_name(device), "machine.cpu": cpu, "machine.cores": str(os.cpu_count()),
+            "machine.gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else "none",
+            "machine.torch": torch.__version__}
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:  # not Linux
+        return []
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (cuda)"
@@ -282,6 +302,7 @@ def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: 
             run_id = tracking.start_run(
                 uri, cfg.tracking.experiment, cfg.tracking.artifact_root, cfg.tracking.run_name or C.run_name(cfg),
                 C.flatten(cfg), run_tags(cfg, data) | (extra_tags or {}), C.to_yaml(cfg), parent_run_id)
+            tracking.log_dataset(uri, run_id, data.name, data.checksum, str(data.source), data.sizes)
             held_run.enter_context(places.training_lock(cfg.trainer, run_id))
         return _fit_and_test(cfg, data, num_classes, uri, run_id, resume_run_id is not None, claim, stop_check)
 
@@ -304,15 +325,16 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
             module = Classifier(cfg, data.transform, num_classes, record, device_settings(cfg.trainer, device), stop_check)
             print(f"harness: {describe_data(data)}\nharness: {cost_line(module.model, cfg, data.sizes['train'])}")
             data.to(device)
-            tracking.set_tags(uri, run_id, {"device": device_name(device),
-                                            "memory_format": "NHWC" if module.channels_last else "NCHW"})
+            tracking.set_tags(uri, run_id, machine_tags(device) | {"memory_format": "NHWC" if module.channels_last else "NCHW"})
             # A run killed before its first checkpoint starts over, in the same run.
-            trainer.fit(module, data.train, data.val, ckpt_path=str(checkpoint) if resume and checkpoint.is_file() else None)
+            with tracking.system_metrics(uri, run_id, cfg.tracking.system_metrics_s, resume):
+                trainer.fit(module, data.train, data.val, ckpt_path=str(checkpoint) if resume and checkpoint.is_file() else None)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in EPOCH_METRICS}
             stopped_by = module.stopped or "max_epochs"
             tracking.set_tags(uri, run_id, {"stopped_by": stopped_by, "epochs_trained": str(trainer.current_epoch)})
             metrics |= _test(trainer, module, data, uri, run_id)
             _log_artifacts(cfg, uri, run_id)
+            _log_model(cfg, uri, run_id, module.model, data, trainer.current_epoch)
             if claim and not claim.complete(metrics):
                 raise tracking.RunTaken("claim on the cell lost before the run could be marked FINISHED")
     except tracking.RunTaken as err:
@@ -383,6 +405,20 @@ def _log_artifacts(cfg: C.RunConfig, uri: str, run_id: str) -> None:
     checkpoint = places.checkpoint_path(cfg.trainer, run_id)
     if cfg.tracking.log_checkpoint and checkpoint.exists():
         tracking.log_artifact(uri, run_id, checkpoint, "checkpoints")
+
+
+def _log_model(cfg: C.RunConfig, uri: str, run_id: str, net: torch.nn.Module, data: Data, epochs: int) -> None:
+    """The trained network as the run's MLflow model (harness.trained), once: a run killed after
+    logging it and continued does not log it again."""
+    from harness import trained
+
+    if cfg.tracking.log_model == "none" or tracking.run_model(uri, run_id) is not None:
+        return
+    images, _ = next(iter(data.test))
+    example = data.transform.evaluate(images[:2].to(next(net.parameters()).device))
+    model_id, size = trained.log(uri, run_id, net, example, epochs)
+    print(f"harness: model {model_id} logged ({size / 2**20:,.1f} MB, pt2); "
+          f"load it with harness.trained.load({run_id!r})", flush=True)
 
 
 def resume(run_id: str, uri: str | None = None) -> Result:

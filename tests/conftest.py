@@ -302,3 +302,18 @@ def pytest_collection_modifyitems(config, items) -> None:
     """The tests marked slow (tens of seconds) first, in file order: run by several xdist workers,
     none of them then starts last and leaves the other workers idle."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def wait_for_ui(port: int, ui) -> None:
+    """Until the MLflow server that `harness ui` (the process `ui`) started answers on `port`."""
+    import time
+    import urllib.request
+
+    deadline = time.time() + 300  # a loaded 2-core machine can take minutes to start it
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return
+        except OSError:
+            assert time.time() < deadline and ui.poll() is None, "the UI did not come up"
+            time.sleep(1)

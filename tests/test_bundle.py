@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import bundle, cli, tracking
-from conftest import fresh_store
+from conftest import fresh_store, wait_for_ui
 from test_report import SPEED, TRICKS, fill, speed_metrics, trick_metrics
 
 
@@ -300,7 +300,6 @@ def test_two_imports_at_once_create_each_run_once(source, tmp_path):
 def test_ui_refuses_a_busy_port_and_stops_its_server(tmp_path):
     import socket
     import time
-    import urllib.request
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -312,14 +311,7 @@ def test_ui_refuses_a_busy_port_and_stops_its_server(tmp_path):
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     ui = subprocess.Popen([sys.executable, "-m", "harness.cli", "ui", "--port", str(port), "--uri", uri],
                           cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300  # a loaded 2-core machine can take minutes to start it
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
-            break
-        except OSError:
-            assert time.time() < deadline and ui.poll() is None, "the UI did not come up"
-            time.sleep(1)
+    wait_for_ui(port, ui)
     server_group = [int(p) for p in os.listdir("/proc") if p.isdigit() and _pgid(int(p)) not in (None, os.getpgrp())
                     and _parent_chain_has(int(p), ui.pid)]
     assert server_group, "the MLflow server should run as a child of harness ui"
@@ -429,3 +421,46 @@ def test_an_unfinished_runs_checkpoint_travels_to_where_the_sweep_looks_and_noth
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "checkpoint does not load as tensors and plain values" in err and killed.name in err
     assert not elsewhere.exists() and not (there / "pwned").exists() and not (tmp_path / "pwned").exists()
+
+
+def _pt2_like() -> bytes:
+    """A whole zip, as torch.export's pt2 archive is (bundle.read checks its CRCs, not its graph)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("model/data.bin", b"\0" * 64)
+    return out.getvalue()
+
+
+DATASET = {"name": "cifar10", "digest": "a" * 36, "source_type": "local", "source": '{"uri": "/data/c.zip"}',
+           "schema": None, "profile": '{"sha256": "' + "a" * 64 + '", "train": 10, "val": 2, "test": 3}',
+           "tags": {"mlflow.data.context": "training"}}
+
+
+@pytest.mark.parametrize("hostile", [None, "pickle", "stray", "parent", "epochs"])
+def test_dataset_inputs_and_models_travel_and_a_pickled_model_does_not(tmp_path, hostile):
+    """A run's dataset inputs and (export --models) its pt2 model folder round-trip; a model folder
+    holding a pickle (data/model.pth, which loads by running code) or any other file, a model on
+    the parent, or non-numeric model epochs make the file refused, before anything is used."""
+    files = {"MLmodel": b"flavors: {}\n", "data/model.pt2": _pt2_like(), "requirements.txt": b"torch\n"}
+    if hostile == "pickle":
+        files["data/model.pth"] = b"\x80\x04cos\nsystem\n."
+    if hostile == "stray":
+        files["../../x.sh"] = b"echo"
+    parent = bundle.Run("p", None, "s", "FINISHED", 1, 2, {}, {"sweep_role": "parent"}, artifacts={"grid.yaml": b"{}"},
+                        model_files=files if hostile == "parent" else {})
+    child = bundle.Run("c", "p", "c-s0", "FINISHED", 1, 2, {}, {"sweep_parent": "p", "seed": "0"}, datasets=[DATASET],
+                       model_files=files, model_tags={"epochs": "x" if hostile == "epochs" else "3", "bytes": "99"})
+    path = tmp_path / "s.zip"
+    if hostile == "stray":
+        with pytest.raises(bundle.RunsFileError, match="is not where the format puts anything|not a pt2"):
+            bundle.write(bundle.Bundle("s", {}, [parent, child], []), path)
+            bundle.read(path)
+        return
+    bundle.write(bundle.Bundle("s", {}, [parent, child], []), path)
+    if hostile:
+        with pytest.raises(bundle.RunsFileError, match="not a pt2 MLflow model"):
+            bundle.read(path)
+        return
+    back = bundle.read(path).runs[1]
+    assert back.datasets == [DATASET] and back.model_files == files and back.model_tags["epochs"] == "3"
+    assert bundle.read(path).parent.datasets == [] and "datasets" not in zipfile.ZipFile(path).read("runs.jsonl").splitlines()[0].decode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import sqlite3
+import time
 
 import optuna
 import pytest
@@ -31,6 +32,21 @@ def test_forget_mlflow_engine_closes_the_cached_engine_and_leaves_a_store_usable
     private_api.forget_mlflow_engine(uri)
     private_api.forget_mlflow_engine(uri)  # none cached: nothing to do
     assert [e.name for e in MlflowClient(tracking_uri=uri).search_experiments()] == ["Default"]
+
+
+def test_system_metrics_monitor_samples_into_the_run_it_was_given(tmp_path):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    mlflow = MlflowClient(tracking_uri=uri)
+    run_id = mlflow.create_run(mlflow.create_experiment("e", artifact_location=tmp_path.as_uri())).info.run_id
+    monitor = private_api.system_metrics_monitor(run_id, uri, every_s=1, resume=False)
+    monitor.start()
+    time.sleep(2.5)
+    monitor.finish()
+    metrics = mlflow.get_run(run_id).data.metrics
+    assert 0 <= metrics["system/cpu_utilization_percentage"] <= 100
+    assert metrics["system/system_memory_usage_megabytes"] > 0
+    steps = [m.step for m in mlflow.get_metric_history(run_id, "system/cpu_utilization_percentage")]
+    assert steps == list(range(len(steps))) and len(steps) >= 1
 
 
 def test_check_mlflow_fields_passes_good_names_and_refuses_bad_ones_with_mlflows_message():

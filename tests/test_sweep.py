@@ -21,8 +21,11 @@ pytestmark = pytest.mark.slow
 
 
 def grid_file(tmp_path: Path, source: Path, *, axes: str = "{model.activation: [relu, tanh]}",
-              epochs: int = 1, images: int = 256, seeds: str = "[0, 1]") -> Path:
-    """A small real grid: PyTorch init and z-scored input learn in a few steps (see test_train)."""
+              epochs: int = 1, images: int = 256, seeds: str = "[0, 1]", models: str = "none",
+              system_metrics_s: float = 0) -> Path:
+    """A small real grid: PyTorch init and z-scored input learn in a few steps (see test_train).
+    No trained models and no system metrics by default: exporting a model costs a second or two of
+    CPU per run, and tests that need them (test_ui_browser, test_train) ask."""
     path = tmp_path / "tiny.yaml"
     path.write_text(f"""
 name: tiny
@@ -42,6 +45,8 @@ set:
   trainer.progress_bar: false
   trainer.checkpoint_dir: {tmp_path / 'checkpoints'}
   tracking.artifact_root: {tmp_path / 'artifacts'}
+  tracking.log_model: {models}
+  tracking.system_metrics_s: {system_metrics_s}
 """)
     return path
 
@@ -82,6 +87,7 @@ def test_four_cell_sweep_one_parent_four_children_then_nothing_to_do(tmp_path, r
         assert run.tags["sweep"] == "tiny" and run.tags["seed"] in {"0", "1"}
         assert run.tags["activation"] == run.tags["axis.model.activation"] and run.tags["model"] == "convnet4"
         assert run.name == f"convnet4-{run.tags['activation']}-nolrn-ovl-nopca-noaug-torchinit-s{run.tags['seed']}"
+        assert run.tags["variant"] == f"convnet4-{run.tags['activation']}-nolrn-ovl-nopca-noaug-torchinit"
         assert 0 < run.metrics["test_err"] < 100
     grid_yaml = MlflowClient(uri).download_artifacts(parents[0].run_id, "grid.yaml")
     assert "model.activation" in Path(grid_yaml).read_text()

@@ -1,10 +1,14 @@
 """Real training on a CIFAR-10 subset, recorded in a throwaway MLflow store. Lightning is imported
 here only, once per test session."""
 
+import json
+import os
+
 import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
+from harness import cli
 from harness import config as C
 from harness import tracking
 from harness.data import DataError
@@ -14,7 +18,9 @@ pytestmark = pytest.mark.slow
 # convnet4 with PyTorch's initialisation and z-scored input: a setting that reliably learns in
 # a few hundred steps, so "the loss goes down" is a real check, not a coin flip.
 SMALL = ["data.val_size=500", "data.test_subset=500", "optim.lr=0.05", "model.init=pytorch",
-         "data.normalize=standard", "trainer.progress_bar=false"]
+         "data.normalize=standard", "trainer.progress_bar=false",
+         # a model costs a second or two of CPU per run to export: only the test of what a run records logs one
+         "tracking.log_model=none", "tracking.system_metrics_s=0"]
 
 
 def config(real_cifar, store, *extra) -> C.RunConfig:
@@ -26,10 +32,11 @@ def history(uri, run_id, key):
     return [(m.step, m.value) for m in sorted(MlflowClient(uri).get_metric_history(run_id, key), key=lambda m: m.step)]
 
 
-def test_short_run_learns_and_lands_in_mlflow(real_cifar, store):
+def test_short_run_learns_and_lands_in_mlflow(real_cifar, store, capsys):
     from harness.train import train
 
-    cfg = config(real_cifar, store, "data.train_subset=4000", "trainer.max_epochs=3")
+    cfg = config(real_cifar, store, "data.train_subset=4000", "trainer.max_epochs=3", "tracking.log_model=final",
+                 "tracking.system_metrics_s=1")
     result = train(cfg)
     assert result.status == "FINISHED" and result.epochs == 3
     uri = cfg.tracking.uri
@@ -59,14 +66,46 @@ def test_short_run_learns_and_lands_in_mlflow(real_cifar, store):
     stored = C.from_yaml(open(MlflowClient(uri).download_artifacts(result.run_id, "config.yaml")).read(), "x")
     assert stored == cfg
 
+    # The machine, the data as an MLflow dataset input, and MLflow's system metrics while it trained.
+    assert tags["machine.cores"] == str(os.cpu_count()) and tags["machine.torch"] == torch.__version__
+    assert tags["machine.gpu"] == "none" and tags["machine.cpu"]
+    [dataset] = tracking.run_datasets(uri, result.run_id)
+    profile = json.loads(dataset["profile"])
+    assert dataset["name"] == "cifar10" and dataset["digest"] == tags["dataset_sha256"][:36]
+    assert profile == {"sha256": tags["dataset_sha256"], "train": 4000, "val": 500, "test": 500}
+    assert str(real_cifar) in dataset["source"]
+    assert 0 <= run.data.metrics["system/cpu_utilization_percentage"] <= 100
 
-def test_same_seed_same_metrics_and_resume(real_cifar, store):
+    # The trained network, back from the store by run id: the conv1 filters it trained, and the
+    # same test error on the same test images.
+    from harness import trained
+    net = trained.load(result.run_id, uri)
+    assert net.state_dict()["features.conv1.weight"].shape == (32, 3, 5, 5)
+    assert cli.main(["model", result.run_id, "--tracking-uri", uri, "--test"]) == 0
+    out = capsys.readouterr().out
+    assert "89,578 parameters" in out and f"load({result.run_id!r}, {uri!r})" in out
+    test_err = f"{run.data.metrics['test_err']:.2f}%"
+    assert f"test error {test_err} on 500 test images now; {test_err} recorded" in out
+    model = tracking.run_model(uri, result.run_id)
+    assert model.tags["parameters"] == "89578" and model.tags["epochs"] == "3"
+    assert 89578 * 4 < int(model.tags["bytes"]) < 3 * 2**20  # fp32 weights, the graph and two small examples
+
+
+def test_same_seed_same_metrics_and_resume(real_cifar, store, capsys):
     from harness.train import train
 
     cfg = config(real_cifar, store, "data.train_subset=1000", "trainer.max_epochs=1", "data.augment=true",
                  "data.pca_jitter=0.1")
     first, second = train(cfg), train(cfg)
     uri = cfg.tracking.uri
+    # tracking.log_model=none: no model, and `harness model` says so in one line; so for a run that is not there
+    capsys.readouterr()
+    assert cli.main(["model", first.run_id, "--tracking-uri", uri]) == 2
+    assert cli.main(["model", "0" * 32, "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"harness: config error: run {first.run_id} (convnet4-relu-nolrn-ovl-pca-torchinit-s0): no model "
+                   "logged (it did not finish, it is a sweep's parent, or it ran with tracking.log_model=none)",
+                   f"harness: config error: run {'0' * 32}: no such run in {uri}"]
     for key in ("train_loss", "train_err", "val_err", "test_err"):
         assert history(uri, first.run_id, key) == history(uri, second.run_id, key), key
 
