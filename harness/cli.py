@@ -194,6 +194,8 @@ def cmd_model(args) -> int:
     if args.test:
         now, recorded, images = trained.retest(found.run_id, found.uri)
         said = "none recorded" if recorded is None else f"{recorded:.2f}% recorded"
+        if m.tags.get("chosen", "final") != "final":  # tracking.log_model=best
+            said += f" (by the final network; this one is the {m.tags['chosen']})"
         print(f"harness: test error {now:.2f}% on {images:,} test images now; {said}")
     return 0
 

@@ -108,9 +108,10 @@ class TrackingConfig:
     experiment: str = "harness"
     run_name: str = ""  # "" = derived from the switches and the seed
     log_checkpoint: bool = False  # also upload the final checkpoint as an artifact
-    # The trained network as an MLflow model (harness.trained): "final" = the last epoch's weights,
-    # "none" = no model (a sweep of the paper's net keeps ~244 MB per run).
-    log_model: Literal["final", "none"] = "final"
+    # The trained network as an MLflow model (harness.trained): "final" = the last epoch's weights;
+    # "best" = the epoch's with the lowest validation error (kept beside the model while training, and
+    # in each checkpoint: twice the weights); "none" = no model (the paper's net is 240 MB a run).
+    log_model: Literal["final", "best", "none"] = "final"
     # Seconds between samples of MLflow's system metrics (CPU, memory, GPU); 0 = none. The cost of
     # one sample, against this interval, is in `harness bench`.
     system_metrics_s: float = 10.0

@@ -430,13 +430,13 @@ def log_model_folder(uri: str, run_id: str, folder: Path, step: int, tags: dict[
 
 
 def run_model(uri: str, run_id: str) -> Any | None:
-    """The run's trained network as MLflow holds it (a LoggedModel, READY), the one at the latest
-    step; None where the run logged none."""
+    """The run's trained network as MLflow holds it (a LoggedModel, READY), the newest (a run trained
+    further after it finished logs another); None where the run logged none."""
     mlflow = client(uri)
     outputs = mlflow.get_run(run_id).outputs
-    found = [(out.step, mlflow.get_logged_model(out.model_id)) for out in (outputs.model_outputs if outputs else [])]
-    ready = [(step, model) for step, model in found if str(model.status) in ("READY", "LoggedModelStatus.READY")]
-    return max(ready, key=lambda pair: pair[0])[1] if ready else None
+    found = [mlflow.get_logged_model(out.model_id) for out in (outputs.model_outputs if outputs else [])]
+    ready = [model for model in found if str(model.status) in ("READY", "LoggedModelStatus.READY")]
+    return max(ready, key=lambda model: model.creation_timestamp) if ready else None
 
 
 def download_model(uri: str, model: Any, into: Path) -> Path:

@@ -97,6 +97,8 @@ class Classifier(pl.LightningModule):
         self.train_time_s = 0.0
         self.best_train_err, self.best_epoch = math.inf, 0
         self.stopped = ""
+        # tracking.log_model=best: the weights of the epoch with the lowest validation error so far
+        self.best_val: tuple[float, int, dict[str, torch.Tensor] | None] = (math.inf, 0, None)
         self.scheduler = None
         self._scheduler_state: dict | None = None
 
@@ -156,6 +158,9 @@ class Classifier(pl.LightningModule):
                     "train_time_s": self.train_time_s, "lr": self._epoch_lr}
         self.record(self.current_epoch + 1, metrics)
         self._step_schedule(metrics)
+        if self.cfg.tracking.log_model == "best" and metrics.get("val_err", math.inf) < self.best_val[0]:
+            self.best_val = (metrics["val_err"], self.current_epoch + 1,
+                             {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()})
         t = self.cfg.trainer
         if metrics["train_err"] < self.best_train_err:
             self.best_train_err, self.best_epoch = metrics["train_err"], self.current_epoch
@@ -169,7 +174,7 @@ class Classifier(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["harness"] = {"train_time_s": self.train_time_s, "stopped": self.stopped,
-                                 "best_train_err": (self.best_train_err, self.best_epoch),
+                                 "best_train_err": (self.best_train_err, self.best_epoch), "best_val": self.best_val,
                                  "scheduler": self.scheduler.state_dict() if self.scheduler else None}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
@@ -177,6 +182,7 @@ class Classifier(pl.LightningModule):
         # Checkpoints written before the rule was named hold True for "a rule fired".
         self.train_time_s, self.stopped = state["train_time_s"], {True: "rule", False: ""}.get(state["stopped"], state["stopped"])
         self.best_train_err, self.best_epoch = state["best_train_err"]
+        self.best_val = state.get("best_val", (math.inf, 0, None))  # (none in checkpoints before log_model=best)
         self._scheduler_state = state["scheduler"]  # loaded once configure_optimizers makes it
 
     # -- evaluation ----------------------------------------------------------------------------
@@ -334,7 +340,7 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
             tracking.set_tags(uri, run_id, {"stopped_by": stopped_by, "epochs_trained": str(trainer.current_epoch)})
             metrics |= _test(trainer, module, data, uri, run_id)
             _log_artifacts(cfg, uri, run_id)
-            _log_model(cfg, uri, run_id, module.model, data, trainer.current_epoch)
+            _log_model(cfg, uri, run_id, module, data, trainer.current_epoch)
             if claim and not claim.complete(metrics):
                 raise tracking.RunTaken("claim on the cell lost before the run could be marked FINISHED")
     except tracking.RunTaken as err:
@@ -407,17 +413,23 @@ def _log_artifacts(cfg: C.RunConfig, uri: str, run_id: str) -> None:
         tracking.log_artifact(uri, run_id, checkpoint, "checkpoints")
 
 
-def _log_model(cfg: C.RunConfig, uri: str, run_id: str, net: torch.nn.Module, data: Data, epochs: int) -> None:
+def _log_model(cfg: C.RunConfig, uri: str, run_id: str, module: Classifier, data: Data, epochs: int) -> None:
     """The trained network as the run's MLflow model (harness.trained), once: a run killed after
-    logging it and continued does not log it again."""
+    logging it and continued does not log it again (one trained further does). tracking.log_model=best:
+    the weights of the epoch with the lowest validation error (the last epoch's where none was validated)."""
     from harness import trained
 
-    if cfg.tracking.log_model == "none" or tracking.run_model(uri, run_id) is not None:
+    logged = tracking.run_model(uri, run_id)
+    if cfg.tracking.log_model == "none" or (logged is not None and logged.tags.get("after_epochs") == str(epochs)):
         return
     images, _ = next(iter(data.test))
-    example = data.transform.evaluate(images[:2].to(next(net.parameters()).device))
-    model_id, size = trained.log(uri, run_id, net, example, epochs)
-    print(f"harness: model {model_id} logged ({size / 2**20:,.1f} MB, pt2); "
+    example = data.transform.evaluate(images[:2].to(next(module.model.parameters()).device))
+    val_err, best_epoch, weights = module.best_val
+    chosen = (f"best: epoch {best_epoch} of {epochs}, validation error {val_err:.2f}%"
+              if cfg.tracking.log_model == "best" and weights is not None else "final")
+    model_id, size = trained.log(uri, run_id, module.model, example, epochs, best_epoch if chosen != "final" else epochs,
+                                 weights if chosen != "final" else None, chosen)
+    print(f"harness: model {model_id} logged ({chosen}; {size / 2**20:,.1f} MB, pt2); "
           f"load it with harness.trained.load({run_id!r})", flush=True)
 
 

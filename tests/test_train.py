@@ -91,21 +91,14 @@ def test_short_run_learns_and_lands_in_mlflow(real_cifar, store, capsys):
     assert 89578 * 4 < int(model.tags["bytes"]) < 3 * 2**20  # fp32 weights, the graph and two small examples
 
 
-def test_same_seed_same_metrics_and_resume(real_cifar, store, capsys):
+def test_same_seed_same_metrics_and_resume(real_cifar, store):
+    from harness import trained
     from harness.train import train
 
     cfg = config(real_cifar, store, "data.train_subset=1000", "trainer.max_epochs=1", "data.augment=true",
-                 "data.pca_jitter=0.1")
+                 "data.pca_jitter=0.1", "tracking.log_model=best")
     first, second = train(cfg), train(cfg)
     uri = cfg.tracking.uri
-    # tracking.log_model=none: no model, and `harness model` says so in one line; so for a run that is not there
-    capsys.readouterr()
-    assert cli.main(["model", first.run_id, "--tracking-uri", uri]) == 2
-    assert cli.main(["model", "0" * 32, "--tracking-uri", uri]) == 2
-    err = capsys.readouterr().err.splitlines()
-    assert err == [f"harness: config error: run {first.run_id} (convnet4-relu-nolrn-ovl-pca-torchinit-s0): no model "
-                   "logged (it did not finish, it is a sweep's parent, or it ran with tracking.log_model=none)",
-                   f"harness: config error: run {'0' * 32}: no such run in {uri}"]
     for key in ("train_loss", "train_err", "val_err", "test_err"):
         assert history(uri, first.run_id, key) == history(uri, second.run_id, key), key
 
@@ -116,6 +109,14 @@ def test_same_seed_same_metrics_and_resume(real_cifar, store, capsys):
     steps = history(uri, first.run_id, "train_loss")
     assert [s for s, _ in steps] == [1, 2]
     assert steps[0] == history(uri, second.run_id, "train_loss")[0]
+    # tracking.log_model=best: the weights of the epoch with the lowest validation error, which the
+    # checkpoint carried across the resume when epoch 1 was the better one
+    val = history(uri, first.run_id, "val_err")
+    best = min(val, key=lambda point: point[1])[0]
+    model = tracking.run_model(uri, first.run_id)
+    assert model.tags["epochs"] == str(best) and model.tags["chosen"].startswith(f"best: epoch {best} of 2")
+    if best == 1:  # the model is the first epoch's network, not the final one: its test error is another
+        assert trained.retest(first.run_id, uri)[0] != MlflowClient(uri).get_run(first.run_id).data.metrics["test_err"]
     assert len(MlflowClient(uri).search_runs([MlflowClient(uri).get_run(first.run_id).info.experiment_id])) == 2
 
 
@@ -266,7 +267,7 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_the_start(real_c
     assert result.run_id == run.info.run_id and result.status == "FINISHED" and result.epochs == 1
 
 
-def test_divergence_fails_the_run_with_a_reason(real_cifar, store):
+def test_divergence_fails_the_run_with_a_reason(real_cifar, store, capsys):
     from harness.train import train
 
     cfg = config(real_cifar, store, "data.train_subset=500", "trainer.max_epochs=2", "optim.lr=1e12")
@@ -274,6 +275,15 @@ def test_divergence_fails_the_run_with_a_reason(real_cifar, store):
     assert result.status == "FAILED" and "training loss became" in result.error
     run = MlflowClient(cfg.tracking.uri).get_run(result.run_id)
     assert run.info.status == "FAILED" and run.data.tags["failure_reason"] == "diverged"
+    # No model, and `harness model` says so in one line; so for a run that is not there.
+    uri = cfg.tracking.uri
+    capsys.readouterr()
+    assert cli.main(["model", result.run_id, "--tracking-uri", uri]) == 2
+    assert cli.main(["model", "0" * 32, "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"harness: config error: run {result.run_id} ({run.info.run_name}): no model logged (it did not "
+                   "finish, it is a sweep's parent, or it ran with tracking.log_model=none)",
+                   f"harness: config error: run {'0' * 32}: no such run in {uri}"]
 
 
 def test_bad_data_fails_before_a_run_exists(tmp_path, store):
