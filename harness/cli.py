@@ -55,6 +55,7 @@ def cmd_sweep(args) -> int:
     from harness import grid as G
 
     grid = G.load(args.file, args.overrides)  # a bad grid stops here, before any store exists
+    tracking_uri, storage_url = _tracking_uri(args.tracking_uri), places.storage_url(args.storage)
     if args.max_seeds is not None and not args.until_resolved:
         raise C.ConfigError("--max-seeds: goes with --until-resolved")
     if args.until_resolved:
@@ -66,7 +67,6 @@ def cmd_sweep(args) -> int:
     from harness.data import check_source  # light: a bad source fails before torch, MLflow or Optuna loads
     for data in {repr(cell.config.data): cell.config.data for cell in grid.cells}.values():
         check_source(data)
-    tracking_uri, storage_url = _tracking_uri(args.tracking_uri), places.storage_url(args.storage)
     workers = _workers(args.workers)
     if args.calibrate_steps < 1:
         raise C.ConfigError(f"--calibrate-steps: must be at least 1; got {args.calibrate_steps}")
@@ -96,11 +96,11 @@ def cmd_submit(args) -> int:
     settings = slurm.JobSettings(tasks=args.tasks, partition=args.partition, time_min=args.time,
                                  cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
                                  options=options, logs=Path(args.logs), job_name=f"harness-{grid.name}")
+    tracking_uri, storage_url = _tracking_uri(args.tracking_uri), places.storage_url(args.storage)
     slurm.check_slurm(settings)  # no SLURM, an unknown partition: before anything else is read or made
     from harness.data import check_source
     for data in {repr(cell.config.data): cell.config.data for cell in grid.cells}.values():
         check_source(data)
-    tracking_uri, storage_url = _tracking_uri(args.tracking_uri), places.storage_url(args.storage)
     if args.dry_run:
         print(G.describe(grid))
         print(f"harness submit: {settings.tasks} array task(s), each `harness sweep` as one worker; the job:\n")
@@ -125,7 +125,7 @@ def _workers(given: str) -> int | str:
 
 
 def _tracking_uri(given: str | None) -> str:
-    return given or places.tracking_uri(C.TrackingConfig())
+    return places.tracking_uri(C.TrackingConfig(uri=given or ""))
 
 
 def _existing_store(uri: str) -> str | None:
@@ -153,11 +153,12 @@ def cmd_report(args) -> int:
 
 def cmd_export(args) -> int:
     from harness import bundle
-    uri, out = _tracking_uri(args.tracking_uri), Path(args.out or f"{args.sweep}.runs.zip")
+    uri, storage_url = _tracking_uri(args.tracking_uri), places.storage_url(args.storage)
+    out = Path(args.out or f"{args.sweep}.runs.zip")
     bundle.check_target(out.absolute())
     if _existing_store(uri) is None:
         raise C.ConfigError(f"--tracking-uri: no tracking store at {uri}")
-    sweep = bundle.from_store(uri, args.sweep, places.storage_url(args.storage), figures=args.figures,
+    sweep = bundle.from_store(uri, args.sweep, storage_url, figures=args.figures,
                               checkpoints=args.checkpoints, models=args.models)
     out = bundle.write(sweep, out)
     points = sum(len(v) for r in sweep.runs for v in r.metrics.values())

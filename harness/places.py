@@ -12,7 +12,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from harness.config import DataConfig, RunConfig, TrackingConfig, TrainerConfig
-from harness.errors import ConfigError
+from harness.errors import ConfigError, StoreError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_STORAGE = "sqlite:///mlruns/optuna.db"
@@ -33,7 +33,7 @@ def source_path(cfg: DataConfig) -> Path:
 
 
 def tracking_uri(cfg: TrackingConfig) -> str:
-    return cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    return lasting(cfg.uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI, "tracking store")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -68,7 +68,20 @@ def check_outputs(cfg: RunConfig) -> None:
 
 def storage_url(given: str | None) -> str:
     """The Optuna storage URL: --storage, else $HARNESS_SWEEP_STORAGE, else the local default."""
-    return given or os.environ.get("HARNESS_SWEEP_STORAGE") or DEFAULT_STORAGE
+    return lasting(given or os.environ.get("HARNESS_SWEEP_STORAGE") or DEFAULT_STORAGE, "--storage")
+
+
+def lasting(url: str, what: str) -> str:
+    """The store URL, unless it names an in-memory SQLite database (`sqlite://`, `sqlite:///:memory:`):
+    each process, and each of MLflow's or Optuna's pooled connections, would get an empty database
+    of its own, so workers could not see each other's claims and every run would be lost at exit."""
+    scheme, _, rest = url.partition("://")
+    database, _, query = rest.removeprefix("/").partition("?")
+    if scheme.split("+")[0] == "sqlite" and (database in ("", ":memory:") or database.startswith("file::memory:")
+                                              or "mode=memory" in query):
+        raise StoreError(f"{what} {url}: an in-memory SQLite database lasts only as long as one connection; "
+                         "name a file (sqlite:///mlruns/....db) or a server")
+    return url
 
 
 def checkpoint_path(trainer: TrainerConfig, run_id: str) -> Path:

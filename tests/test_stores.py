@@ -310,3 +310,44 @@ def test_a_full_disk_is_one_line_naming_the_place_and_what_and_leaves_no_run_run
     runs = tracking.find_runs(uri, "race") if "race" in tracking.experiment_names(uri) else []
     assert not [r for r in runs if r.status == "RUNNING"]
     assert not list(full.iterdir())  # the tmpfs went with its namespace; nothing was written under it here
+
+
+def test_an_in_memory_sqlite_store_is_refused_before_anything_is_made(tmp_path, capsys, monkeypatch, cifar_sources):
+    """Each process (and each pooled connection) would get an empty database of its own: workers
+    would claim the same cells, and every run would be gone at exit."""
+    monkeypatch.chdir(tmp_path)
+    grid = str(_grid(tmp_path, f"  data.source: {cifar_sources['zip']}\n  data.val_size: 10\n"))
+    for memory in ("sqlite://", "sqlite:///:memory:"):
+        for command in (["sweep", grid, "--storage", memory], ["sweep", grid, "--dry-run", "--tracking-uri", memory],
+                        ["submit", grid, "--storage", memory], ["export", "race", "--storage", memory],
+                        ["import", "x.zip", "--tracking-uri", memory], ["train", f"tracking.uri={memory}", f"data.source={cifar_sources['zip']}"]):
+            assert cli.main(command) == 2, command
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and f"{memory}: an in-memory SQLite database" in err, err
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite://")
+    assert cli.main(["report"]) == 2 and "in-memory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["race.yaml"]  # no store, lock or artifact folder
+
+
+def test_a_store_left_with_a_hot_journal_is_rolled_back_and_used(tmp_path, capsys, monkeypatch):
+    """A writer killed mid-transaction (kill -9 while MLflow made its tables) leaves `<db>-journal`;
+    the next reader must roll it back, which a read-only connection cannot do."""
+    from conftest import fresh_store
+    from harness import stores
+
+    uri = fresh_store(tmp_path / "mlflow.db")
+    db = tmp_path / "mlflow.db"
+    killed = ("import os, sqlite3, sys\n"
+              "con = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+              "con.execute('PRAGMA cache_size=1')\n"  # the changed pages reach the file: only the journal undoes them
+              "con.execute('BEGIN')\n"
+              "con.executemany('INSERT INTO experiments (name, lifecycle_stage) VALUES (?, ?)',"
+              " [(f'x{i}', 'active') for i in range(3000)])\n"
+              "os.kill(os.getpid(), 9)\n")
+    assert subprocess.run([sys.executable, "-c", killed, str(db)]).returncode == -9
+    assert Path(f"{db}-journal").stat().st_size > 0
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert cli.main(["train", "--resume", "0123abcd"]) == 2  # past the store, to the run it names
+    assert "--resume 0123abcd: no such run" in capsys.readouterr().err
+    assert not Path(f"{db}-journal").exists()
+    assert stores.sqlite_tables(db, count=("experiments",))["experiments"] == [(1,)]  # the Default one, as before
