@@ -28,7 +28,7 @@ from typing import Any
 from harness import places, stores, tracking
 from harness import config as C
 from harness.places import check_writable
-from harness.errors import ConfigError, RunsFileError, StoreError
+from harness.errors import ConfigError, RunsFileError, StoreError, writing
 
 FORMAT_NAME, FORMAT_VERSION = "harness-runs", 1
 FILE_NAME = "runs.zip"  # the name a report folder gives its sweep's file
@@ -300,12 +300,13 @@ def write(bundle: Bundle, path: Path) -> Path:
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(partial, "w") as archive:
-            for name, data in members.items():
-                info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
-                info.compress_type, info.external_attr, info.create_system = zipfile.ZIP_DEFLATED, 0o644 << 16, 3
-                archive.writestr(info, data, compresslevel=9)
-        os.replace(partial, path)
+        with writing(f"the runs file of sweep {bundle.sweep}", path):  # a full disk: one line, exit 1
+            with zipfile.ZipFile(partial, "w") as archive:
+                for name, data in members.items():
+                    info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
+                    info.compress_type, info.external_attr, info.create_system = zipfile.ZIP_DEFLATED, 0o644 << 16, 3
+                    archive.writestr(info, data, compresslevel=9)
+            os.replace(partial, path)
     except OSError as err:
         raise RunsFileError(f"--out {path}: cannot write it ({err.strerror or err})") from None
     finally:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import config as C
 from harness import places
-from harness.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, NO_ROOM, InputError, OutOfRoom
+from harness.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, InputError, room_lost
 
 
 
@@ -429,22 +429,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def guarded(command: Callable[[], int]) -> int:
-    """Run a command under harness's exit codes: bad input (InputError) one line and 2; SIGINT or
-    SIGTERM 130; anything else raises (a traceback, exit 1). The sweep's workers run under it too."""
+    """Run a command under harness's exit codes: bad input (InputError) one line and 2; out of room
+    anywhere in the failure's chain (`errors.room_lost`) one line and 1; SIGINT or SIGTERM 130;
+    anything else raises (a traceback, exit 1). The sweep's workers run under it too."""
     _SIGNALLED.clear()
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         return command()
-    except InputError as err:
+    except Exception as err:
+        where = room_lost(err)  # also where a library, or our own one-line error, wrapped it
+        if where is not None:
+            print(f"harness: out of room: {where}; what had finished is kept: make room, then the same command "
+                  "again continues", file=sys.stderr)
+            return EXIT_FAILED
+        if not isinstance(err, InputError):
+            raise
         print(f"harness: {err.kind}: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (OutOfRoom, OSError) as err:
-        if isinstance(err, OSError) and err.errno not in NO_ROOM:
-            raise
-        where = err if isinstance(err, OutOfRoom) else f"{err.filename or 'a file'}: {err.strerror}"
-        print(f"harness: out of room: {where}; what had finished is kept: make room, then the same command "
-              "again continues", file=sys.stderr)
-        return EXIT_FAILED
     except (KeyboardInterrupt, SystemExit) as err:
         # Lightning turns the KeyboardInterrupt our handler raises into exit(1): a signal, still
         if isinstance(err, SystemExit) and (err.code in (0, None) or not _SIGNALLED):

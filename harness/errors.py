@@ -6,7 +6,8 @@ traceback (exit 1).
 
 One failure of the machine, not the input, is also one line: a write that finds no room (a full
 disk, a quota, a file-size limit) is `OutOfRoom`, naming the place and what was being written,
-exit 1 (`writing` turns the OSError into it where the harness knows what it writes)."""
+exit 1 (`writing` turns the OSError into it where the harness knows what it writes; `room_lost`
+finds it anywhere in an exception's chain, however a library wrapped it)."""
 
 import errno
 from collections.abc import Iterator
@@ -51,6 +52,9 @@ class RunsFileError(InputError):
 
 
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# No room, said without an errno: SQLite's (through sqlite3, SQLAlchemy, MLflow, Optuna) and numpy's
+# (an OSError of its own when a file it writes cannot grow).
+NO_ROOM_TEXT = ("database or disk is full", "Not enough free space to write")
 
 
 class OutOfRoom(Exception):
@@ -60,12 +64,42 @@ class OutOfRoom(Exception):
         super().__init__(f"{err.filename or where}: {err.strerror or err} while writing {what}")
 
 
+def no_room(err: BaseException) -> bool:
+    """Whether this one exception is a write that found no room."""
+    return (isinstance(err, OSError) and err.errno in NO_ROOM) or any(text in str(err) for text in NO_ROOM_TEXT)
+
+
 @contextmanager
 def writing(what: str, where) -> Iterator[None]:
     """Turn a write that finds no room into OutOfRoom naming `where` and `what`; other errors pass."""
     try:
         yield
     except OSError as err:
-        if err.errno in NO_ROOM:
+        if no_room(err):
             raise OutOfRoom(where, what, err) from None
         raise
+
+
+def room_lost(err: BaseException) -> str | None:
+    """Where the room ran out, where `err` or any exception it was raised from or while handling
+    (its __cause__ and __context__, however deep: a library that wraps the failure, the failure of
+    recording the failure) is a write that found no room; None otherwise. Named by the most precise
+    account in the chain: an OutOfRoom, a file, the store or file an InputError names, the message."""
+    chain, stack = [], [err]
+    while stack:
+        e = stack.pop()
+        if e is not None and all(e is not seen for seen in chain):
+            chain.append(e)
+            stack += [e.__cause__, e.__context__]
+    lost = [e for e in chain if isinstance(e, OutOfRoom) or no_room(e)]
+    if not lost:
+        return None
+    for e in lost:
+        if isinstance(e, OutOfRoom):
+            return str(e)
+    for e in lost:
+        if isinstance(e, OSError) and e.filename:
+            return f"{e.filename}: {e.strerror or e}"
+    if isinstance(err, InputError):  # the harness's own line, naming the store or file
+        return str(err)
+    return str(lost[0]).strip().splitlines()[0][:300] or type(lost[0]).__name__

@@ -464,3 +464,33 @@ def test_dataset_inputs_and_models_travel_and_a_pickled_model_does_not(tmp_path,
     back = bundle.read(path).runs[1]
     assert back.datasets == [DATASET] and back.model_files == files and back.model_tags["epochs"] == "3"
     assert bundle.read(path).parent.datasets == [] and "datasets" not in zipfile.ZipFile(path).read("runs.jsonl").splitlines()[0].decode()
+
+
+def test_an_import_or_export_that_finds_no_room_is_one_line_and_exit_1(source, tmp_path, capsys, monkeypatch):
+    """Out of room, not bad input: the store's errno-less 'database or disk is full' inside the
+    import's own error, and a runs file that cannot be written whole."""
+    import errno
+    import sqlite3
+
+    uri, files = source
+    target = f"sqlite:///{tmp_path}/dst/mlflow.db"
+
+    def full(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(tracking, "create_run", full)
+    assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", target]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness: out of room: --tracking-uri {target}: the tracking store failed") and \
+        "disk is full" in err and err.count("\n") == 1, err
+
+    def no_space(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", no_space)
+    out = tmp_path / "out.runs.zip"
+    assert cli.main(["export", "syn_speed", "--tracking-uri", uri, "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness: out of room: {out}: No space left on device while writing the runs file") and \
+        err.count("\n") == 1, err
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]

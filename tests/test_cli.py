@@ -129,3 +129,39 @@ def test_a_worker_gets_the_coordinators_grid_whole_and_anything_else_on_its_stdi
         err = done.stderr.decode()
         assert done.returncode == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_out_of_room_anywhere_in_a_failures_chain_is_one_line_and_exit_1(capsys):
+    """However a library wrapped it: the failure of recording a failure (ENOSPC, then MLflow's
+    'database or disk is full', then Optuna's StorageInternalError), SQLite's errno-less message
+    inside our own one-line store error, numpy's errno-less OSError."""
+    import errno
+    import sqlite3
+
+    from harness import cli
+    from harness.errors import StoreError
+
+    def training_on_a_full_disk():
+        try:
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device", "/full/ckpt/last.ckpt")
+            except OSError:
+                raise RuntimeError("(sqlite3.OperationalError) database or disk is full") from None
+        except RuntimeError as err:
+            raise LookupError("StorageInternalError: an exception was raised within optuna's storage") from err
+
+    def storage_on_a_full_disk():
+        try:
+            raise sqlite3.OperationalError("database or disk is full")
+        except sqlite3.OperationalError as err:
+            raise StoreError(f"--storage sqlite:///full/optuna.db: OperationalError: {err}") from None
+
+    def numpy_on_a_full_disk():
+        raise OSError("Not enough free space to write 4096 bytes")
+
+    for command, line in ((training_on_a_full_disk, "/full/ckpt/last.ckpt: No space left on device"),
+                          (storage_on_a_full_disk, "--storage sqlite:///full/optuna.db: OperationalError: database or"),
+                          (numpy_on_a_full_disk, "Not enough free space to write 4096 bytes")):
+        assert cli.guarded(command) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"harness: out of room: {line}") and err.count("\n") == 1, err

@@ -284,10 +284,16 @@ def _in_full_folder(folder: Path, command: list[str]) -> subprocess.CompletedPro
                           timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+def _assert_out_of_room(done: subprocess.CompletedProcess, where: str, what: str) -> None:
+    last = done.stderr.strip().splitlines()[-1]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert last.startswith(f"harness: out of room: {where}") and what in last, last
+
+
 def test_a_full_disk_is_one_line_naming_the_place_and_what_and_leaves_no_run_running(tmp_path, cifar_sources):
-    """Out of room under the artifact root (the sweep's parent writes its grid.yaml first) and under
-    the data cache (the first decoding): exit 1, one line naming where and what, no run RUNNING,
-    no half-written cache."""
+    """Out of room under the artifact root (the sweep's parent writes its grid.yaml first), under
+    the data cache (the first decoding), where a runs file is exported and where the Optuna storage
+    is: exit 1, one line naming where and what, no run RUNNING, no half-written cache."""
     full = tmp_path / "full"
     full.mkdir()
     if subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs tmpfs "{full}"'], capture_output=True).returncode:
@@ -303,10 +309,16 @@ def test_a_full_disk_is_one_line_naming_the_place_and_what_and_leaves_no_run_run
             f"tracking.uri={uri}", f"trainer.checkpoint_dir={tmp_path}/checkpoints"],
     }
     for what, command in cases.items():
-        done = _in_full_folder(full, command)
-        last = done.stderr.strip().splitlines()[-1]
-        assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
-        assert last.startswith(f"harness: out of room: {full}/") and f"No space left on device while writing {what}" in last
+        _assert_out_of_room(_in_full_folder(full, command), f"{full}/", f"No space left on device while writing {what}")
+    # a sweep exported onto the full disk
+    claims.open_sweep(G.load(grid), f"sqlite:///{tmp_path}/optuna2.db", f"sqlite:///{tmp_path}/mlflow2.db")
+    export = ["export", "race", "--out", f"{full}/race.runs.zip", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow2.db",
+              "--storage", f"sqlite:///{tmp_path}/optuna2.db"]
+    _assert_out_of_room(_in_full_folder(full, harness + export), f"{full}/race.runs.zip",
+                        "No space left on device while writing the runs file of sweep race")
+    # the Optuna storage on the full disk: SQLite says so without an errno, inside Optuna's error
+    done = _in_full_folder(full, harness + ["sweep", grid, "--storage", f"sqlite:///{full}/optuna.db", "--tracking-uri", uri])
+    _assert_out_of_room(done, f"--storage sqlite:///{full}/optuna.db", "database or disk is full")
     runs = tracking.find_runs(uri, "race") if "race" in tracking.experiment_names(uri) else []
     assert not [r for r in runs if r.status == "RUNNING"]
     assert not list(full.iterdir())  # the tmpfs went with its namespace; nothing was written under it here
