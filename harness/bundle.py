@@ -12,7 +12,6 @@ ids back, so a file survives any number of import/export hops unchanged.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import os
@@ -27,7 +26,7 @@ from typing import Any
 
 from harness import places, stores, tracking
 from harness import config as C
-from harness.places import check_writable
+from harness.places import check_writable, is_whole_zip
 from harness.errors import ConfigError, RunsFileError, StoreError, writing
 
 FORMAT_NAME, FORMAT_VERSION = "harness-runs", 1
@@ -210,15 +209,6 @@ def _local_checkpoint(run: Run, local_id: str) -> bytes | None:
             return data
         time.sleep(1)
     return None
-
-
-def is_whole_zip(data: bytes) -> bool:
-    """Whether `data` is a zip whose members all pass their CRCs (torch.save writes zips)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return archive.testzip() is None
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError):
-        return False
 
 
 def _study_trials(storage_url: str, study: str) -> list[dict]:

@@ -1,12 +1,15 @@
 """Where things are: the data and cache folders, the tracking store and the Optuna storage (from a
-setting, else an environment variable, else a default under mlruns/), checkpoints, and whether a
-folder can be written, and the file locks that guard them. Light (no MLflow, Optuna or torch): `harness report` and every check made
+setting, else an environment variable, else a default under mlruns/), checkpoints and whether one
+is whole, and whether a folder can be written, and the file locks that guard them. Light (no MLflow, Optuna or torch): `harness report` and every check made
 before a run reads from here."""
 
 from __future__ import annotations
 
 import fcntl
+import io
 import os
+import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -87,6 +90,16 @@ def lasting(url: str, what: str) -> str:
 def checkpoint_path(trainer: TrainerConfig, run_id: str) -> Path:
     """A run's checkpoint, rewritten at the end of every epoch: what a killed run continues from."""
     return Path(trainer.checkpoint_dir) / run_id / "last.ckpt"
+
+
+def is_whole_zip(data: bytes | Path) -> bool:
+    """Whether `data` (bytes or a file) is a zip whose members all pass their CRCs: torch.save writes
+    zips, so a checkpoint cut short (a full disk; Lightning copies it across file systems) is not."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data) as archive:
+            return archive.testzip() is None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError):
+        return False
 
 
 @contextmanager

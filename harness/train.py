@@ -332,9 +332,8 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
             print(f"harness: {describe_data(data)}\nharness: {cost_line(module.model, cfg, data.sizes['train'])}")
             data.to(device)
             tracking.set_tags(uri, run_id, machine_tags(device) | {"memory_format": "NHWC" if module.channels_last else "NCHW"})
-            # A run killed before its first checkpoint starts over, in the same run.
             with tracking.system_metrics(uri, run_id, cfg.tracking.system_metrics_s, resume):
-                trainer.fit(module, data.train, data.val, ckpt_path=str(checkpoint) if resume and checkpoint.is_file() else None)
+                trainer.fit(module, data.train, data.val, ckpt_path=_resumable(checkpoint, run_id) if resume else None)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in EPOCH_METRICS}
             stopped_by = module.stopped or "max_epochs"
             tracking.set_tags(uri, run_id, {"stopped_by": stopped_by, "epochs_trained": str(trainer.current_epoch)})
@@ -401,6 +400,19 @@ def _test(trainer: pl.Trainer, module: Classifier, data: Data, uri: str, run_id:
     if not any(step == epochs for step, _ in recorded):
         tracking.log_metrics(uri, run_id, test, step=epochs)
     return test
+
+
+def _resumable(checkpoint: Path, run_id: str) -> str | None:
+    """The checkpoint a resumed run continues from, or None: it starts over, in the same run. So
+    does a run killed before its first checkpoint, and one whose checkpoint was cut short (a full
+    disk: Lightning's save is a copy across file systems), which would not load."""
+    if not checkpoint.is_file():
+        return None
+    if places.is_whole_zip(checkpoint):
+        return str(checkpoint)
+    print(f"harness: run {run_id}: its checkpoint {checkpoint} is cut short (a full disk?); "
+          "starting it again from its first epoch, in the same run", flush=True)
+    return None
 
 
 def _log_artifacts(cfg: C.RunConfig, uri: str, run_id: str) -> None:

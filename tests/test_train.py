@@ -336,3 +336,20 @@ def test_epoch_loss_and_error_are_the_training_sets_own(real_cifar, store):
     # 300 images in batches of 128, 128 and 44: the last batch weighs 44/300, not 1/3
     assert result.metrics["train_loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-4)
     assert result.metrics["train_err"] == pytest.approx(100 * (logits.argmax(1) != labels).float().mean().item(), rel=1e-4)
+
+
+def test_a_run_whose_checkpoint_was_cut_short_starts_over_in_the_same_run(real_cifar, store, monkeypatch, capsys):
+    """A full disk cuts Lightning's checkpoint copy short; loading it would fail (Errno 22) on every
+    resume. It is taken as absent, and said so."""
+    from harness import places
+    from harness.train import resume
+
+    cfg = config(real_cifar, store, "data.train_subset=256", "trainer.max_epochs=2")
+    run = interrupted_run(cfg, monkeypatch, epoch=1)
+    checkpoint = places.checkpoint_path(cfg.trainer, run.info.run_id)
+    checkpoint.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    capsys.readouterr()
+    result = resume(run.info.run_id, cfg.tracking.uri)
+    assert result.run_id == run.info.run_id and result.status == "FINISHED" and result.epochs == 2
+    assert f"its checkpoint {checkpoint} is cut short" in capsys.readouterr().out
+    assert [s for s, _ in history(cfg.tracking.uri, run.info.run_id, "train_loss")] == [1, 1, 2]  # epoch 1 again
