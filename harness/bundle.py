@@ -48,6 +48,7 @@ RECORDS = ("manifest.json", "README.md", "runs.jsonl", "metrics.jsonl", "trials.
 # generous for any real sweep: a learning-curve image is ~0.1 MB, the metrics of a 100-cell sweep a
 # few MB, a checkpoint of the paper's ImageNet net 0.5 GB.
 MAX_MEMBER, MAX_CHECKPOINT, MAX_EXPANDED = 64 << 20, 2 << 30, 4 << 30
+MAX_MEMBERS = 100_000  # a 100-cell sweep's file holds a few hundred members (more with --figures or --models)
 
 FORMAT = f"""# {FORMAT_NAME}, version {FORMAT_VERSION}: one sweep's MLflow runs
 
@@ -78,7 +79,8 @@ for the optional checkpoints:
 
 Nothing else, and nowhere else: a member outside these places (an absolute path, a backslash,
 `..`) is refused, as is one that expands past {MAX_MEMBER >> 20} MiB ({MAX_CHECKPOINT >> 30} GiB for a
-checkpoint or a model's file) or a file past {MAX_EXPANDED >> 30} GiB in all.
+checkpoint or a model's file), a file past {MAX_EXPANDED >> 30} GiB in all, or one of more than {MAX_MEMBERS:,}
+members.
 
 In Python: `pandas.read_json(zipfile.ZipFile(path).open("metrics.jsonl"), lines=True)`.
 """
@@ -350,8 +352,11 @@ def read(path: Path) -> Bundle:
                             parse_jsonl(archive.read("trials.jsonl")))
     except RunsFileError:
         raise
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError, TypeError, AttributeError) as err:
-        raise RunsFileError(f"{path}: truncated or corrupt ({type(err).__name__}: {err})") from None
+    # OverflowError: a number past a float's range where an integer belongs ("step": 1e400);
+    # RecursionError: JSON nested deeper than the parser's stack ([[[[...)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError, TypeError, AttributeError,
+            OverflowError, RecursionError) as err:
+        raise RunsFileError(f"{path}: truncated or corrupt ({type(err).__name__}: {str(err)[:300]})") from None
     _check(path, bundle, manifest, len(points))
     return bundle
 
@@ -359,6 +364,8 @@ def read(path: Path) -> Bundle:
 def _member_problem(archive: zipfile.ZipFile) -> str | None:
     """Whether any member is not where FORMAT puts one, or past the sizes it allows: checked on
     the names and the sizes the zip declares (which reading enforces), before any member is read."""
+    if len(archive.infolist()) > MAX_MEMBERS:
+        return f"{len(archive.infolist()):,} members; at most {MAX_MEMBERS:,}"
     total = 0
     for info in archive.infolist():
         name, parts = info.filename, PurePosixPath(info.filename).parts
@@ -413,6 +420,13 @@ def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
         raise corrupt("its first run is not a sweep parent")
     if "grid.yaml" not in bundle.parent.artifacts:
         raise corrupt("the parent run has no grid.yaml")
+    # read back by every later report and sweep: YAML that cannot be read (an alias bomb) is refused here
+    for run, name in [(bundle.parent, "grid.yaml"), *((r, tracking.CONFIG_ARTIFACT) for r in bundle.children)]:
+        if name in run.artifacts:
+            try:
+                C.parse_yaml(run.artifacts[name], f"run {run.name}'s {name}")
+            except ConfigError as err:
+                raise corrupt(str(err)) from None
     if len({r.run_id for r in bundle.runs}) != len(bundle.runs):
         raise corrupt("a run id appears twice")
     strays = [r.name for r in bundle.children if r.parent_run_id != bundle.parent.run_id]

@@ -7,7 +7,8 @@ checked before the first write.
 
 A file written with `harness export --checkpoints` also carries each unfinished run's last
 checkpoint: it is put where the sweep looks for the copied run's checkpoint (`places.checkpoint_path`
-under the run's own `trainer.checkpoint_dir`, or --checkpoint-dir), so the same sweep command
+under the run's own `trainer.checkpoint_dir`, where that is a folder inside the working folder, or
+--checkpoint-dir: a file never chooses a place elsewhere on this machine), so the same sweep command
 continues that run from its last epoch. Only a checkpoint that `torch.load(weights_only=True)`
 reads is accepted (a pickle can run code; tensors and plain values cannot); one already here is
 replaced only by a later export's, and never while a process trains that run.
@@ -94,6 +95,12 @@ def check_checkpoints(path: Path, bundle: Bundle, given: str | None) -> None:
                                 f"(torch.load weights_only: {str(err).splitlines()[0][:200]}); not importing it") from None
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
             raise RunsFileError(f"{path}: run {run.name}'s checkpoint is not a Lightning checkpoint (no state_dict)")
+    for run in carried:  # a file names folders inside the working folder, as a grid does; others only by --checkpoint-dir
+        folder = checkpoint_dir(run, given)
+        if not given and (folder.is_absolute() or ".." in folder.parts or str(folder).startswith("~")):
+            raise RunsFileError(f"{path}: run {run.name} keeps its checkpoint in {folder} (its trainer.checkpoint_dir), "
+                                "outside the working folder: a runs file may only name a folder inside it; "
+                                "pass --checkpoint-dir DIR to say where it goes")
     for folder in sorted({str(checkpoint_dir(run, given)) for run in carried}):
         try:
             check_writable(folder, f"{path}: checkpoints")

@@ -152,8 +152,12 @@ MISPLACED = {"escape": "../../../escaped.yaml", "absolute": "/etc/escaped.yaml",
              "stray": "elsewhere.txt"}  # where a hostile file puts a member (grid.yaml's data)
 
 
+BOMB = b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(  # 10^7 values once its aliases are followed
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n".encode() for a, b in zip("abcdef", "bcdefg"))
+
+
 @pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "status", "param", "bomb",
-                                    *MISPLACED])
+                                    "huge_step", "deep_json", "grid_bomb", "config_bomb", *MISPLACED])
 def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, damage):
     """Each damage is one line naming the file, before anything is written. A member outside the
     format's places, or one that would expand past its cap (a zip bomb: 65 MiB of zeros in 65 KiB),
@@ -175,6 +179,12 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
                         data.replace(b'"model.lrn":', b'"model lrn!?":', 1)
                 if name == "runs.jsonl" and damage == "missing_run":
                     data = b"\n".join(data.splitlines()[:-1]) + b"\n"
+                if name == "metrics.jsonl" and damage == "huge_step":  # past a float: no integer step
+                    data = data.replace(b'"step": ', b'"step": 1e400, "x": ', 1)
+                if name == "trials.jsonl" and damage == "deep_json":
+                    data = b"[" * 100_000 + b"]" * 100_000 + b"\n"
+                if name.endswith({"grid_bomb": "grid.yaml", "config_bomb": "config.yaml"}.get(damage, "?")):
+                    data = BOMB
                 if name.endswith("grid.yaml") and damage in MISPLACED:
                     name = MISPLACED[damage] if damage in ("absolute", "stray") else name.replace("grid.yaml", MISPLACED[damage])
                 dst.writestr(name, data, zipfile.ZIP_DEFLATED)
@@ -186,7 +196,9 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
     assert cli.main(["import", str(files["syn_speed"]), str(bad), "--tracking-uri", f"sqlite:///{target}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(bad) in err
-    expected = {"version": "version 99", "bomb": f"expands to {bundle.MAX_MEMBER + (1 << 20):,} bytes; at most"}
+    expected = {"version": "version 99", "bomb": f"expands to {bundle.MAX_MEMBER + (1 << 20):,} bytes; at most",
+                "huge_step": "OverflowError", "deep_json": "RecursionError", "grid_bomb": "grid.yaml: expands to more than",
+                "config_bomb": "config.yaml: expands to more than"}
     assert expected.get(damage, "is not where the format puts anything" if damage in MISPLACED
                         else "truncated or corrupt") in err
     assert not target.exists() and not (tmp_path / "dst").exists()
@@ -494,3 +506,47 @@ def test_an_import_or_export_that_finds_no_room_is_one_line_and_exit_1(source, t
     assert err.startswith(f"harness: out of room: {out}: No space left on device while writing the runs file") and \
         err.count("\n") == 1, err
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_a_file_of_more_members_than_the_format_allows_is_refused_unread(source, tmp_path, capsys, monkeypatch):
+    _, files = source
+    with zipfile.ZipFile(files["syn_speed"]) as archive:
+        monkeypatch.setattr(bundle, "MAX_MEMBERS", len(archive.infolist()) - 1)
+    target = tmp_path / "dst" / "mlflow.db"
+    assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", f"sqlite:///{target}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"members; at most {bundle.MAX_MEMBERS:,}" in err and not target.parent.exists()
+
+
+def test_a_runs_file_cannot_put_a_checkpoint_outside_the_working_folder(source, tmp_path, monkeypatch, capsys):
+    """A carried checkpoint goes under its run's trainer.checkpoint_dir only where that is a folder
+    inside the working folder (as a grid names one); an absolute one or one with '..' is refused,
+    naming the run, unless --checkpoint-dir says where it goes."""
+    import torch
+
+    uri, _ = source
+    monkeypatch.chdir(tmp_path)
+    killed = min((r for r in tracking.find_runs(uri, "syn_tricks") if r.tags.get("sweep_role") != "parent"),
+                 key=lambda r: r.run_id)
+    tracking.set_status(uri, killed.run_id, "KILLED", killed.end_ms)
+    (tmp_path / "mlruns" / "checkpoints" / killed.run_id).mkdir(parents=True)
+    torch.save({"state_dict": {"w": torch.arange(3.0)}, "epoch": 2, "harness": {"stopped": ""}},
+               tmp_path / "mlruns" / "checkpoints" / killed.run_id / "last.ckpt")
+    with_checkpoints = tmp_path / "ckpt.zip"
+    assert cli.main(["export", "syn_tricks", "--tracking-uri", uri, "--out", str(with_checkpoints), "--checkpoints"]) == 0
+    # a folder outside the working folder, named by the file (its run's config): only --checkpoint-dir may
+    config_member = f"artifacts/{killed.run_id}/config.yaml"
+    for outside in (tmp_path / "outside", Path("../../outside")):
+        placed = tmp_path / "placed.zip"
+        with zipfile.ZipFile(with_checkpoints) as src, zipfile.ZipFile(placed, "w") as dst:
+            for name in [n for n in src.namelist() if n != config_member]:
+                dst.writestr(name, src.read(name))
+            dst.writestr(config_member, f"trainer:\n  checkpoint_dir: {outside}\n")
+        elsewhere = f"sqlite:///{tmp_path}/placed/mlflow.db"
+        assert cli.main(["import", str(placed), "--tracking-uri", elsewhere]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"run {killed.name} keeps its checkpoint in {outside}" in err and \
+            "--checkpoint-dir" in err, err
+        assert not (tmp_path / "placed").exists() and not (tmp_path / "outside").exists()
+    assert cli.main(["import", str(placed), "--tracking-uri", elsewhere, "--checkpoint-dir", str(tmp_path / "chosen")]) == 0
+    assert len(list((tmp_path / "chosen").glob("*/last.ckpt"))) == 1 and not (tmp_path / "outside").exists()
