@@ -18,6 +18,7 @@ from harness import config as C
 from harness import places
 from harness.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INTERRUPTED, InputError, room_lost
 
+MAX_WORKERS_PER_CPU = 4  # --workers past this many per CPU this process may use is a typo, not a layout
 
 
 def _config_args(p: argparse.ArgumentParser, default_preset: str | None) -> None:
@@ -28,7 +29,9 @@ def _config_args(p: argparse.ArgumentParser, default_preset: str | None) -> None
 
 
 def cmd_train(args) -> int:
-    if args.resume:
+    if args.resume is not None:
+        if not args.resume.strip():
+            raise C.ConfigError("--resume: the MLflow run id of the run to continue; got an empty one")
         if args.overrides:
             raise C.ConfigError("--resume continues a run with its recorded config; drop the overrides")
         from harness.train import resume
@@ -56,6 +59,7 @@ def cmd_sweep(args) -> int:
 
     grid = G.load(args.file, args.overrides)  # a bad grid stops here, before any store exists
     tracking_uri, storage_url = _tracking_uri(args.tracking_uri), places.storage_url(args.storage)
+    workers = _workers(args.workers)
     if args.max_seeds is not None and not args.until_resolved:
         raise C.ConfigError("--max-seeds: goes with --until-resolved")
     if args.until_resolved:
@@ -67,7 +71,6 @@ def cmd_sweep(args) -> int:
     from harness.data import check_source  # light: a bad source fails before torch, MLflow or Optuna loads
     for data in {repr(cell.config.data): cell.config.data for cell in grid.cells}.values():
         check_source(data)
-    workers = _workers(args.workers)
     if args.calibrate_steps < 1:
         raise C.ConfigError(f"--calibrate-steps: must be at least 1; got {args.calibrate_steps}")
     if workers == "auto":  # the cells' network, timed in each layout of this machine's cores
@@ -117,10 +120,17 @@ def cmd_submit(args) -> int:
 
 
 def _workers(given: str) -> int | str:
+    """--workers: 'auto' or a number of processes, at most MAX_WORKERS_PER_CPU per CPU this process may
+    use (its affinity): each worker is a process with its own torch, data and stores' connections,
+    so thousands of them would exhaust the machine before the first cell ran."""
     if given == "auto":
         return given
-    if not (given.isascii() and given.isdigit()) or int(given) < 1:
+    if not (given.isascii() and given.isdigit()) or not given.strip("0"):
         raise C.ConfigError(f"--workers: a number of processes (at least 1) or 'auto'; got {given!r}")
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if len(given.lstrip("0")) > 6 or int(given) > MAX_WORKERS_PER_CPU * cpus:  # (int() refuses 4,300 digits)
+        raise C.ConfigError(f"--workers {given[:20]}: at most {MAX_WORKERS_PER_CPU} per CPU this process may use "
+                            f"({MAX_WORKERS_PER_CPU * cpus} here); more share the cores and only slow each other")
     return int(given)
 
 
@@ -205,6 +215,8 @@ def cmd_ui(args) -> int:
     import socket
 
     uri = _tracking_uri(args.uri)
+    if not 0 < args.port < 65536:
+        raise C.ConfigError(f"--port: a TCP port, 1 to 65535; got {args.port}")
     with socket.socket() as probe:  # a second UI on a busy port would otherwise fail quietly
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is not busy
         try:

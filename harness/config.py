@@ -293,10 +293,19 @@ def parse_flat(overrides: list[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw else ""
         except yaml.YAMLError:
             value = raw
+        except ValueError as err:  # YAML's reading failed past its parser: an integer past int's 4,300 digits, a bad date
+            if _hint(key.strip()) is not str:
+                raise ConfigError(f"{key.strip()}: cannot read {_short(raw)} ({str(err).split(';')[0][:120]})") from None
+            value = raw
         # A text key keeps the text as typed where YAML reads it as something else: YAML reads
         # data.sha256=000...0 as the integer 0, and str(0) would lose the 64 digits given.
         flat[key.strip()] = raw.strip() if _hint(key.strip()) is str and not isinstance(value, str) else value
     return flat
+
+
+def _short(text: str) -> str:
+    """A value as a message quotes it: a long one by its start and its length."""
+    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text):,} characters)"
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:
@@ -371,6 +380,8 @@ def parse_yaml(text: str | bytes, where: Any) -> Any:
         line = f" at line {mark.line + 1}" if mark else ""
         what = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{where}: not valid YAML{line} ({what})") from None
+    except (ValueError, RecursionError) as err:  # an integer past int's 4,300 digits, a bad date; nesting past the stack
+        raise ConfigError(f"{where}: a value YAML cannot read ({type(err).__name__}: {str(err).split(';')[0][:120]})") from None
     _count_values(values, where)
     return values
 
@@ -404,6 +415,11 @@ MODEL_DATASET = {"alexnet": "imagenet", "alexnet_cifar": "cifar10", "convnet4": 
 FIGURE1_NETS = ("convnet4", "convnet80sec")  # cuda-convnet's small CIFAR nets: one tower, no dropout
 
 
+# model.width multiplies the FC widths too, so parameters grow as its square: at 16 the paper's net
+# holds ~16 billion (62 GB of fp32 weights, past any one GPU); more is a typo, not an experiment.
+MAX_WIDTH = 16
+
+
 def scaled(count: int, width: float) -> int:
     return max(1, round(count * width))
 
@@ -416,7 +432,8 @@ def validate(cfg: RunConfig) -> None:
         if not ok:
             raise ConfigError(f"{key}: {why}")
 
-    require(m.width > 0, "model.width", f"must be positive; got {m.width}")
+    require(0 < m.width <= MAX_WIDTH, "model.width", f"must be in (0, {MAX_WIDTH}] (parameters grow as its square: "
+            f"16 is ~16 billion for the paper's net); got {m.width}")
     require(plain_name_problem(cfg.tracking.experiment) is None, "tracking.experiment",
             plain_name_problem(cfg.tracking.experiment) or "")
     require(0 <= cfg.seed < 2**32, "seed", f"must be in [0, 2**32); got {cfg.seed}")

@@ -165,3 +165,27 @@ def test_out_of_room_anywhere_in_a_failures_chain_is_one_line_and_exit_1(capsys)
         assert cli.guarded(command) == 1
         err = capsys.readouterr().err
         assert err.startswith(f"harness: out of room: {line}") and err.count("\n") == 1, err
+
+
+def test_arguments_past_any_sane_value_exit_2_with_one_line(tmp_path, capsys, monkeypatch):
+    """--workers past 4 per usable CPU (or past int's digits), a port outside TCP's, an empty
+    --resume (which once started a new default run), a grid value past int's digits."""
+    from harness import cli
+
+    monkeypatch.chdir(tmp_path)
+    grid = ROOT / "ablations" / "relu_speed_cpu.yaml"
+    cpus = len(os.sched_getaffinity(0))
+    (tmp_path / "big.yaml").write_text("name: big\npreset: cifar_convnet4\ndesign: factorial\n"
+                                       f"axes: {{model.activation: [relu]}}\nseeds: [{'9' * 5000}]\n")
+    for command, line in (
+            (["sweep", str(grid), "--dry-run", "--workers", str(4 * cpus + 1)], f"--workers {4 * cpus + 1}: at most 4 per CPU"),
+            (["sweep", str(grid), "--dry-run", "--workers", "9" * 5000], "--workers 99999999999999999999: at most 4"),
+            (["ui", "--port", "70000"], "--port: a TCP port, 1 to 65535; got 70000"),
+            (["ui", "--port", "-1"], "--port: a TCP port, 1 to 65535; got -1"),
+            (["train", "--resume", ""], "--resume: the MLflow run id of the run to continue; got an empty one"),
+            (["sweep", str(tmp_path / "big.yaml"), "--dry-run"], "big.yaml: a value YAML cannot read (ValueError")):
+        assert cli.main(command) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"harness: config error: {line}") or line in err, err
+        assert err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.yaml"]  # no store, no run

@@ -1,4 +1,5 @@
 import os
+import re
 import subprocess
 import sys
 
@@ -81,7 +82,9 @@ def test_cli_bad_config_exits_2_before_anything_is_written(tmp_path):
     ("tracking.experiment=..", "tracking.experiment: letters, digits"),  # a name that becomes a folder
     ("tracking.experiment=a/../../b", "tracking.experiment: letters, digits"),
     ("seed=-1", "seed: must be in"),
+    ("model.width=1e9", "model.width: must be in (0, 16]"),  # terabytes of weights, allocated mid-run
+    ("data.train_subset=" + "9" * 5000, "data.train_subset: cannot read '99999999999999999999'... (5,000 characters)"),
 ])
 def test_values_that_would_only_fail_mid_training_are_rejected_up_front(override, message):
-    with pytest.raises(C.ConfigError, match=message):
+    with pytest.raises(C.ConfigError, match=re.escape(message)):
         C.load("imagenet_alexnet", [override])
