@@ -309,6 +309,11 @@ def _shared_settings(values: dict[str, Any], overrides: list[str] | None) -> tup
     report reads the target that ran, also where a command-line override changed it."""
     shared = {**(values.get("set") or {}), **{STOP_KEYS[k]: v for k, v in (values.get("stop") or {}).items()}}
     given = C.parse_flat(overrides or [])
+    _sweep_set(values.get("set") or {}, "set.")
+    _sweep_set(given, "")
+    for axis, by_value in (values.get("with") or {}).items():
+        for value, settings in by_value.items():
+            _sweep_set(settings, f"with.{axis}.{value}.")
     # `set` (a base file's, say) is the default that an axis or `with` changes; the command line's
     # key=value is meant for every cell, so one that a cell sets itself would silently do nothing
     owned = _set_per_cell(values)
@@ -318,6 +323,19 @@ def _shared_settings(values: dict[str, Any], overrides: list[str] | None) -> tup
                         "(or only some cells); change the grid file instead")
     shared.update(given)
     return shared, {k: shared[key] for k, key in STOP_KEYS.items() if key in shared}
+
+
+# What the sweep sets itself in every cell's config (sweep.py, _expand): a value given would be dropped.
+SWEEP_SETS = {"tracking.uri": "the sweep records every cell in its tracking store: give it with --tracking-uri",
+              "tracking.experiment": "the sweep names its experiment after the grid's name",
+              "tracking.run_name": "the sweep names each cell's run from its switches and seed"}
+
+
+def _sweep_set(settings: dict[str, Any], where: str) -> None:
+    """Refuse a key the sweep sets itself, dotted (tracking.uri) or nested (tracking: {uri: ...})."""
+    flat = {f"{key}.{inner}" for key, value in settings.items() if isinstance(value, dict) for inner in value}
+    for key in sorted((set(map(str, settings)) | flat) & set(SWEEP_SETS)):
+        raise GridError(f"{where}{key}", f"{SWEEP_SETS[key]}, so this setting would change nothing")
 
 
 def _set_per_cell(values: dict[str, Any]) -> dict[str, str]:

@@ -86,7 +86,7 @@ seeds: [0]
 def test_cell_key_ignores_where_a_cell_runs_but_not_what_it_computes(tmp_path):
     path = write(tmp_path, LOO)
     base = G.load(path).cells
-    moved = G.load(path, ["trainer.threads=1", "trainer.progress_bar=false", "tracking.uri=sqlite:///x.db",
+    moved = G.load(path, ["trainer.threads=1", "trainer.progress_bar=false", "tracking.artifact_root=/elsewhere",
                           "trainer.checkpoint_dir=/elsewhere", "data.data_dir=/data"]).cells
     assert [c.key for c in moved] == [c.key for c in base]
     changed = G.load(path, ["optim.weight_decay=0.001"]).cells
@@ -234,3 +234,18 @@ def test_a_grid_file_past_its_bounds_is_refused_at_once(tmp_path):
         with pytest.raises(C.ConfigError, match=message):
             G.load(path)
         assert time.perf_counter() - started < 1.0
+
+
+@pytest.mark.parametrize("where", ["override", "set", "nested set", "with"])
+@pytest.mark.parametrize("key", ["tracking.uri", "tracking.experiment", "tracking.run_name"])
+def test_a_setting_the_sweep_makes_itself_is_refused_not_dropped(tmp_path, where, key):
+    """The sweep records every cell in its own store, experiment and run names: a value given for
+    one of them would be silently ignored."""
+    grid = "name: g\npreset: cifar_convnet4\ndesign: factorial\naxes: {model.activation: [relu, tanh]}\nseeds: [0]\n"
+    section, leaf = key.split(".")
+    grid += {"override": "", "set": f"set: {{{key}: x}}\n", "nested set": f"set: {{{section}: {{{leaf}: x}}}}\n",
+             "with": f"with: {{model.activation: {{tanh: {{{key}: x}}}}}}\n"}[where]
+    path = write(tmp_path, grid, "g.yaml")
+    named = {"override": key, "set": f"set.{key}", "nested set": f"set.{key}", "with": f"with.model.activation.tanh.{key}"}
+    with pytest.raises(C.ConfigError, match=f"{named[where]}: the sweep .*, so this setting would change nothing"):
+        G.load(path, [f"{key}=x"] if where == "override" else [])
