@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,9 @@ def _mlflow_pytorch() -> Any:
     """mlflow.pytorch, without the root log handler that importing it installs (its Lightning
     autolog module calls logging.basicConfig), which would print Lightning's INFO lines in every
     later run of the process."""
+    # MLflow 3.17 lets a pt2 file hold pickled records (and loads them, running their code) unless
+    # this is false; its default is true. A model from a runs file must never run code.
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     handlers, level = list(logging.root.handlers), logging.root.level
     import mlflow.pytorch
     logging.root.handlers[:], logging.root.level = handlers, level

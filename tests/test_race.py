@@ -310,7 +310,9 @@ def test_a_race_killed_in_either_stage_settles_each_cell_once_in_place_and_from_
 
     # from the runs file, in a fresh folder's new default stores
     there_uri = fresh_store(there / "mlruns" / "mlflow.db")
-    subprocess.run(harness + ["import", str(tmp_path / "r.runs.zip")], cwd=there, check=True)
+    # the grid keeps its checkpoints in an absolute folder, which an import follows only when told to
+    checkpoints = G.load(path).cells[0].config.trainer.checkpoint_dir
+    subprocess.run(harness + ["import", str(tmp_path / "r.runs.zip"), "--checkpoint-dir", checkpoints], cwd=there, check=True)
     out = subprocess.run(harness + ["sweep", str(path)], cwd=there, check=True, capture_output=True, text=True).stdout
     assert "continued from run" in out  # the killed estimate cell, from the checkpoint its runs file carried
     ran = {line.split("-> ")[1] for line in out.splitlines() if "  -> " in line}

@@ -26,8 +26,10 @@ def test_first_cell_of_each_shipped_grid_trains_one_epoch(path, store, real_cifa
     from harness.train import train
 
     monkeypatch.setenv("HARNESS_DATA_DIR", str(real_cifar.parent))
-    overrides = SHRINK + [f"{k}={v}" for k, v in store.items()]
+    # the tracking URI is the sweep's to give (--tracking-uri), so it goes on the cell's config
+    overrides = SHRINK + [f"{k}={v}" for k, v in store.items() if k != "tracking.uri"]
     cell = G.load(path, overrides).cells[0]
+    cell.config.tracking.uri = store["tracking.uri"]
     assert cell.config.trainer.max_epochs == 1 and cell.config.data.train_subset == 8
     result = train(cell.config)
     assert result.status == "FINISHED", result.error
