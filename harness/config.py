@@ -458,8 +458,10 @@ def validate(cfg: RunConfig) -> None:
     require(t.max_epochs > 0, "trainer.max_epochs", "must be positive")
     require(0 <= t.stop_train_err < 100, "trainer.stop_train_err", "must be a percent in [0, 100)")
     require(t.stop_stalled >= 0, "trainer.stop_stalled", "must be >= 0 (0 = off)")
-    require(cfg.tracking.system_metrics_s == 0 or cfg.tracking.system_metrics_s >= 1, "tracking.system_metrics_s",
-            f"seconds between samples: 0 (none) or at least 1; got {cfg.tracking.system_metrics_s}")
+    # At most a day: past threading's longest wait (~292 years) the sampler's thread dies with a traceback.
+    require(cfg.tracking.system_metrics_s == 0 or 1 <= cfg.tracking.system_metrics_s <= 86_400,
+            "tracking.system_metrics_s",
+            f"seconds between samples: 0 (none) or 1 to 86,400 (a day); got {cfg.tracking.system_metrics_s}")
 
     expected = MODEL_DATASET[m.name]
     require(

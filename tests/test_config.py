@@ -28,6 +28,9 @@ def test_overrides_are_typed_and_nested():
     ("model.towers=3", "model.towers: expected one of 1, 2"),
     ("model.dropout=1.5", "model.dropout: must be in [0, 1)"),
     ("lrn", "an override is key=value"),
+    ("tracking.system_metrics_s=0.5", "tracking.system_metrics_s: seconds between samples: 0 (none) or 1 to 86,400"),
+    ("tracking.system_metrics_s=1e10", "tracking.system_metrics_s: seconds between samples"),
+    ("tracking.log_model=some", "tracking.log_model: expected one of final, best, none"),
 ])
 def test_bad_values_name_their_key(override, message):
     with pytest.raises(C.ConfigError, match=message.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
