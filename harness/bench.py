@@ -1,15 +1,19 @@
 """`harness bench`: the harness's training loop against a bare PyTorch loop, on this machine.
 
-Claim (issue 14): with default settings the harness trains as fast as a plain `for` loop over the
-same model, uint8 tensors, batch transform, optimiser and precision (harness/bare >= 0.97), LRN
-costs at most 15% of a step, the data transform at most 5%, and `harness train` reaches its first
-step within 3 s of its imports. Evidence: the table this writes to reports/bench/<machine>.md.
+Claims: with the same settings the harness trains as fast as a plain `for` loop over the same
+model, uint8 tensors, batch transform, optimiser and precision (harness/bare >= 0.97, eager and
+compiled: issues 14 and 25); its default settings train at least 1.25x as fast as the bare eager
+fp32 loop (issue 25); LRN costs at most 15% of a step, the data transform at most 5%, and `harness
+train` reaches its first step within 3 s of its imports. Evidence: the table this writes to
+reports/bench/<machine>.md.
 
 Method: every measurement runs in this one process, in turn, `repeats` times (machines are noisy,
 so ratios come from measurements taken side by side), after one untimed warm-up round; medians
-with their spread ((max - min) / median). Start-up runs `harness train` in a child process against
-a throw-away store, with the data cache already warm. `--workers auto` uses `best_workers`: each
-layout of worker processes x threads runs the cell's training step concurrently for a few seconds.
+with their spread ((max - min) / median). Each epoch is timed in every setting of SETTINGS (and
+the harness's default, if that is none of them), harness and bare loop alike. Start-up runs
+`harness train` in a child process against a throw-away store, with the data cache already warm.
+`--workers auto` uses `best_workers`: each layout of worker processes x threads runs the cell's
+training step concurrently for a few seconds.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from harness import compiling
 from harness import config as C
 from harness import places
 from harness.data import Data, load_data
@@ -43,6 +48,10 @@ from harness.models.layers import LocalResponseNorm
 DEFAULT_TARGETS = [("cifar_convnet4", []), ("cifar_alexnet", ["model.width=0.25"])]
 DEFAULT_GRIDS = [Path(__file__).parents[1] / "ablations" / f"{name}.yaml" for name in ("relu_speed_cpu", "cifar_tricks_cpu")]
 SECONDS_PER_MEASUREMENT = 4.0  # sets the batches per timed loop: long enough to dwarf timer noise
+# The settings every epoch is timed in, named "<eager|compiled> <fp32|bf16>" (trainer.compile,
+# trainer.precision). The bare loop in REFERENCE is what every speed-up is measured against.
+SETTINGS = ("eager fp32", "compiled fp32", "eager bf16")
+REFERENCE = "eager fp32"
 
 
 # -- the machine ------------------------------------------------------------------------------------
@@ -91,9 +100,9 @@ def timed(device: torch.device, work: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
-def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
-    """The machine's fp32 matrix-product rate: the ceiling a training step can approach."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+def matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 5) -> float:
+    """The machine's matrix-product rate in `dtype`: the ceiling a training step can approach."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b  # warm-up
     return 2 * n**3 / statistics.median(timed(device, lambda: a @ b) for _ in range(repeats)) / 1e9
 
@@ -108,6 +117,7 @@ class Bench:
     data: Data
     device: torch.device
     nhwc: bool  # the memory format the harness picks here (C.channels_last)
+    compiled: bool  # C.compiles here: the model goes through torch.compile
 
     @property
     def num_classes(self) -> int:
@@ -120,7 +130,10 @@ class Bench:
             if isinstance(module, LocalResponseNorm) and lrn is not LocalResponseNorm:
                 parent = model.get_submodule(name.rpartition(".")[0])
                 setattr(parent, name.rpartition(".")[2], lrn() if lrn else nn.Identity())
-        return model.to(self.device, memory_format=memory_format(self.nhwc if nhwc is None else nhwc))
+        model = model.to(self.device, memory_format=memory_format(self.nhwc if nhwc is None else nhwc))
+        if self.compiled:
+            model.compile()
+        return model
 
     def batch(self, nhwc: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         images, labels = next(iter(self.data.train))
@@ -137,7 +150,8 @@ class Bench:
 
 
 def bare_epoch(b: Bench, batches: int) -> float:
-    """Images/s of a plain loop: the harness's batches and transform, its model, SGD and precision."""
+    """Images/s of a plain loop: the harness's batches and transform, its model (compiled or not),
+    SGD and precision."""
     model = b.model()
     optimiser, fmt, seen = b.sgd(model), memory_format(b.nhwc), []
 
@@ -156,7 +170,8 @@ def harness_epoch(b: Bench, batches: int, folder: Path) -> float:
 
     cfg = dataclasses.replace(b.cfg, trainer=dataclasses.replace(b.cfg.trainer, max_epochs=1, progress_bar=False))
     recorded: dict[str, float] = {}
-    module = T.Classifier(cfg, b.data.transform, b.num_classes, lambda step, m: recorded.update(m), b.nhwc)
+    module = T.Classifier(cfg, b.data.transform, b.num_classes, lambda step, m: recorded.update(m), b.nhwc,
+                          compiled=b.compiled)
     T.lightning_trainer(cfg, folder / "last.ckpt").fit(module, FirstBatches(b.data.train, batches))
     return recorded["images_per_sec"]
 
@@ -184,15 +199,43 @@ def transform_seconds(b: Bench, batches: int) -> float:
     return timed(b.device, lambda: [b.data.transform.train(x).contiguous(memory_format=fmt) for x, _ in loaded]) / batches
 
 
-def measurements(b: Bench, folder: Path) -> dict[str, Callable[[int], float]]:
-    """name -> (batches -> value): images/s for the epochs, seconds per batch for the rest."""
-    out = {"harness epoch": lambda n: harness_epoch(b, n, folder), "bare epoch": lambda n: bare_epoch(b, n),
-           "step": lambda n: step_seconds(b, n), "step, other format": lambda n: step_seconds(b, n, not b.nhwc),
-           "transform": lambda n: transform_seconds(b, n)}
+def setting(compiled: bool, precision: str) -> str:
+    return f"{'compiled' if compiled else 'eager'} {'bf16' if precision == 'bf16-mixed' else 'fp32'}"
+
+
+def in_setting(b: Bench, name: str) -> Bench:
+    """The same network and data in another of SETTINGS."""
+    compiled, precision = name.startswith("compiled"), "bf16-mixed" if name.endswith("bf16") else "32-true"
+    trainer = dataclasses.replace(b.cfg.trainer, compile=compiled, precision=precision)
+    return dataclasses.replace(b, cfg=dataclasses.replace(b.cfg, trainer=trainer), compiled=compiled)
+
+
+def measurements(b: Bench, folder: Path, settings: list[str]) -> dict[str, Callable[[int], float]]:
+    """name -> (batches -> value): images/s for the epochs (harness and bare, in each setting), seconds
+    per batch for the rest (in the harness's default setting, `b`'s)."""
+    out: dict[str, Callable[[int], float]] = {}
+    for name in settings:
+        v = in_setting(b, name)
+        out |= {f"harness epoch, {name}": lambda n, v=v: harness_epoch(v, n, folder),
+                f"bare epoch, {name}": lambda n, v=v: bare_epoch(v, n)}
+    out |= {"step": lambda n: step_seconds(b, n), "step, other format": lambda n: step_seconds(b, n, not b.nhwc),
+            "transform": lambda n: transform_seconds(b, n)}
     if b.cfg.model.lrn:
         out |= {"step, no LRN": lambda n: step_seconds(b, n, lrn=None),
                 "step, torch LRN": lambda n: step_seconds(b, n, lrn=lambda: nn.LocalResponseNorm(5, 1e-4, 0.75, 2))}
     return out
+
+
+def compile_seconds(b: Bench, say: Callable[[str], None]) -> float | None:
+    """Seconds `compiling.prepare` takes on this network (Inductor's caches as this machine has them),
+    or None where it cannot compile here (the compiled setting is then left out, and says why)."""
+    started = time.perf_counter()
+    try:
+        compiling.prepare(in_setting(b, "compiled fp32").cfg, b.num_classes, b.device, say=lambda line: None)
+    except C.ConfigError as err:
+        say(f"bench: {b.label}: {err}: the compiled setting is left out")
+        return None
+    return time.perf_counter() - started
 
 
 def run_target(preset: str, overrides: list[str], repeats: int, say: Callable[[str], None]) -> dict:
@@ -205,22 +248,27 @@ def run_target(preset: str, overrides: list[str], repeats: int, say: Callable[[s
         torch.set_num_threads(cfg.trainer.threads)
     data = load_data(cfg.data)
     data.to(device)
-    b = Bench(label, cfg, data, device, device_settings(cfg.trainer, device))
+    b = Bench(label, cfg, data, device, device_settings(cfg.trainer, device), C.compiles(cfg.trainer, device.type))
+    default = setting(b.compiled, cfg.trainer.precision)
+    compile_s = compile_seconds(b, say)
+    settings = [name for name in dict.fromkeys((default, *SETTINGS)) if compile_s is not None or "compiled" not in name]
     probe = step_seconds(b, 3)
     batches = max(5, min(len(data.train), round(SECONDS_PER_MEASUREMENT / probe)))
-    say(f"bench: {label}: {batches} batches of {cfg.data.batch_size} per timed loop "
-        f"(~{probe:.3f} s a step), {repeats} repeat{'s' if repeats > 1 else ''} of {len(measurements(b, Path()))} measurements")
+    say(f"bench: {label}: {batches} batches of {cfg.data.batch_size} per timed loop (~{probe:.3f} s a step), "
+        f"{repeats} repeat{'s' if repeats > 1 else ''} of {len(measurements(b, Path(), settings))} measurements; "
+        f"the default here: {default}")
     values: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        timings = measurements(b, Path(tmp))
-        for measure in timings.values():  # warm-up: first-call allocations and kernel choices
+        timings = measurements(b, Path(tmp), settings)
+        for measure in timings.values():  # warm-up: first-call allocations, kernel choices, compiling
             measure(max(2, batches // 10))
         for repeat in range(repeats):
             for name, measure in timings.items():
                 values.setdefault(name, []).append(measure(batches))
             say(f"bench: {label}: repeat {repeat + 1}/{repeats} done")
-    model = b.model()
-    return {"label": label, "device": str(device), "nhwc": b.nhwc, "batch": cfg.data.batch_size,
+    model = b.model() if not b.compiled else in_setting(b, "eager fp32").model()
+    return {"label": label, "device": str(device), "nhwc": b.nhwc, "batch": cfg.data.batch_size, "default": default,
+            "settings": settings, "compile_s": compile_s,
             "gflop_per_step": step_gflops(model.cpu(), cfg.data.batch_size), "values": values,
             "first_step": first_step(label, preset, overrides, say),
             "system_metrics": {"sample_s": system_metrics_sample_s(), "every_s": cfg.tracking.system_metrics_s}}
@@ -376,11 +424,20 @@ def spread(values: list[float]) -> str:
     return f"±{50 * (max(values) - min(values)) / med(values):.0f}%"
 
 
+def epoch(t: dict, who: str, name: str) -> float:
+    """Median images/s of the harness's or the bare loop's epoch in one setting."""
+    return med(t["values"][f"{who} epoch, {name}"])
+
+
 def goals(t: dict) -> list[tuple[str, str, bool]]:
     """(goal, measured, met) for one network."""
-    v, out = t["values"], []
-    ratio = med(v["harness epoch"]) / med(v["bare epoch"])
-    out.append(("harness/bare >= 0.97", f"{ratio:.3f}", ratio >= 0.97))
+    v, default, out = t["values"], t["default"], []
+    for name in dict.fromkeys((default, "compiled fp32")):
+        if name in t["settings"]:
+            ratio = epoch(t, "harness", name) / epoch(t, "bare", name)
+            out.append((f"harness/bare >= 0.97, {name}", f"{ratio:.3f}", ratio >= 0.97))
+    speedup = epoch(t, "harness", default) / epoch(t, "bare", REFERENCE)
+    out.append((f"default ({default}) >= 1.25x the bare {REFERENCE} loop", f"{speedup:.2f}x", speedup >= 1.25))
     share = med(v["transform"]) / med(v["step"])
     out.append(("data transform <= 5% of the step", f"{100 * share:.1f}%", share <= 0.05))
     if "step, no LRN" in v:
@@ -388,59 +445,85 @@ def goals(t: dict) -> list[tuple[str, str, bool]]:
         out.append(("LRN <= +15% of the step", f"+{100 * lrn:.0f}%", lrn <= 0.15))
     after = t["first_step"]["after imports"]
     out.append(("first step <= imports + 3 s", f"imports + {after:.1f} s", after <= 3))
-    if "system_metrics" in t:  # (a result written before system metrics were measured has none)
-        sample, every = t["system_metrics"]["sample_s"], t["system_metrics"]["every_s"]
-        cost = sample / every if every else 0.0
-        out.append((f"system metrics (a sample every {every:g} s) < 1% of the time",
-                    f"{1e3 * sample:.1f} ms a sample: {100 * cost:.2f}%", cost < 0.01))
+    sample, every = t["system_metrics"]["sample_s"], t["system_metrics"]["every_s"]
+    cost = sample / every if every else 0.0
+    out.append((f"system metrics (a sample every {every:g} s) < 1% of the time",
+                f"{1e3 * sample:.1f} ms a sample: {100 * cost:.2f}%", cost < 0.01))
     return out
 
 
 # What stands between a goal and the measurement, where it is known (printed under an unmet goal).
-CAUSES = {"LRN <= +15% of the step": (
-    "LRN is memory-bound: its arithmetic is a few operations per activation, but each eager PyTorch "
-    "operation is one full pass over the activations, and `harness.models.layers.LocalResponseNorm` makes "
-    "nine (square, window-sum convolution, power, product; and five in its handwritten backward), "
-    "against thirteen for torch's. One fused pass each way would need a compiled kernel.")}
+CAUSES = {
+    "LRN <= +15% of the step": (
+        "LRN is memory-bound: a few operations per activation, but each eager PyTorch operation is one "
+        "full pass over the activations, and `harness.models.layers.LocalResponseNorm` makes twelve (seven "
+        "forward, five in its handwritten backward; torch's makes more). Inductor's fused kernels for the "
+        "same formula were no faster here (torch 2.14's C++ code for the channel window)."),
+    "default": (
+        "the default is eager fp32. Compiling does not pay on a CPU (the compiled rows), so `trainer.compile=auto` "
+        "compiles on CUDA only. bf16-mixed (the bf16 rows) is a setting a grid or run chooses "
+        "(`trainer.precision: bf16-mixed`), not a default that changes with the processor: sweeps here are "
+        "continued on whatever machine the next session gets, with or without bf16 instructions, and a "
+        "cell must compute the same wherever it runs. reports/precision_cpu/ measures what bf16 does to test error."),
+}
 
 
-def table(results: list[dict], grids: list[dict], described: dict[str, str], ceiling: float, command: str) -> str:
+def cause(goal: str) -> str | None:
+    return CAUSES.get(goal) or (CAUSES["default"] if goal.startswith("default (") else None)
+
+
+def table(results: list[dict], grids: list[dict], described: dict[str, str], ceilings: dict[str, float],
+          command: str) -> str:
     from harness.plan import CELL_SETUP_S  # (plan imports MLflow and Optuna: not in every layout child)
+
+    def gflops(t: dict, images_per_s: float, name: str) -> str:
+        rate = t["gflop_per_step"] / t["batch"] * images_per_s
+        return f"{rate:,.0f} ({100 * rate / ceilings[name.split()[-1]]:.0f}%)"
 
     lines = [f"# `harness bench` on {machine_slug(described)}", "",
              "Generated by `harness bench`; every number below was measured in one run of:", "",
              f"    {command}", "",
              "Machine: " + ", ".join(f"{k} {v}" for k, v in described.items())
-             + f"; fp32 matrix-product ceiling {ceiling:,.0f} GFLOP/s (2048x2048).", "",
+             + "; matrix-product ceilings (2048x2048): " + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in ceilings.items())
+             + ".", "",
              "Medians of the repeats, ± half their range as a percentage of the median. Epochs are images/s "
              "over the same batches (harness: its LightningModule and Trainer; bare: a plain loop over the "
-             "same model, uint8 tensors, batch transform, SGD and precision; both without a progress bar); steps "
-             "are ms per SGD step on one fixed batch; the transform is ms per batch.", "",
-             "| network | format | harness img/s | bare img/s | harness/bare | step ms | GFLOP/s (ceiling %) "
-             "| other format | transform ms | LRN (torch's) | imports s | first step s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "same model, uint8 tensors, batch transform, SGD and precision; both without a progress bar), "
+             "in each setting (eager or `torch.compile`d, fp32 or bf16-mixed autocast); GFLOP/s is the "
+             f"harness's, against the ceiling of its precision. x {REFERENCE}: the harness's images/s over "
+             f"the bare {REFERENCE} loop's.", "",
+             "| network | setting | harness img/s | bare img/s | harness/bare | x bare " + REFERENCE
+             + " | GFLOP/s (ceiling %) |", "|---|---|---|---|---|---|---|"]
+    for t in results:
+        for name in t["settings"]:
+            h, bare = epoch(t, "harness", name), epoch(t, "bare", name)
+            v = t["values"]
+            lines.append(f"| {t['label']} | {name}{' (default)' if name == t['default'] else ''} "
+                         f"| {h:,.0f} {spread(v[f'harness epoch, {name}'])} | {bare:,.0f} {spread(v[f'bare epoch, {name}'])} "
+                         f"| {h / bare:.3f} | {h / epoch(t, 'bare', REFERENCE):.2f}x | {gflops(t, h, name)} |")
+    lines += ["", "Steps, in the default setting: ms per SGD step on one fixed batch; the transform is ms per "
+              "batch; compile: seconds for `torch.compile` and one step (Inductor's on-disk caches as found).", "",
+              "| network | format | step ms | GFLOP/s (ceiling %) | other format | transform ms | LRN (torch's) "
+              "| compile s | imports s | first step s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for t in results:
         v = t["values"]
         step = med(v["step"])
-        gflops = t["gflop_per_step"] / step
-        other = med(v["step, other format"]) / step
         lrn = "-"
         if "step, no LRN" in v:
             base = med(v["step, no LRN"])
             lrn = f"+{100 * (step / base - 1):.0f}% (+{100 * (med(v['step, torch LRN']) / base - 1):.0f}%)"
         fs = t["first_step"]
+        compile_s = "-" if t["compile_s"] is None else f"{t['compile_s']:.1f}"
         lines.append(
-            f"| {t['label']} | {'NHWC' if t['nhwc'] else 'NCHW'} | {med(v['harness epoch']):,.0f} "
-            f"{spread(v['harness epoch'])} | {med(v['bare epoch']):,.0f} {spread(v['bare epoch'])} "
-            f"| {med(v['harness epoch']) / med(v['bare epoch']):.3f} | {1e3 * step:.1f} {spread(v['step'])} "
-            f"| {gflops:,.0f} ({100 * gflops / ceiling:.0f}%) | {other:.2f}x the time "
+            f"| {t['label']} | {'NHWC' if t['nhwc'] else 'NCHW'} | {1e3 * step:.1f} {spread(v['step'])} "
+            f"| {gflops(t, t['batch'] / step, t['default'])} | {med(v['step, other format']) / step:.2f}x the time "
             f"| {1e3 * med(v['transform']):.1f} ({100 * med(v['transform']) / step:.1f}% of a step) | {lrn} "
-            f"| {fs['imports']:.1f} | +{fs['after imports']:.1f} |")
-    lines += ["", "## Goals (issue 14)", "", "| network | goal | measured | met |", "|---|---|---|---|"]
+            f"| {compile_s} | {fs['imports']:.1f} | +{fs['after imports']:.1f} |")
+    lines += ["", "## Goals (issues 14 and 25)", "", "| network | goal | measured | met |", "|---|---|---|---|"]
     for t in results:
         lines += [f"| {t['label']} | {g} | {m} | {'yes' if ok else '**no**'} |" for g, m, ok in goals(t)]
-    unmet = {g for t in results for g, _, ok in goals(t) if not ok}
-    lines += [f"\n{goal}, not met: {cause}" for goal, cause in CAUSES.items() if goal in unmet]
+    unmet = dict.fromkeys(g for t in results for g, _, ok in goals(t) if not ok and cause(g))
+    lines += [f"\n{goal}, not met: {cause(goal)}" for goal in unmet]
     if grids:
         lines += ["", "## Sweep layouts (`--workers auto`)", "",
                   "Each layout runs the grid's first network in all its processes at once for 6 s; cells/hour is "
@@ -480,16 +563,16 @@ def bench(targets: list[tuple[str, list[str]]], grid_files: list[Path], repeats:
         say(f"bench: caution: {described['caution']}")
     device = pick_device(C.TrainerConfig())
     from harness.train import device_settings
-    device_settings(C.TrainerConfig(), device)  # the ceiling in the precision the runs use (TF32 on CUDA)
-    ceiling = matmul_gflops(device)
+    device_settings(C.TrainerConfig(), device)  # the ceilings in the precision the runs use (TF32 on CUDA)
+    ceilings = {"fp32": matmul_gflops(device), "bf16": matmul_gflops(device, torch.bfloat16)}
     results = [run_target(preset, overrides, repeats, say) for preset, overrides in targets]
     grids = [grid_rates(path, say) for path in grid_files] if device.type == "cpu" else []
-    text = table(results, grids, described, ceiling, command)
+    text = table(results, grids, described, ceilings, command)
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / f"{machine_slug(described)}.md"
         path.write_text(text)
         (out_dir / f"{machine_slug(described)}.json").write_text(json.dumps(
-            {"machine": described, "ceiling_gflops": ceiling, "networks": results, "grids": grids}, indent=1))
+            {"machine": described, "ceiling_gflops": ceilings, "networks": results, "grids": grids}, indent=1))
         say(f"bench: wrote {path}")
     return text

@@ -65,7 +65,9 @@ for the optional checkpoints:
 - `metrics.jsonl`: one logged metric point a line: `run_id`, `key`, `step` (epochs completed),
   `timestamp` (ms), `value` (a number; "NaN", "Infinity" or "-Infinity" as strings).
 - `trials.jsonl`: the sweep's Optuna trials: `number`, `state`, `value`, `datetime_start`,
-  `datetime_complete`, `user_attrs` (the cell hash, seed, axis values, worker).
+  `datetime_complete`, `user_attrs` (the cell hash, seed, axis values, worker). A sweep imported and
+  continued elsewhere holds the trials it came with and those of the study that continued it, one
+  history by start time (`number` is then the place in it, not one study's own).
 - `artifacts/<run_id>/<path>`: the runs' text artifacts: each child's resolved `config.yaml`,
   the parent's `grid.yaml` (learning-curve images only with `harness export --figures`).
 - `models/<run_id>/...` (only with `harness export --models`): each finished run's trained network,
@@ -172,7 +174,9 @@ def from_store(uri: str, sweep: str, storage_url: str, figures: bool = False, ch
                                         for f in sorted(folder.rglob("*")) if f.is_file()}
             runs[-1].model_tags = dict(model.tags)
     if TRIALS_ARTIFACT in tracking.artifact_files(uri, parent.run_id, "optuna"):
-        trials = parse_jsonl(tracking.artifact_bytes(uri, parent.run_id, TRIALS_ARTIFACT))
+        # an imported sweep: the trials it came with, and those of any study that continued it here
+        carried = parse_jsonl(tracking.artifact_bytes(uri, parent.run_id, TRIALS_ARTIFACT))
+        trials = merge_trials(carried, _study_trials(storage_url, parent.tags.get("optuna_study", sweep)))
     else:  # the storage the parent was made for, where the one given is another (`sweep_parent`'s fallback)
         made_for = parent.tags.get("optuna_storage", stores.redact(storage_url))
         if made_for != stores.redact(storage_url) and "***" in made_for:
@@ -221,6 +225,23 @@ def _study_trials(storage_url: str, study: str) -> list[dict]:
     return [json_safe({"number": t.number, "state": t.state.name, "value": t.value, "datetime_start": when(t.datetime_start),
                        "datetime_complete": when(t.datetime_complete), "user_attrs": t.user_attrs})
             for t in stores.study_trials(storage_url, study)]
+
+
+def merge_trials(carried: list[dict], live: list[dict]) -> list[dict]:
+    """An imported sweep's trials (`carried`) and those of the study that continued it on this
+    store (`live`; the same trial in both, as where a file comes back to the store it came from, is
+    the live one, which is newer): one history, by start time, numbered in that order (a number is
+    Optuna's own only while one study ran the whole sweep)."""
+    def key(trial: dict) -> tuple:
+        attrs = trial.get("user_attrs") or {}
+        started = trial.get("datetime_start") or f"not started: {trial.get('number')}"
+        return str(started), str(attrs.get("cell", attrs.get("mlflow_parent", "")))
+
+    if not live:
+        return carried
+    merged = {key(t): t for t in carried} | {key(t): t for t in live}
+    ordered = sorted(merged.values(), key=lambda t: (t.get("datetime_start") is None, str(t.get("datetime_start"))))
+    return [{**t, "number": number} for number, t in enumerate(ordered)]
 
 
 # ------------------------------------------------------------------------------ the file
@@ -378,7 +399,8 @@ def _member_problem(archive: zipfile.ZipFile) -> str | None:
                                                           len(parts) == 3 and name == CHECKPOINT_MEMBER.format(parts[1]))))
         if not (clean and placed):
             return f"member {name!r} is not where the format puts anything"
-        cap = MAX_CHECKPOINT if parts[0] in ("checkpoints", "models") else MAX_MEMBER
+        big = parts[0] == "checkpoints" or (parts[0] == "models" and "/".join(parts[2:]) == tracking.PT2_FILE)
+        cap = MAX_CHECKPOINT if big else MAX_MEMBER
         if info.file_size > cap:
             return f"member {name!r} expands to {info.file_size:,} bytes; at most {cap:,}"
         total += info.file_size
@@ -444,7 +466,13 @@ def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
         if run.checkpoint is not None and not is_whole_zip(run.checkpoint):
             raise corrupt(f"run {run.name}'s checkpoint is not a whole torch checkpoint")
         if run.model_files and (run is bundle.parent or set(run.model_files) - MODEL_FILES or tracking.PT2_FILE not in run.model_files
-                                or not is_whole_zip(run.model_files[tracking.PT2_FILE])
-                                or not run.model_tags.get("epochs", "0").isdigit()):
+                                or not is_whole_zip(run.model_files[tracking.PT2_FILE])):
             raise corrupt(f"run {run.name}'s model is not a pt2 MLflow model (only {', '.join(sorted(MODEL_FILES))} may "
                           "travel: a pickled model could run code as it loads)")
+    for run in bundle.children:
+        if run.model_files:
+            from harness import trained  # torch and MLflow's PyTorch flavour: only for a file with models
+
+            problem = trained.folder_problem(run.model_files, run.model_tags)
+            if problem:
+                raise corrupt(f"run {run.name}'s model is not one harness logs: {problem}")

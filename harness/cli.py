@@ -277,7 +277,8 @@ def cmd_bench(args) -> int:
     for preset, overrides in targets:
         C.load(preset, overrides)  # a bad preset or key fails at once; data and grids in B.check
     grids = [] if args.no_layouts else [Path(g) for g in args.grid or B.DEFAULT_GRIDS]
-    minutes = len(targets) * (args.repeats + 1) * 7 * B.SECONDS_PER_MEASUREMENT / 60 + len(targets) / 2 + len(grids)
+    measurements = 2 * len(B.SETTINGS) + 5  # the epochs in each setting; steps and transform in the default
+    minutes = len(targets) * ((args.repeats + 1) * measurements * B.SECONDS_PER_MEASUREMENT / 60 + 2) + len(grids)
     print(f"bench: {len(targets)} network(s), {args.repeats} repeats, {len(grids)} grid(s): "
           f"about {minutes:.0f} minutes on a CPU", flush=True)
     command = " ".join(["harness bench", *sys.argv[2:]]) if sys.argv[1:2] == ["bench"] else "harness bench"
@@ -393,8 +394,9 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_model)
 
     p = sub.add_parser("bench", help="time the harness against a bare PyTorch loop; write reports/bench/",
-                       description="The harness's epoch against a bare loop on the same model and data, the step, "
-                                   "the data transform, LRN's share, start-up, and sweep layouts, on this machine.")
+                       description="The harness's epoch against a bare loop on the same model and data, eager, "
+                                   "compiled and in bf16, the step, the data transform, LRN's share, start-up, and "
+                                   "sweep layouts, on this machine.")
     p.add_argument("--preset", action="append", default=[],
                    help="a preset to time, repeatable (default: cifar_convnet4 and cifar_alexnet "
                         "model.width=0.25)")

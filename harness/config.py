@@ -93,6 +93,8 @@ class TrainerConfig:
     precision: Literal["32-true", "bf16-mixed"] = "32-true"
     # NHWC activations: "auto" = where measured faster (see `channels_last`); true/false force it.
     channels_last: Literal["auto", True, False] = "auto"
+    # torch.compile the network: "auto" = where measured to pay (see `compiles`); true/false force it.
+    compile: Literal["auto", True, False] = "auto"
     deterministic: bool = False
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     checkpoint_dir: str = "mlruns/checkpoints"  # one sub-folder per MLflow run id
@@ -151,6 +153,17 @@ def channels_last(t: TrainerConfig, device_type: str) -> bool:
     if t.channels_last != "auto":
         return t.channels_last
     return device_type == "cpu" or (device_type == "cuda" and t.precision == "bf16-mixed")
+
+
+def compiles(t: TrainerConfig, device_type: str) -> bool:
+    """trainer.compile for a device, decided once per run. "auto" compiles on CUDA only. On a 2-core
+    AMD EPYC a compiled training step of either bench net (convnet4, the quarter-width CIFAR AlexNet)
+    was no faster than the eager one, in fp32 or bf16, after 30-60 s of compiling (torch 2.14,
+    `harness bench`: reports/bench/). On a GPU a small network's step is bound by kernel launches,
+    which compiling fuses away: PyTorch's own advice, not measured here (no GPU was lent)."""
+    if t.compile != "auto":
+        return t.compile
+    return device_type == "cuda"
 
 
 # ------------------------------------------------------------------------- dict <-> dataclass
@@ -317,7 +330,20 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
-SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, where built: 5x faster, as safe
+class SafeLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's, where built: 5x faster, as safe
+    """PyYAML's safe loader, refusing a key given twice in one mapping (YAML forbids it; PyYAML
+    keeps the last in silence, so `lr: 0.01` above `lr: 0.1` would run 0.1 unseen)."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[tuple[str, str]] = set()
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                if (key.tag, key.value) in seen:
+                    raise yaml.constructor.ConstructorError(None, None, f"key {key.value!r} given twice", key.start_mark)
+                seen.add((key.tag, key.value))
+        return super().construct_mapping(node, deep)
+
+
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_YAML_BYTES = 1 << 18  # a grid or preset is a page of text: a file a hundred times larger is a mistake
 MAX_YAML_VALUES = 100_000  # values once YAML's aliases are followed: an alias bomb stops here, at once
@@ -374,7 +400,7 @@ def parse_yaml(text: str | bytes, where: Any) -> Any:
     """YAML text as values, safely (no tags that build objects), refused past MAX_YAML_VALUES once
     aliases are followed: for files a user gives and for YAML a store or a runs file holds."""
     try:
-        values = yaml.load(text, Loader=SAFE_LOADER)
+        values = yaml.load(text, Loader=SafeLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
@@ -449,7 +475,7 @@ def validate(cfg: RunConfig) -> None:
     require(0 < d.image_size <= d.resize, "data.image_size", f"must be in (0, data.resize={d.resize}]")
     require(d.num_workers >= 0, "data.num_workers", "must be >= 0")
     require(o.lr > 0, "optim.lr", f"must be positive; got {o.lr}")
-    require(o.momentum >= 0, "optim.momentum", "must be >= 0")
+    require(0 <= o.momentum < 1, "optim.momentum", f"must be in [0, 1) (at 1 or more the steps grow without end); got {o.momentum}")
     require(o.weight_decay >= 0, "optim.weight_decay", "must be >= 0")
     require(o.step_every > 0, "optim.step_every", "must be positive")
     require(o.plateau_patience >= 0, "optim.plateau_patience", "must be >= 0")

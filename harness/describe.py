@@ -1,8 +1,8 @@
 """What a model is and what it costs: layers, parameters, multiply-adds, and measured step time.
 
 FLOPs count 2 per multiply-add in conv and FC layers only (activations, LRN and pooling are a few
-percent); a training step is taken as 3x the forward pass (forward, and backward for both inputs
-and weights)."""
+percent); a training step is 3x a layer's forward pass (forward, and backward for its input and its
+weights), 2x for a layer fed the image itself, whose input needs no gradient."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ from harness.config import RunConfig
 from harness.models import build_model, count_parameters
 
 
-def layer_macs(model: nn.Module, input_size: int) -> list[tuple[str, nn.Module, tuple, int]]:
-    """[(name, module, output shape, multiply-adds per image)] for every leaf module, in order."""
+def layer_macs(model: nn.Module, input_size: int) -> list[tuple[str, nn.Module, tuple, int, bool]]:
+    """[(name, module, output shape, multiply-adds per image, whether backward computes its input's
+    gradient)] for every leaf module, in order."""
     rows = []
 
     def hook(name):
@@ -28,13 +29,13 @@ def layer_macs(model: nn.Module, input_size: int) -> list[tuple[str, nn.Module, 
                 macs = output[0].numel() * k
             elif isinstance(module, nn.Linear):
                 macs = module.in_features * module.out_features
-            rows.append((name, module, tuple(output.shape[1:]), macs))
+            rows.append((name, module, tuple(output.shape[1:]), macs, inputs[0].requires_grad))
         return record
 
     leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook(n)) for n, m in leaves]
     try:
-        with torch.no_grad():
+        with torch.enable_grad():  # so that a layer's input says whether backward reaches it
             model.eval()(torch.zeros(1, 3, input_size, input_size))
     finally:
         for h in handles:
@@ -44,7 +45,8 @@ def layer_macs(model: nn.Module, input_size: int) -> list[tuple[str, nn.Module, 
 
 
 def step_gflops(model: nn.Module, batch_size: int) -> float:
-    return 3 * 2 * sum(r[3] for r in layer_macs(model, model.input_size)) * batch_size / 1e9
+    passes = sum(macs * (3 if input_grad else 2) for *_, macs, input_grad in layer_macs(model, model.input_size))
+    return 2 * passes * batch_size / 1e9
 
 
 def cost_line(model: nn.Module, cfg: RunConfig, train_images: int) -> str:
@@ -104,7 +106,7 @@ def describe(cfg: RunConfig, num_classes: int, steps: int) -> str:
     model = build_model(cfg.model, num_classes)
     rows = layer_macs(model, model.input_size)
     lines = [f"{'layer':<34}{'output':>18}{'params':>14}{'MMAC/image':>12}"]
-    for name, module, shape, macs in rows:
+    for name, module, shape, macs, _ in rows:
         params = sum(p.numel() for p in module.parameters())
         label = f"{name} {type(module).__name__}"
         lines.append(f"{label:<34}{'x'.join(map(str, shape)):>18}{params:>14,}{macs / 1e6:>12.1f}")

@@ -60,7 +60,7 @@ MAX_SEEDS_LIMIT = 100  # the sequential rule's boundaries simulate 200,000 paths
 # Settings that say how or where a cell runs, not what it computes: left out of the cell's hash,
 # so a resumed sweep on another machine, thread count or tracking server still finds its cells.
 NOT_IDENTITY = ("tracking", "trainer.progress_bar", "trainer.checkpoint_dir", "trainer.threads",
-                "trainer.accelerator", "trainer.channels_last", "data.data_dir", "data.cache_dir",
+                "trainer.accelerator", "trainer.channels_last", "trainer.compile", "data.data_dir", "data.cache_dir",
                 "data.num_workers")
 
 

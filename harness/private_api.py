@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Iterator
+from pathlib import Path
 from contextlib import contextmanager
 from typing import Any
 
@@ -95,6 +96,22 @@ def system_metrics_monitor(run_id: str, uri: str, every_s: float, resume: bool) 
         from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
         return SystemMetricsMonitor(run_id, sampling_interval=every_s, samples_before_logging=1,
                                     resume_logging=resume, tracking_uri=uri)
+
+
+def pt2_pickle_problem(archive: Path) -> str | None:
+    """Why a pt2 archive is not free of pickled records (which torch.export.load unpickles with
+    weights_only=False), else None: MLflow's own check, which `mlflow.pytorch.load_model` runs only
+    as it loads (with MLFLOW_ALLOW_PICKLE_DESERIALIZATION false, as harness.trained sets it). An
+    import runs it before it stores a model, so a hostile one is refused, never stored."""
+    from mlflow.exceptions import MlflowException
+
+    with _private("mlflow", "mlflow.pytorch._validate_pt2_archive_is_pickle_free"):
+        from mlflow.pytorch import _validate_pt2_archive_is_pickle_free as validate
+    try:
+        validate(str(archive))
+    except MlflowException as err:
+        return err.message.split(". ")[0].removeprefix("Deserializing model using pickle is disallowed, but ")
+    return None
 
 
 # ---------------------------------------------------------------------------------- Optuna

@@ -53,21 +53,32 @@ def sqlite_kind(db: Path) -> str:
 def sqlite_tables(db: Path, count: tuple[str, ...] = ()) -> dict[str, list[tuple]]:
     """Table name -> its rows for the small bookkeeping tables (alembic_version, version_info), the
     row count for the tables named in `count`, else nothing (a metrics table may hold millions of
-    rows); read over a read-only connection, in one read transaction. (A hot journal left by a writer
-    killed mid-transaction makes that connection fail: rolling it back here made concurrent sweeps
-    fail in CI, so it was taken out again; see the closing note of stop 34.)"""
+    rows); read in one read transaction over a read-only connection. Only where SQLite itself says
+    SQLITE_READONLY_ROLLBACK (a writer killed mid-transaction left a hot journal, which every reader
+    must roll back before it can read, and a read-only one cannot) is it read again over a
+    writable one, which rolls the cut-off transaction back under SQLite's own locks. A journal that
+    a live writer holds is not hot, so concurrent sweeps never take that path."""
     try:
-        con = sqlite3.connect(f"{db.absolute().as_uri()}?mode=ro", uri=True, timeout=60, isolation_level=None)
         try:
-            con.execute("BEGIN")  # a consistent view while another process may be creating tables
-            names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-            return {name: con.execute(f'SELECT * FROM "{name}"').fetchall() if name in ("alembic_version", "version_info")
-                    else con.execute(f'SELECT COUNT(*) FROM "{name}"').fetchall() if name in count else []
-                    for name in names}
-        finally:
-            con.close()
+            return _read_tables(db, "ro", count)
+        except sqlite3.OperationalError as err:
+            if err.sqlite_errorname != "SQLITE_READONLY_ROLLBACK":
+                raise
+            return _read_tables(db, "rw", count)
     except sqlite3.DatabaseError as err:
         raise StoreError(f"{db}: unreadable SQLite database ({err})") from None
+
+
+def _read_tables(db: Path, mode: str, count: tuple[str, ...]) -> dict[str, list[tuple]]:
+    con = sqlite3.connect(f"{db.absolute().as_uri()}?mode={mode}", uri=True, timeout=60, isolation_level=None)
+    try:
+        con.execute("BEGIN")  # a consistent view while another process may be creating tables
+        names = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        return {name: con.execute(f'SELECT * FROM "{name}"').fetchall() if name in ("alembic_version", "version_info")
+                else con.execute(f'SELECT COUNT(*) FROM "{name}"').fetchall() if name in count else []
+                for name in names}
+    finally:
+        con.close()
 
 
 @contextmanager
@@ -205,10 +216,14 @@ def _complete(db: Path) -> bool:
 
 
 def has_tracking_store(uri: str) -> bool:
-    """Whether the URI names a store that exists (a server or database URL is taken to), read
-    without writing; a file that is not a database raises StoreError."""
+    """Whether the URI names a store that exists (a server or database URL is taken to, where it
+    answers), read without writing; a file that is not a database, or a server that does not
+    answer, raises StoreError."""
     db = sqlite_path(uri)
-    return db is None or (sqlite_kind(db) == "sqlite" and "runs" in sqlite_tables(db))
+    if db is None:
+        _answers(uri, "tracking store")  # StoreError for one that does not answer
+        return True
+    return sqlite_kind(db) == "sqlite" and "runs" in sqlite_tables(db)
 
 
 def _half_made(db: Path, uri: str) -> bool:

@@ -416,6 +416,12 @@ def log_model_folder(uri: str, run_id: str, folder: Path, step: int, tags: dict[
     did not all arrive is marked FAILED and is never the run's output."""
     mlflow = client(uri)
     experiment = mlflow.get_run(run_id).info.experiment_id
+    # A process killed while it logged this run's model left it PENDING (never the run's output, but
+    # listed in the UI): gone now. Only one process logs a run's model at a time (the run's training
+    # lock, or the import lock), so none of these is being written.
+    for stray in mlflow.search_logged_models([experiment], filter_string=f"source_run_id = '{run_id}'"):
+        if "PENDING" in str(stray.status):
+            mlflow.delete_logged_model(stray.model_id)
     model = mlflow.create_logged_model(experiment, name=MODEL_NAME, source_run_id=run_id, tags=tags)
     try:
         with writing(f"run {run_id}'s model", model.artifact_location.removeprefix("file://")):
@@ -446,9 +452,11 @@ def download_model(uri: str, model: Any, into: Path) -> Path:
 
 
 def log_dataset(uri: str, run_id: str, name: str, sha256: str, source: str, sizes: dict[str, int]) -> None:
-    """The data a run read, as an MLflow dataset input (the UI's dataset column): name, source,
-    digest and the split sizes in its profile."""
-    dataset = Dataset(name=name, digest=sha256[:DIGEST_CHARS], source_type="local",
+    """The data a run read, as an MLflow dataset input (the UI's dataset column): its name with the
+    split sizes (`cifar10 45000/5000/10000`), source, digest, and the whole sha256 and the sizes in
+    its profile. MLflow keeps one dataset per name and digest in an experiment, so the sizes must be
+    in the name: two runs that read other images of one file are told apart in the column."""
+    dataset = Dataset(name=f"{name} {sizes['train']}/{sizes['val']}/{sizes['test']}", digest=sha256[:DIGEST_CHARS], source_type="local",
                       source=json.dumps({"uri": source}), profile=json.dumps({"sha256": sha256, **sizes}))
     client(uri).log_inputs(run_id, datasets=[DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
 

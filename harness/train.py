@@ -33,8 +33,10 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 
+from harness import compiling
 from harness import config as C
 from harness import places
+from harness.bench import pick_device
 from harness import stores, tracking
 from harness.curves import plot_learning_curve
 from harness.data import Data, load_data
@@ -85,13 +87,17 @@ class Classifier(pl.LightningModule):
 
     def __init__(self, cfg: C.RunConfig, transform: BatchTransform, num_classes: int,
                  record: Callable[[int, dict[str, float]], None] = lambda step, metrics: None,
-                 channels_last: bool = False, stop_check: Callable[[int], str | None] = lambda epochs: None):
+                 channels_last: bool = False, stop_check: Callable[[int], str | None] = lambda epochs: None,
+                 compiled: bool = False):
         super().__init__()
         self.cfg, self.transform, self.record, self.stop_check = cfg, transform, record, stop_check
         self.channels_last = channels_last  # C.channels_last for the device it trains on
         self.model = build_model(cfg.model, num_classes)
         if channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.compiled = compiled  # compiling.prepare's answer for the device it trains on
+        if compiled:
+            self.model.compile()  # in place: its parameters' names, and so its checkpoints, are the eager ones
         # Saved in checkpoints: cumulative training time, the best training error so far (for
         # trainer.stop_stalled), the stop rule that fired ('' = none yet), and the schedule's state.
         self.train_time_s = 0.0
@@ -298,6 +304,7 @@ def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     if cfg.trainer.threads:
         torch.set_num_threads(cfg.trainer.threads)
+    compiled = compiling.prepare(cfg, num_classes, pick_device(cfg.trainer))  # a failure: before any run
 
     with ExitStack() as held_run:
         if resume_run_id:
@@ -310,11 +317,11 @@ def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: 
                 C.flatten(cfg), run_tags(cfg, data) | (extra_tags or {}), C.to_yaml(cfg), parent_run_id)
             tracking.log_dataset(uri, run_id, data.name, data.checksum, str(data.source), data.sizes)
             held_run.enter_context(places.training_lock(cfg.trainer, run_id))
-        return _fit_and_test(cfg, data, num_classes, uri, run_id, resume_run_id is not None, claim, stop_check)
+        return _fit_and_test(cfg, data, num_classes, uri, run_id, resume_run_id is not None, claim, stop_check, compiled)
 
 
 def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_id: str, resume: bool,
-                  claim: Claim | None, stop_check: Callable[[int], str | None]) -> Result:
+                  claim: Claim | None, stop_check: Callable[[int], str | None], compiled: bool) -> Result:
     from harness.describe import cost_line
 
     def record(step: int, metrics: dict[str, float]) -> None:
@@ -328,10 +335,12 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
         with tracking.ending(uri, run_id):
             trainer = lightning_trainer(cfg, checkpoint, [FirstStepLine()])
             device = trainer.strategy.root_device
-            module = Classifier(cfg, data.transform, num_classes, record, device_settings(cfg.trainer, device), stop_check)
+            module = Classifier(cfg, data.transform, num_classes, record, device_settings(cfg.trainer, device), stop_check,
+                                compiled)
             print(f"harness: {describe_data(data)}\nharness: {cost_line(module.model, cfg, data.sizes['train'])}")
             data.to(device)
-            tracking.set_tags(uri, run_id, machine_tags(device) | {"memory_format": "NHWC" if module.channels_last else "NCHW"})
+            tracking.set_tags(uri, run_id, machine_tags(device) | {"memory_format": "NHWC" if module.channels_last else "NCHW",
+                                                                   "compiled": str(compiled).lower()})
             with tracking.system_metrics(uri, run_id, cfg.tracking.system_metrics_s, resume):
                 trainer.fit(module, data.train, data.val, ckpt_path=_resumable(checkpoint, run_id) if resume else None)
             metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k in EPOCH_METRICS}

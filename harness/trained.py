@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from harness import config as C
-from harness import places, stores, tracking
+from harness import places, private_api, stores, tracking
 from harness.errors import ConfigError, StoreError
 
 
@@ -68,6 +68,37 @@ def log(uri: str, run_id: str, net: torch.nn.Module, example: torch.Tensor, afte
     return model_id, size
 
 
+# The tags `log` gives a model: counts, as ASCII digits (a runs file's may be anything)
+COUNT_TAGS = ("epochs", "after_epochs", "bytes", "parameters")
+
+
+def folder_problem(files: dict[str, bytes], tags: dict[str, str]) -> str | None:
+    """Why a model folder from a runs file (path -> bytes) and its tags are not one that `log`
+    writes, else None: its MLmodel names the PyTorch flavour (and pyfunc through it) over `data`
+    with no code of its own, its pt2 archive holds no pickled records, its counts are numbers."""
+    bad = [k for k in COUNT_TAGS if k in tags and not (tags[k].isascii() and tags[k].isdigit() and len(tags[k]) <= 15)]
+    if "epochs" not in tags or bad:
+        return f"its tags are not counts: {', '.join(bad or ['epochs (none)'])}"
+    try:
+        mlmodel = C.parse_yaml(files.get("MLmodel", b""), "its MLmodel")
+    except ConfigError as err:
+        return str(err)
+    flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
+    torch_flavor = flavors.get("pytorch") if isinstance(flavors, dict) else None
+    pyfunc = flavors.get("python_function", {}) if isinstance(flavors, dict) else None
+    if not (isinstance(torch_flavor, dict) and isinstance(pyfunc, dict) and set(flavors) <= {"pytorch", "python_function"}
+            and torch_flavor.get("model_data") == "data" and torch_flavor.get("code") is None
+            and pyfunc.get("loader_module", "mlflow.pytorch") == "mlflow.pytorch"
+            and pyfunc.get("data", "data") == "data" and pyfunc.get("code") is None):
+        return "its MLmodel is not MLflow's PyTorch flavour over data/ without code of its own"
+    _mlflow_pytorch()  # imported quietly, before private_api imports it
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = Path(tmp) / "model.pt2"
+        archive.write_bytes(files[tracking.PT2_FILE])
+        problem = private_api.pt2_pickle_problem(archive)
+    return f"its {tracking.PT2_FILE}: {problem}" if problem else None
+
+
 @dataclass
 class Found:
     run_id: str
@@ -77,7 +108,8 @@ class Found:
 
     @property
     def size(self) -> int:
-        return int(self.model.tags.get("bytes", 0))
+        size = self.model.tags.get("bytes", "")
+        return int(size) if size.isascii() and size.isdigit() else 0
 
 
 def find(run_id: str, tracking_uri: str | None = None) -> Found:

@@ -178,15 +178,20 @@ def _pg(root: Path, *command: str) -> None:
     subprocess.run(as_user + list(command), check=True, capture_output=True, cwd=root)
 
 
-def _start_postgres(bin_dir: Path, root: Path) -> int:
-    """initdb and start a server under `root`; returns its port."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
     import socket
 
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _start_postgres(bin_dir: Path, root: Path) -> int:
+    """initdb and start a server under `root`; returns its port."""
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     _pg(root, str(bin_dir / "initdb"), "-D", str(root / "data"), "-A", "trust", "-U", "harness")
     # TCP only (no Unix socket: its path must fit 107 bytes, which a long $TMPDIR breaks).
     _pg(root, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-l", str(root / "server.log"), "-w", "start", "-o",

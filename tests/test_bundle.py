@@ -271,6 +271,35 @@ def test_a_later_export_of_a_running_sweep_brings_its_trials(source, tmp_path):
     assert again.read_bytes() == late.read_bytes()
 
 
+def test_an_imported_sweep_continued_here_exports_the_trials_it_came_with_and_those_run_here(source, tmp_path):
+    """An imported parent keeps the trials it came with as an artifact; a sweep continued on this
+    store runs a new study in this machine's storage. The export holds both, one history by start
+    time; the same trial in both (a file back on the store it came from) once, as the live study has it."""
+    import optuna
+
+    _, files = source
+    carried = bundle.read(files["syn_speed"]).trials
+    target, storage = f"sqlite:///{tmp_path}/dst/mlflow.db", f"sqlite:///{tmp_path}/dst/optuna.db"
+    assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", target]) == 0
+    study = optuna.create_study(study_name="syn_speed", storage=storage)
+    trial = study.ask()
+    trial.set_user_attr("cell", "continued-here")
+    study.tell(trial, 12.5)
+    out = tmp_path / "out.zip"
+    assert cli.main(["export", "syn_speed", "--tracking-uri", target, "--storage", storage, "--out", str(out)]) == 0
+    trials = bundle.read(out).trials
+    assert [t["number"] for t in trials] == list(range(len(carried) + 1))
+    assert trials[-1]["user_attrs"] == {"cell": "continued-here"} and trials[-1]["value"] == 12.5
+    assert [t["user_attrs"] for t in trials[:-1]] == [t["user_attrs"] for t in sorted(
+        carried, key=lambda t: (t.get("datetime_start") is None, str(t.get("datetime_start"))))]
+
+    running = {"number": 3, "state": "RUNNING", "value": None, "datetime_start": "2026-01-02T00:00:00",
+               "user_attrs": {"cell": "a"}}
+    done = {**running, "number": 0, "state": "COMPLETE", "value": 30.0}
+    older = {**running, "datetime_start": "2026-01-01T00:00:00", "user_attrs": {"cell": "b"}}
+    assert bundle.merge_trials([running, older], [done]) == [{**older, "number": 0}, {**done, "number": 1}]
+
+
 def test_refusals_name_what_is_wrong(source, tmp_path, capsys):
     uri, files = source
     folder = tmp_path / "a_folder"
@@ -435,33 +464,63 @@ def test_an_unfinished_runs_checkpoint_travels_to_where_the_sweep_looks_and_noth
     assert not elsewhere.exists() and not (there / "pwned").exists() and not (tmp_path / "pwned").exists()
 
 
-def _pt2_like() -> bytes:
-    """A whole zip, as torch.export's pt2 archive is (bundle.read checks its CRCs, not its graph)."""
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory) -> dict[str, bytes]:
+    """A real model folder as harness.trained logs it (MLflow's PyTorch flavour, pt2), of a tiny net."""
+    import torch
+    from harness import trained
+
+    folder = tmp_path_factory.mktemp("model") / "model"
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).eval()
+    trained._mlflow_pytorch().save_model(net, str(folder), input_example=torch.zeros(2, 3, 2, 2).numpy(),
+                                         serialization_format="pt2")
+    return {f.relative_to(folder).as_posix(): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def _with_record(pt2: bytes, name: str, data: bytes) -> bytes:
+    """The pt2 archive with one record's bytes replaced."""
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        archive.writestr("model/data.bin", b"\0" * 64)
+    with zipfile.ZipFile(io.BytesIO(pt2)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, data if info.filename.endswith(name) else src.read(info))
     return out.getvalue()
 
 
-DATASET = {"name": "cifar10", "digest": "a" * 36, "source_type": "local", "source": '{"uri": "/data/c.zip"}',
+DATASET = {"name": "cifar10 10/2/3", "digest": "a" * 36, "source_type": "local", "source": '{"uri": "/data/c.zip"}',
            "schema": None, "profile": '{"sha256": "' + "a" * 64 + '", "train": 10, "val": 2, "test": 3}',
            "tags": {"mlflow.data.context": "training"}}
 
 
-@pytest.mark.parametrize("hostile", [None, "pickle", "stray", "parent", "epochs"])
-def test_dataset_inputs_and_models_travel_and_a_pickled_model_does_not(tmp_path, hostile):
-    """A run's dataset inputs and (export --models) its pt2 model folder round-trip; a model folder
-    holding a pickle (data/model.pth, which loads by running code) or any other file, a model on
-    the parent, or non-numeric model epochs make the file refused, before anything is used."""
-    files = {"MLmodel": b"flavors: {}\n", "data/model.pt2": _pt2_like(), "requirements.txt": b"torch\n"}
+@pytest.mark.parametrize("hostile", [None, "pickle", "stray", "parent", "epochs", "superscript", "digits", "flavour",
+                                     "code", "model_data", "pickled_record", "not_yaml"])
+def test_dataset_inputs_and_models_travel_and_a_pickled_model_does_not(tmp_path, model_files, hostile):
+    """A run's dataset inputs and (export --models) its pt2 model folder round-trip. Refused, before
+    anything is used: a folder holding a pickle (data/model.pth, which loads by running code) or any
+    other file; a model on the parent; counts in its tags that are not numbers; an MLmodel naming
+    another flavour, code of its own or data elsewhere; a pt2 archive with a pickled record."""
+    import torch
+
+    files = dict(model_files)
+    tags = {"epochs": "3", "after_epochs": "3", "bytes": "99", "parameters": "39"}
+    mlmodel = files["MLmodel"].decode()
     if hostile == "pickle":
         files["data/model.pth"] = b"\x80\x04cos\nsystem\n."
     if hostile == "stray":
         files["../../x.sh"] = b"echo"
+    tags["epochs"] = {"epochs": "x", "superscript": "\u00b2"}.get(hostile, tags["epochs"])
+    tags["bytes"] = "9" * 40 if hostile == "digits" else tags["bytes"]
+    files["MLmodel"] = {"flavour": mlmodel.replace("  pytorch:", "  sklearn:"),
+                        "code": mlmodel.replace("code: null", "code: code"),
+                        "model_data": mlmodel.replace("model_data: data", "model_data: /etc"),
+                        "not_yaml": "flavors: [\n"}.get(hostile, mlmodel).encode()
+    if hostile == "pickled_record":  # its example inputs as a pickle that runs a command
+        buffer = io.BytesIO()
+        torch.save(RunsCode(), buffer)
+        files[tracking.PT2_FILE] = _with_record(files[tracking.PT2_FILE], "sample_inputs/model.pt", buffer.getvalue())
     parent = bundle.Run("p", None, "s", "FINISHED", 1, 2, {}, {"sweep_role": "parent"}, artifacts={"grid.yaml": b"{}"},
                         model_files=files if hostile == "parent" else {})
     child = bundle.Run("c", "p", "c-s0", "FINISHED", 1, 2, {}, {"sweep_parent": "p", "seed": "0"}, datasets=[DATASET],
-                       model_files=files, model_tags={"epochs": "x" if hostile == "epochs" else "3", "bytes": "99"})
+                       model_files=files, model_tags=tags)
     path = tmp_path / "s.zip"
     if hostile == "stray":
         with pytest.raises(bundle.RunsFileError, match="is not where the format puts anything|not a pt2"):
@@ -470,11 +529,13 @@ def test_dataset_inputs_and_models_travel_and_a_pickled_model_does_not(tmp_path,
         return
     bundle.write(bundle.Bundle("s", {}, [parent, child], []), path)
     if hostile:
-        with pytest.raises(bundle.RunsFileError, match="not a pt2 MLflow model"):
+        with pytest.raises(bundle.RunsFileError, match="not a pt2 MLflow model|not one harness logs") as err:
             bundle.read(path)
+        assert "\n" not in str(err.value)
+        assert not (tmp_path / "pwned").exists() and not Path("pwned").exists()
         return
     back = bundle.read(path).runs[1]
-    assert back.datasets == [DATASET] and back.model_files == files and back.model_tags["epochs"] == "3"
+    assert back.datasets == [DATASET] and back.model_files == files and back.model_tags == tags
     assert bundle.read(path).parent.datasets == [] and "datasets" not in zipfile.ZipFile(path).read("runs.jsonl").splitlines()[0].decode()
 
 

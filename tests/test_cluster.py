@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -30,17 +29,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness import grid as G
+from conftest import free_port
 
 pytestmark = pytest.mark.slow
 
 SERVER_START_S = 180  # deadlines against hanging, never assertions about speed
 SWEEP_S = 600
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tail(path: Path, chars: int = 3000) -> str:

@@ -76,7 +76,8 @@ def test_cli_bad_config_exits_2_before_anything_is_written(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ("data.image_size=224", "data.image_size: model.name=alexnet needs 227"),
-    ("optim.momentum=-0.1", "optim.momentum: must be >= 0"),
+    ("optim.momentum=-0.1", "optim.momentum: must be in [0, 1)"),
+    ("optim.momentum=5", "optim.momentum: must be in [0, 1) (at 1 or more the steps grow without end); got 5.0"),
     ("trainer.accelerator=tpu9", "trainer.accelerator: expected one of"),
     ("model.width=.inf", "model.width: expected a finite number; got inf"),
     ("optim.lr=.inf", "optim.lr: expected a finite number; got inf"),  # every number a run uses, in one place
@@ -91,3 +92,13 @@ def test_cli_bad_config_exits_2_before_anything_is_written(tmp_path):
 def test_values_that_would_only_fail_mid_training_are_rejected_up_front(override, message):
     with pytest.raises(C.ConfigError, match=re.escape(message)):
         C.load("imagenet_alexnet", [override])
+
+
+def test_a_key_given_twice_in_a_yaml_file_is_refused_naming_the_file_the_line_and_the_key(tmp_path):
+    """YAML forbids it; PyYAML would keep the last in silence (the run would use a value the reader
+    of the file may not see). A merge key's values may be overridden, as YAML means them to be."""
+    path = tmp_path / "p.yaml"
+    path.write_text("optim:\n  lr: 0.01\n  momentum: 0.9\n  lr: 0.1\n")
+    with pytest.raises(C.ConfigError, match=re.escape(f"{path}: not valid YAML at line 4 (key 'lr' given twice)")):
+        C.load(str(path))
+    assert C.parse_yaml("base: &b {lr: 1}\nover:\n  <<: *b\n  lr: 2\n", "x")["over"] == {"lr": 2}

@@ -88,3 +88,24 @@ def test_submitit_sbatch_text_is_the_job_harness_submit_would_hand_slurm(tmp_pat
                  "#SBATCH --job-name=harness-tiny", "-m submitit.core._submit"):
         assert line in text, text
     assert not (tmp_path / "logs").exists()  # shown, not submitted
+
+
+def test_mlflows_pt2_pickle_check_passes_a_saved_model_and_names_a_pickled_record(tmp_path):
+    import io
+    import zipfile
+
+    import torch
+    from harness import trained
+
+    folder = tmp_path / "model"
+    trained._mlflow_pytorch().save_model(torch.nn.Linear(4, 2).eval(), str(folder), input_example=torch.zeros(2, 4).numpy(),
+                                         serialization_format="pt2")
+    archive = folder / "data" / "model.pt2"
+    assert private_api.pt2_pickle_problem(archive) is None
+    pickled = io.BytesIO()
+    torch.save({"x": print}, pickled)  # a global that weights_only refuses
+    hostile = tmp_path / "hostile.pt2"
+    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(hostile, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, pickled.getvalue() if "sample_inputs" in info.filename else src.read(info))
+    assert "sample_inputs/model.pt' in the model's 'pt2' archive is not a pickle-free payload" in private_api.pt2_pickle_problem(hostile)

@@ -17,8 +17,10 @@ SHRINK = ["trainer.max_epochs=1", "data.batch_size=8", "data.train_subset=8", "d
           "data.test_subset=8", "trainer.progress_bar=false"]
 
 
-def test_every_grid_file_is_covered():
+def test_every_grid_file_is_covered_and_in_the_readmes_table():
     assert len(GRIDS) >= 6 and all(G.load(path).cells for path in GRIDS)
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert [p.stem for p in GRIDS if f"\n| `{p.stem}` |" not in readme] == []
 
 
 @pytest.mark.parametrize("path", GRIDS, ids=lambda p: p.stem)

@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 from harness import cli
 from harness import grid as G
 from test_cluster import cluster_grid
+from conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -37,18 +38,12 @@ def _unavailable(why: str):
     pytest.skip(why)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _slurm_conf(root: Path) -> str:
     host = socket.gethostname().split(".")[0]
     return f"""ClusterName=harnesstest
 SlurmctldHost={host}
-SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
+SlurmctldPort={free_port()}
+SlurmdPort={free_port()}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge

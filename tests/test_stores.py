@@ -339,3 +339,27 @@ def test_an_in_memory_sqlite_store_is_refused_before_anything_is_made(tmp_path, 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite://")
     assert cli.main(["report"]) == 2 and "in-memory" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["race.yaml"]  # no store, lock or artifact folder
+
+
+def test_a_store_left_with_a_hot_journal_is_rolled_back_and_used(tmp_path, capsys, monkeypatch):
+    """A writer killed mid-transaction (kill -9 while MLflow made its tables) leaves `<db>-journal`;
+    the next reader must roll it back, which a read-only connection cannot do."""
+    from conftest import fresh_store
+    from harness import stores
+
+    uri = fresh_store(tmp_path / "mlflow.db")
+    db = tmp_path / "mlflow.db"
+    killed = ("import os, sqlite3, sys\n"
+              "con = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+              "con.execute('PRAGMA cache_size=1')\n"  # the changed pages reach the file: only the journal undoes them
+              "con.execute('BEGIN')\n"
+              "con.executemany('INSERT INTO experiments (name, lifecycle_stage) VALUES (?, ?)',"
+              " [(f'x{i}', 'active') for i in range(3000)])\n"
+              "os.kill(os.getpid(), 9)\n")
+    assert subprocess.run([sys.executable, "-c", killed, str(db)]).returncode == -9
+    assert Path(f"{db}-journal").stat().st_size > 0
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    assert cli.main(["train", "--resume", "0123abcd"]) == 2  # past the store, to the run it names
+    assert "--resume 0123abcd: no such run" in capsys.readouterr().err
+    assert not Path(f"{db}-journal").exists()
+    assert stores.sqlite_tables(db, count=("experiments",))["experiments"] == [(1,)]  # the Default one, as before

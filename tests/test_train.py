@@ -71,7 +71,7 @@ def test_short_run_learns_and_lands_in_mlflow(real_cifar, store, capsys):
     assert tags["machine.gpu"] == "none" and tags["machine.cpu"]
     [dataset] = tracking.run_datasets(uri, result.run_id)
     profile = json.loads(dataset["profile"])
-    assert dataset["name"] == "cifar10" and dataset["digest"] == tags["dataset_sha256"][:36]
+    assert dataset["name"] == "cifar10 4000/500/500" and dataset["digest"] == tags["dataset_sha256"][:36]
     assert profile == {"sha256": tags["dataset_sha256"], "train": 4000, "val": 500, "test": 500}
     assert str(real_cifar) in dataset["source"]
     assert 0 <= run.data.metrics["system/cpu_utilization_percentage"] <= 100
@@ -353,3 +353,95 @@ def test_a_run_whose_checkpoint_was_cut_short_starts_over_in_the_same_run(real_c
     assert result.run_id == run.info.run_id and result.status == "FINISHED" and result.epochs == 2
     assert f"its checkpoint {checkpoint} is cut short" in capsys.readouterr().out
     assert [s for s, _ in history(cfg.tracking.uri, run.info.run_id, "train_loss")] == [1, 1, 2]  # epoch 1 again
+
+
+def test_runs_reading_other_images_of_one_data_file_show_their_own_split_sizes(tmp_path):
+    """MLflow keeps one dataset per (name, digest) in an experiment: without the sizes in the name,
+    the second run's dataset input would show the first run's profile."""
+    from conftest import fresh_store
+
+    uri = fresh_store(tmp_path / "mlflow.db")
+    experiment = MlflowClient(uri).create_experiment("e", artifact_location=str(tmp_path / "a"))
+    runs = [MlflowClient(uri).create_run(experiment).info.run_id for _ in range(2)]
+    for run_id, train in zip(runs, (4000, 45000)):
+        tracking.log_dataset(uri, run_id, "cifar10", "ab" * 32, "/data/c.zip", {"train": train, "val": 500, "test": 10000})
+    shown = [tracking.run_datasets(uri, run_id) for run_id in runs]
+    assert [[d["name"] for d in ds] for ds in shown] == [["cifar10 4000/500/10000"], ["cifar10 45000/500/10000"]]
+    assert [json.loads(ds[0]["profile"])["train"] for ds in shown] == [4000, 45000]
+
+
+def test_a_model_left_pending_by_a_killed_writer_is_gone_once_the_run_logs_its_model(tmp_path):
+    """kill -9 between MLflow's creating a logged model and its finalising leaves it PENDING: never
+    the run's output, but listed in the UI. The run's next model takes its place."""
+    from conftest import fresh_store
+
+    uri = fresh_store(tmp_path / "mlflow.db")
+    mlflow = MlflowClient(uri)
+    experiment = mlflow.create_experiment("e", artifact_location=str(tmp_path / "a"))
+    run_id = mlflow.create_run(experiment).info.run_id
+    stray = mlflow.create_logged_model(experiment, name=tracking.MODEL_NAME, source_run_id=run_id)
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "MLmodel").write_text("flavors: {}\n")
+    model_id = tracking.log_model_folder(uri, run_id, tmp_path / "folder", 3, {"epochs": "3"})
+    left = mlflow.search_logged_models([experiment], filter_string=f"source_run_id = '{run_id}'")
+    assert [m.model_id for m in left] == [model_id] != [stray.model_id]
+    assert tracking.run_model(uri, run_id).model_id == model_id
+
+
+def test_harness_model_says_a_tracking_server_does_not_answer_rather_than_no_such_run(capsys):
+    from conftest import free_port
+
+    assert cli.main(["model", "0123abcd", "--tracking-uri", f"http://127.0.0.1:{free_port()}"]) == 2
+    err = capsys.readouterr().err
+    assert "no answer from the tracking server" in err and "no such run" not in err and err.count("\n") == 1, err
+
+
+def test_a_compiled_run_matches_the_eager_one_resumes_and_logs_a_model_that_loads(real_cifar, store, capsys):
+    """trainer.compile=true: the losses and errors of the eager run within floating-point tolerance
+    (convnet4 has no dropout: no random stream differs), the compile time said, a `compiled` tag;
+    it continues from its checkpoint, and its model is the eager network's (the same parameter names)."""
+    from harness import trained
+    from harness.train import train
+
+    eager = train(config(real_cifar, store, "data.train_subset=512", "trainer.max_epochs=1", "trainer.compile=false"))
+    cfg = config(real_cifar, store, "data.train_subset=512", "trainer.max_epochs=1", "trainer.compile=true",
+                 "tracking.log_model=final")
+    compiled = train(cfg)
+    assert compiled.status == "FINISHED", compiled.error
+    assert "harness: compiled convnet4 in " in capsys.readouterr().out
+    uri = cfg.tracking.uri
+    for key in ("train_loss", "val_loss", "test_loss"):
+        assert history(uri, compiled.run_id, key)[0][1] == pytest.approx(history(uri, eager.run_id, key)[0][1], rel=1e-3)
+    for key in ("train_err", "val_err", "test_err"):  # a prediction or two may flip with the sums' order
+        assert abs(history(uri, compiled.run_id, key)[0][1] - history(uri, eager.run_id, key)[0][1]) <= 1.0, key
+    tags = MlflowClient(uri).get_run(compiled.run_id).data.tags
+    assert tags["compiled"] == "true" and MlflowClient(uri).get_run(eager.run_id).data.tags["compiled"] == "false"
+
+    cfg.trainer.max_epochs = 2
+    resumed = train(cfg, resume_run_id=compiled.run_id)
+    assert resumed.status == "FINISHED" and [s for s, _ in history(uri, compiled.run_id, "train_loss")] == [1, 2]
+    assert "features.conv1.weight" in trained.load(compiled.run_id, uri).state_dict()
+
+
+def test_compile_true_that_cannot_compile_is_exit_2_before_a_run_and_auto_trains_eager(real_cifar, store, capsys,
+                                                                                       monkeypatch, tmp_path):
+    """No C++ compiler, an operation Inductor cannot lower: `true` is bad input, refused before
+    any run exists; `auto` says why in one line and trains eager."""
+    from harness import config as C
+
+    monkeypatch.setattr(C, "compiles", lambda t, device_type: t.compile is not False)  # auto compiles here too
+    # A machine without a C++ compiler, for Inductor's CPU kernels: nothing cached that could serve
+    # instead (Dynamo's in-process graphs of another test's convnet4, Inductor's on-disk caches).
+    torch._dynamo.reset()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    monkeypatch.setattr("torch._inductor.config.cpp.cxx", (None, "/nonexistent/c++"))
+    overrides = [f"data.source={real_cifar}", *SMALL, *(f"{k}={v}" for k, v in store.items()),
+                 "data.train_subset=256", "trainer.max_epochs=1"]
+    assert cli.main(["train", "--preset", "cifar_convnet4", *overrides, "trainer.compile=true"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: config error: trainer.compile=true: torch.compile failed on cpu (") and err.count("\n") == 1
+    assert not tracking.find_runs(store["tracking.uri"], "harness")
+    assert cli.main(["train", "--preset", "cifar_convnet4", *overrides, "trainer.compile=auto"]) == 0
+    assert "trainer.compile=auto: torch.compile failed on cpu" in capsys.readouterr().out
+    (run,) = tracking.find_runs(store["tracking.uri"], "harness")
+    assert run.status == "FINISHED" and run.tags["compiled"] == "false"

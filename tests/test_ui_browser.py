@@ -11,7 +11,6 @@ installs them and sets it), which fails instead."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli, tracking
-from conftest import fresh_store, wait_for_ui
+from conftest import fresh_store, wait_for_ui, free_port
 from test_sweep import grid_file, run_sweep
 
 pytestmark = pytest.mark.slow
@@ -46,12 +45,6 @@ def browser():
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)  # no driver download: Debian's
     yield driver
     driver.quit()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def shoot(driver, name: str) -> None:
@@ -107,7 +100,8 @@ def test_the_ui_shows_an_imported_sweeps_runs_with_model_dataset_and_system_metr
         link = wait.until(shown.visibility_of_element_located((By.XPATH, f"//a[contains(@href, '/models/{model.model_id}')]")))
         text = browser.find_element(By.TAG_NAME, "body").text
         assert link.text == tracking.MODEL_NAME and "system/cpu_utilization_percentage" in text
-        assert f"cifar10 ({child.tags['dataset_sha256'][:tracking.DIGEST_CHARS]})" in text  # the Datasets panel
+        [dataset] = tracking.run_datasets(uri, child.run_id)  # "cifar10 <train>/<val>/<test>"
+        assert f"{dataset['name']} ({child.tags['dataset_sha256'][:tracking.DIGEST_CHARS]})" in text  # the Datasets panel
         _close_assistant(browser)
         shoot(browser, "run.png")
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)

@@ -24,10 +24,10 @@ class LocalResponseNorm(nn.Module):
 
     b_c = a_c * d_c^-beta with d_c = k + alpha/n * sum of a_j^2 over channels j in c-2..c+2. Torch
     builds the window sum from a padded 5-D copy and avg_pool3d, and autograd differentiates through
-    that and through pow; here the window sum is a 1x1 convolution with a banded 0/1 matrix (a
-    matrix product, fast in either memory format), and the backward is written out:
+    that and through pow; here the window sum is one matrix product with a banded 0/1 matrix over
+    the channels, and the backward is written out:
     dL/da_c = g_c d_c^-beta - 2 alpha/n beta a_c * sum over the window of g_j a_j d_j^(-beta-1),
-    one more window sum and no second pow."""
+    one more window sum and no second power."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _LRN.apply(x)
@@ -36,22 +36,37 @@ class LocalResponseNorm(nn.Module):
         return f"{LRN_SIZE}, alpha={LRN_ALPHA}, beta={LRN_BETA}, k={LRN_K}"
 
 
-def _band(v: torch.Tensor, scale: float) -> torch.Tensor:
-    """A 1x1 convolution weight that sums the LRN_SIZE channels centred on each channel, times scale."""
+def _window_sum(v: torch.Tensor, scale: float) -> torch.Tensor:
+    """scale * the sum of the LRN_SIZE channels centred on each channel (zero beyond the ends), in
+    v's memory format. NHWC: a (pixels x C) by (C x C) banded matrix product; measured on a 2-core
+    EPYC, a third faster than the same band as a 1x1 convolution through oneDNN."""
     c = v.shape[1]
     i = torch.arange(c, device=v.device)
-    return (((i[:, None] - i[None, :]).abs() <= LRN_SIZE // 2) * scale).to(v.dtype)[:, :, None, None]
+    band = (((i[:, None] - i[None, :]).abs() <= LRN_SIZE // 2) * scale).to(v.dtype)
+    if v.dim() == 4 and not v.is_contiguous() and v.is_contiguous(memory_format=torch.channels_last):
+        n, _, h, w = v.shape
+        return (v.permute(0, 2, 3, 1).reshape(-1, c) @ band).view(n, h, w, c).permute(0, 3, 1, 2)
+    return nn.functional.conv2d(v, band[:, :, None, None])
+
+
+def _power_minus_three_quarters(d: torch.Tensor) -> torch.Tensor:
+    """d^-0.75 as rsqrt(d) * sqrt(rsqrt(d)): torch's CPU pow with a fractional exponent ran 3-5x
+    slower per element than rsqrt and sqrt together (measured here; both vectorised)."""
+    r = d.rsqrt()
+    return r.mul_(r.sqrt())
+
+
+assert LRN_BETA == 0.75, "_power_minus_three_quarters is d^-beta for beta = 0.75 only"
 
 
 class _LRN(torch.autograd.Function):
     """Each pass over the activations costs about as much as the window sum itself, so there are
-    few: the scale and k ride in the convolution's weight and bias, and the backward reuses d^-beta."""
+    few: k is added in place, and the backward reuses d^-beta."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        k = torch.full((x.shape[1],), LRN_K, dtype=x.dtype, device=x.device)
-        d = nn.functional.conv2d(x * x, _band(x, LRN_ALPHA / LRN_SIZE), k)  # k + alpha/n * window sum
-        t = d.pow(-LRN_BETA)
+        d = _window_sum(x * x, LRN_ALPHA / LRN_SIZE).add_(LRN_K)  # k + alpha/n * window sum
+        t = _power_minus_three_quarters(d)
         ctx.save_for_backward(x, d, t)
         return x * t
 
@@ -59,7 +74,7 @@ class _LRN(torch.autograd.Function):
     def backward(ctx, g: torch.Tensor) -> torch.Tensor:
         x, d, t = ctx.saved_tensors
         gt = g * t
-        w = nn.functional.conv2d(gt * x / d, _band(x, 2 * LRN_ALPHA / LRN_SIZE * LRN_BETA))
+        w = _window_sum(gt * x / d, 2 * LRN_ALPHA / LRN_SIZE * LRN_BETA)
         return torch.addcmul(gt, x, w, value=-1)
 
 
