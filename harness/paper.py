@@ -41,6 +41,39 @@ _CIFAR = {
 }
 
 
+@dataclass(frozen=True)
+class Later:
+    """A later study's measurement of the same switch, in the same sign convention as `Claim.top1`:
+    top-1 error with the trick off minus with it on, in points (accuracies converted: 0.471 -> 52.9%)."""
+    top1: float | None  # None: the study measured a neighbouring contrast, not this switch's
+    words: str  # what was measured, in the study's own terms
+    cite: str  # short, for a table cell
+    source: str  # where to find it
+
+
+_VGG = ("VGG 2014", "Simonyan & Zisserman 2014, Very Deep Convolutional Networks, Table 3: ImageNet")
+_MISHKIN = ("Mishkin 2016", "Mishkin, Sergievskiy & Matas 2016, Systematic Evaluation of CNN Advances on the "
+                            "ImageNet: CaffeNet at 128 px")
+
+# Later studies of the same tricks, so a reader sees whether a measured delta sides with 2012 or
+# with what came after. Mishkin et al. change one thing at a time from CaffeNet (Caffe's AlexNet,
+# grouped convolutions included) and report top-1 accuracy; their "plain" convolutions keep every
+# kernel, where the paper's one-tower net (`model.towers=1`, `model.one_tower=half`) halves them.
+_LATER = {
+    "model.lrn": (Later(-0.1, "net A 29.6% top-1 error without LRN, 29.7% with", *_VGG),
+                  Later(-0.1, "top-1 accuracy 0.471 without LRN, 0.470 with", *_MISHKIN)),
+    "model.towers": (Later(-1.6, "plain convolutions 0.487, grouped (two towers) 0.471", *_MISHKIN),),
+    "model.pool": (Later(-1.3, "2x2/2 max-pool 0.484, 3x3/2 (overlapping) 0.471", *_MISHKIN),),
+    "model.activation": (Later(7.0, "tanh 0.401, ReLU 0.471", *_MISHKIN),),
+    "model.dropout": (Later(None, "dropout 0.3 0.497, 0.5 0.471 (no run without dropout)", *_MISHKIN),),
+}
+
+
+def later(key: str) -> tuple[Later, ...]:
+    """Later studies' measurements of a switch (none: no later study in this table measured it)."""
+    return _LATER.get(key, ())
+
+
 def claim(key: str, dataset: str) -> Claim | None:
     """The paper's claim for a switch, preferring a number measured on the same data set."""
     if dataset == "cifar10" and key in _CIFAR:

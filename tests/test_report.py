@@ -118,6 +118,10 @@ def test_statistics_against_hand_computation():
     assert (d.low, d.high) == (pytest.approx(7 / 6 - half, abs=1e-5), pytest.approx(7 / 6 + half, abs=1e-5))
     assert d.p == pytest.approx(1 - 7 / math.sqrt(51), abs=1e-6)  # two-sided p for t on 2 df
     assert S.verdict(d, 2.0) == "reproduces" and S.verdict(d, -1.0) == "contradicts"
+    # d's interval is [0.4496, 1.8838]: which of the paper's and the later studies' deltas it keeps
+    assert S.sides_with(d, 1.0, -0.1) == "the paper" and S.sides_with(d, 3.0, 1.0) == "later studies"
+    assert S.sides_with(d, 2.0, -0.1) == "neither" and S.sides_with(d, 1.0, 1.5) == "both"
+    assert S.sides_with(d, None, -0.1) == "-" and S.sides_with(d, 1.0, math.nan) == "-"
     assert S.verdict(S.paired_delta({0: 1, 1: 1}, {0: 0, 1: 2}), 1.0) == "inconclusive"
     assert S.verdict(S.paired_delta({0: 1}, {0: 5}), 1.0) == "inconclusive"  # one seed: no interval
     same = S.paired_delta({0: 90.0, 1: 89.0}, {0: 90.0, 1: 89.0})  # e.g. two nets both stuck at chance
@@ -148,6 +152,10 @@ def test_trick_table_numbers_and_missing_cell(store, tmp_path, capsys):
     assert lrn["delta"] == pytest.approx(1.1667, abs=1e-4)
     assert (lrn["ci_low"], lrn["ci_high"]) == (pytest.approx(0.4496, abs=1e-4), pytest.approx(1.8838, abs=1e-4))
     assert lrn["paper_delta"] == 2.0 and lrn["verdict"] == "reproduces"  # the CIFAR-10 LRN claim, 13% -> 11%
+    # later studies: VGG's and Mishkin's -0.1 for LRN; the interval holds neither it nor the paper's +2.0;
+    # pool's [-12.7, +12.7] (t(1) x sqrt(2) / sqrt(2)) holds both the paper's +0.4 and Mishkin's -1.3
+    assert lrn["later_delta"] == pytest.approx(-0.1) and lrn["sides_with"] == "neither"
+    assert pool["later_delta"] == pytest.approx(-1.3) and pool["sides_with"] == "both"
     assert lrn["gap_base"] == -5.0 and lrn["gap_ablated"] == -5.0
     # lrn-off validation curve reaches each seed's full-model best (30) at epoch 2; pool-off never does
     assert (lrn["epochs_to_base_best"], lrn["reached_base_best"]) == (2.0, 3)
@@ -162,6 +170,8 @@ def test_trick_table_numbers_and_missing_cell(store, tmp_path, capsys):
     assert "**Reproduces**: local response normalisation (+1.17 points vs paper +2.0, n=3)" in readme
     assert (out / "syn_tricks" / "deltas.png").stat().st_size > 10_000
     assert "+1.17 [+0.45, +1.88]" in (out / "syn_tricks" / "tricks.md").read_text()
+    assert "-0.1 (VGG 2014; Mishkin 2016)" in (out / "syn_tricks" / "tricks.md").read_text()
+    assert "- local response normalisation: VGG 2014: net A 29.6% top-1 error without LRN, 29.7% with" in readme
     assert " 0.020 " in (out / "syn_tricks" / "tricks.md").read_text()  # p as formatted, not re-parsed to 0.02
     assert "\\toprule" in (out / "syn_tricks" / "tricks.tex").read_text()
     parent = tracking.find_runs(store, "syn_tricks", "tags.sweep_role = 'parent'")[0]

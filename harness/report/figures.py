@@ -66,17 +66,26 @@ def speed_figure(groups: dict[tuple[str, str, str], list[CellRun]], winners: dic
 
 
 def delta_chart(table: pd.DataFrame, title: str, stem: Path) -> list[Path]:
-    """Each trick's measured delta (trick off minus full model) with its 95% interval; the paper's as x."""
+    """Each trick's measured delta (trick off minus full model) with its 95% interval; the paper's as x,
+    the later studies' as +."""
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(table) + 1.5))
     y = np.arange(len(table))[::-1]
+    labelled = set()
+
+    def once(label: str) -> str | None:  # one legend entry per kind of mark, wherever it first appears
+        first = label not in labelled
+        labelled.add(label)
+        return label if first else None
+
     for yi, row in zip(y, table.to_dict("records")):
         low, high = row["ci_low"], row["ci_high"]
         err = None if math.isnan(low) else [[row["delta"] - low], [high - row["delta"]]]
-        ax.errorbar(row["delta"], yi, xerr=err, fmt="o", color="tab:blue", capsize=3,
-                    label="measured, 95% CI" if yi == y[0] else None)
+        ax.errorbar(row["delta"], yi, xerr=err, fmt="o", color="tab:blue", capsize=3, label=once("measured, 95% CI"))
         if row["paper_delta"] is not None and not math.isnan(row["paper_delta"]):
-            ax.plot(row["paper_delta"], yi, "x", color="tab:red", markersize=8,
-                    label="paper" if yi == y[0] else None)
+            ax.plot(row["paper_delta"], yi, "x", color="tab:red", markersize=8, label=once("paper"))
+        if not math.isnan(row.get("later_delta", math.nan)):
+            ax.plot(row["later_delta"], yi, "+", color="tab:green", markersize=10, markeredgewidth=2,
+                    label=once("later studies"))
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.set_yticks(y, [f"{r['trick']}\n({r['switch']})" for r in table.to_dict("records")], fontsize=8)
     ax.set_xlabel("test top-1 error, trick off minus full model (points; > 0: the trick helps)")

@@ -66,6 +66,17 @@ def verdict(delta: Interval, paper: float | None) -> str:
     return "reproduces" if (delta.mean > 0) == (paper > 0) else "contradicts"
 
 
+def sides_with(delta: Interval, paper: float | None, later: float | None) -> str:
+    """Which reference the measured interval keeps: the paper's delta, the later studies', both
+    (it cannot tell them apart) or neither; '-' where either number or the interval is missing."""
+    if paper is None or later is None or math.isnan(later) or math.isnan(delta.low):
+        return "-"
+    keeps_paper, keeps_later = delta.low <= paper <= delta.high, delta.low <= later <= delta.high
+    if keeps_paper == keeps_later:
+        return "both" if keeps_paper else "neither"
+    return "the paper" if keeps_paper else "later studies"
+
+
 def seeds_for_power(effect: float | None, sd: float, power: float = 0.8, limit: int = 10_000) -> int | None:
     """Seeds a paired two-sided t-test at 5% needs to detect `effect` with the given power,
     when per-seed differences have standard deviation `sd`. None when it cannot be said."""

@@ -62,6 +62,9 @@ def trick_table(sweep: SweepRecord) -> pd.DataFrame:
             delta, stopped = _sequential(delta, _by_seed(baseline, "test_err"), _by_seed(ablated, "test_err"),
                                          seeds_total, max_seeds, claim.top1 if claim else None)
         epochs, reached = _epochs_to_best(baseline, ablated)
+        later = paper.later(key)
+        later_numbers = [study.top1 for study in later if study.top1 is not None]
+        later_delta = float(np.mean(later_numbers)) if later_numbers else math.nan
         ablated_seeds = set(_by_seed(ablated, "test_err"))
         paired_base = [v for s, v in _by_seed(baseline, "test_err").items() if s in ablated_seeds or not max_seeds]
         row = {
@@ -74,6 +77,9 @@ def trick_table(sweep: SweepRecord) -> pd.DataFrame:
             "delta": delta.mean, "ci_low": delta.low, "ci_high": delta.high, "p": delta.p,
             "paper_delta": claim.top1 if claim else None, "paper_source": claim.source if claim else "",
             "verdict": S.verdict(delta, claim.top1 if claim else None),
+            "later_delta": later_delta, "later_cite": "; ".join(study.cite for study in later),
+            "later_source": "; ".join(f"{study.source}: {study.words}" for study in later),
+            "sides_with": S.sides_with(delta, claim.top1 if claim else None, later_delta),
             "gap_base": _gap(baseline), "gap_ablated": _gap(ablated),
             "epochs_to_base_best": epochs, "reached_base_best": reached,
             "seeds_for_80pct_power": S.seeds_for_power(claim.top1 if claim else None, delta.sd),
@@ -114,6 +120,13 @@ def _num(x, fmt: str = "{:.2f}") -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
+def _later(delta: float, cited: str) -> str:
+    """The later studies' delta and who measured it (their words are in the CSV and under the table)."""
+    if math.isnan(delta):
+        return f"no number ({cited})" if cited else "-"
+    return f"{delta:+.1f} ({cited})"
+
+
 def trick_display(table: pd.DataFrame) -> list[dict[str, str]]:
     """The table as a reader sees it: mean ± sd, delta [95% CI], the paper's delta, the verdict."""
     out = []
@@ -124,7 +137,8 @@ def trick_display(table: pd.DataFrame) -> list[dict[str, str]]:
                "full model top-1": _pm(r["base_err"], r["base_sd"]), "trick off top-1": _pm(r["ablated_err"], r["ablated_sd"]),
                "delta [95% CI]": _ci(r["delta"], r["ci_low"], r["ci_high"]), "p": _num(r["p"], "{:.3f}"),
                "paper": _num(r["paper_delta"], "{:+.1f}") + (f" ({r['paper_source']})" if _num(r["paper_delta"]) != "-" else ""),
-               "verdict": r["verdict"]}
+               "verdict": r["verdict"],
+               "later studies": _later(r["later_delta"], r["later_cite"]), "sides with": r["sides_with"]}
         if "delta5" in r:
             row |= {"delta top-5": _ci(r["delta5"], r["ci5_low"], r["ci5_high"]), "paper top-5": _num(r["paper_delta5"], "{:+.1f}")}
         row |= {"train-test gap (full / off)": f"{_num(r['gap_base'])} / {_num(r['gap_ablated'])}",
