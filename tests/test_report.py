@@ -16,6 +16,7 @@ from harness import config as C
 from harness import grid as G
 from harness import tracking
 from harness.report import stats as S
+from harness.report import tables
 from conftest import fresh_store
 
 TRICKS = """
@@ -74,7 +75,8 @@ def trick_metrics(cell):
     status = "FAILED" if (cell.trick, cell.seed) == ("model.pool", 2) else "FINISHED"
     test = TEST_ERR[(cell.trick, cell.seed)]
     train = [70.0, 50.0, test - 5.0]  # final train error 5 points under test error: gap -5
-    return status, {"test_err": test}, {"train_err": train, "val_err": VAL[cell.trick], "train_time_s": [10.0, 20.0, 30.0]}
+    return status, {"test_err": test}, {"train_err": train, "val_err": VAL[cell.trick], "train_time_s": [10.0, 20.0, 30.0],
+                                        "lr": [0.01, 0.01, 0.001]}  # one cut, at epoch 3
 
 
 # epochs to < 25% training error by (activation, lr) per seed; None = never within 40 epochs.
@@ -168,6 +170,9 @@ def test_trick_table_numbers_and_missing_cell(store, tmp_path, capsys):
     readme = (out / "README.md").read_text()
     assert "- `alexnet_cifar-relu-lrn-nonovl-drop0.5-2t-pca-w0.25-s2`: FAILED: diverged" in readme
     assert "**Reproduces**: local response normalisation (+1.17 points vs paper +2.0, n=3)" in readme
+    # one cut, and the full model's best validation error fell from 40 to 30 in its last epoch (a quarter of 3: 1)
+    assert ("**Not converged.** The full model's learning rate was cut once (the paper's: 3 times in 90 epochs) "
+            "and its best validation error still fell 10.0 points in its last epoch") in readme
     assert (out / "syn_tricks" / "deltas.png").stat().st_size > 10_000
     assert "+1.17 [+0.45, +1.88]" in (out / "syn_tricks" / "tricks.md").read_text()
     assert "-0.1 (VGG 2014; Mishkin 2016)" in (out / "syn_tricks" / "tricks.md").read_text()
@@ -177,6 +182,12 @@ def test_trick_table_numbers_and_missing_cell(store, tmp_path, capsys):
     parent = tracking.find_runs(store, "syn_tricks", "tags.sweep_role = 'parent'")[0]
     logged = {f.path for f in tracking.client(store).list_artifacts(parent.run_id, "report")}
     assert logged == {"report/deltas.png", "report/deltas.svg"}
+
+
+def test_a_full_model_counts_as_converged_after_two_cuts_or_a_flat_last_quarter():
+    assert tables.Convergence(cuts=2, fall=5.0, last=2).converged  # the rate cut twice
+    assert tables.Convergence(cuts=0, fall=0.5, last=2).converged  # validation error flat
+    assert not tables.Convergence(cuts=1, fall=0.6, last=2).converged
 
 
 def test_speed_table_picks_fastest_rates_and_ratio(store, tmp_path):

@@ -91,6 +91,17 @@ def _until_resolved_line(grid: dict) -> str:
             "`harness/sequential.py`), and each trick's row says how many seeds it took and why it stopped")
 
 
+def _unconverged(done: tables.Convergence | None) -> str:
+    """A warning, first among the findings, when the full model was still learning as it stopped."""
+    if done is None or done.converged:
+        return ""
+    cut = {0: "was never cut", 1: "was cut once"}.get(done.cuts, f"was cut {done.cuts} times")
+    return (f"**Not converged.** The full model's learning rate {cut} (the paper's: 3 times "
+            f"in 90 epochs) and its best validation error still fell {done.fall:.1f} points in its last "
+            f"{'epoch' if done.last == 1 else f'{done.last} epochs'}: these deltas describe a network still learning, a smoke-sized run, not "
+            "the tricks in a trained network. ")
+
+
 def _later_studies(table) -> list[str]:
     """What the 'later studies' column quotes, with its sources (nothing when no row has one)."""
     quoted = []
@@ -202,7 +213,7 @@ def report_sweep(sweep: SweepRecord, root: Path, known: set[str] = frozenset()) 
         if not table.empty:
             written += figures.delta_chart(table, f"{name}: trick off minus full model", out / "deltas")
             shown_figures.append(("deltas", "measured deltas with 95% intervals; x = the paper's, + = later studies'"))
-        body += ["Findings: " + _trick_findings(table, sweep.param("data.dataset")), ""]
+        body += ["Findings: " + _unconverged(tables.convergence(sweep)) + _trick_findings(table, sweep.param("data.dataset")), ""]
     target = (sweep.grid.get("stop") or {}).get("train_err_below")
     if target and sweep.grid.get("race"):
         race = tables.race_table(sweep, float(target))

@@ -11,7 +11,7 @@ from harness import config as C
 from harness import grid as G
 from harness import race, tracking
 
-CURVES = ["train_err", "val_err", "train_time_s"]
+CURVES = ["train_err", "val_err", "train_time_s", "lr"]
 
 
 @dataclass

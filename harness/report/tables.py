@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,39 @@ def _epochs_to_best(baseline: list[CellRun], ablated: list[CellRun]) -> tuple[fl
     hits = [S.first_epoch(r.curves.get("val_err", []), best[r.seed], strict=False) for r in ablated if r.seed in best]
     reached = [h for h in hits if h is not None]
     return (S.mean_std(reached)[0] if reached else math.nan), len(reached)
+
+
+CONVERGED_CUTS = 2  # learning-rate cuts that count as trained out (the paper: 3 in 90 epochs; issue 20: 2)
+FLAT_POINTS = 0.5  # validation error that fell no more than this over the last quarter has flattened
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """How far the full model's runs trained: the fewest learning-rate cuts among them, and how much
+    their best validation error still fell in the last quarter of their epochs (mean over runs)."""
+    cuts: int
+    fall: float  # points: best before the last quarter minus best within it (> 0: still improving)
+    last: int  # epochs in that last quarter
+
+    @property
+    def converged(self) -> bool:
+        return self.cuts >= CONVERGED_CUTS or self.fall <= FLAT_POINTS
+
+
+def convergence(sweep: SweepRecord) -> Convergence | None:
+    """The full model's convergence, or None where its runs hold no rate or validation curve."""
+    cuts, falls, lasts = [], [], []
+    for run in (r for r in sweep.runs if r.trick == BASELINE):
+        rates, val = [v for _, v in sorted(run.curves.get("lr", []))], [v for _, v in sorted(run.curves.get("val_err", []))]
+        if not rates or len(val) < 2:
+            continue
+        last = max(1, len(val) // 4)
+        cuts.append(sum(1 for a, b in zip(rates, rates[1:]) if b < a))
+        falls.append(min(val[:-last]) - min(val[-last:]))
+        lasts.append(last)
+    if not cuts:
+        return None
+    return Convergence(min(cuts), S.mean_std(falls)[0], min(lasts))
 
 
 def trick_table(sweep: SweepRecord) -> pd.DataFrame:
