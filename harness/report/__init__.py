@@ -69,7 +69,7 @@ def _what_ran(sweep: SweepRecord, known: set[str]) -> str:
         f"- epochs run: {epochs[0]}{'' if epochs[0] == epochs[-1] else f'-{epochs[-1]}'} "
         f"(cap {sweep.param('trainer.max_epochs')})" if epochs else "- epochs: none",
         _seeds_line(sweep),
-        f"- device: {sweep.tag('device')}; git commit: {sweep.tag('git_commit')}", ""]
+        f"- device: {sweep.tag('device')}; processor: {sweep.tag('machine.cpu')}; git commit: {sweep.tag('git_commit')}", ""]
     return "\n".join(lines)
 
 
