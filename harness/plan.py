@@ -24,6 +24,19 @@ def cell_seconds(cfg: C.RunConfig, sizes: dict[str, int], step_s: float) -> floa
                                     + (epochs * sizes["val"] + sizes["test"] * cfg.data.test_crops) / batch / 3)
 
 
+def _with_workers(seconds: float, workers: int, calibration_threads: int) -> str:
+    """What more workers buy. Where the calibration already used every core, workers on this machine
+    only split those cores (small nets use threads imperfectly, so the split may gain a little:
+    `harness bench` times it); workers on other machines divide the time."""
+    cores = os.cpu_count() or 1
+    if workers == 1:
+        return ""
+    if calibration_threads >= cores:
+        return (f"; {workers} workers on these {cores} cores share the cores it was measured on, so take about as "
+                f"long (`harness bench` times the split), {duration(seconds / workers)} on {workers} such machines")
+    return f", {duration(seconds / workers)} with {workers} workers on cores of their own"
+
+
 def _shape(cell) -> str:
     """What a step's cost depends on; the initialisation does not change it (one calibration serves both)."""
     cfg = cell.config
@@ -75,7 +88,7 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
         lines.append(f"caution: the machine was busy as calibration began (load average {busy:.1f} on "
                      f"{os.cpu_count()} cores): the estimates include that contention and run high")
     lines.append(f"estimate: {duration(total)} for all {len(grid.cells)} cells; {duration(todo_total)} for those "
-                 f"not done, {duration(todo_total / workers)} with {workers} worker(s) if they do not share cores")
+                 f"not done{_with_workers(todo_total, workers, torch.get_num_threads())}")
     if grid.race:  # the estimate's cells exist once a variant's race has chosen its rate
         waiting = sorted({variant_name(c.values) for c in grid.cells if c.stage == "race"} - {
             v for v, d in grid.race_state.items() if "chosen" in d})

@@ -266,3 +266,15 @@ def test_workers_share_the_cpus_this_process_may_use_and_get_a_gpu_each(monkeypa
                           "from harness.sweep import worker_layout; print(worker_layout(1)[0])"],
                          capture_output=True, text=True, check=True, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert one.stdout.strip() == "1"
+
+
+def test_a_dry_run_says_that_workers_sharing_the_measured_cores_take_as_long(monkeypatch):
+    from harness import plan
+
+    monkeypatch.setattr(plan.os, "cpu_count", lambda: 2)
+    assert plan._with_workers(3600, 1, 2) == ""
+    # calibrated on both cores: two workers here split them; on two machines they halve the time
+    assert plan._with_workers(3600, 2, 2) == ("; 2 workers on these 2 cores share the cores it was measured on, so "
+                                              "take about as long (`harness bench` times the split), 30m00s on 2 "
+                                              "such machines")
+    assert plan._with_workers(3600, 2, 1) == ", 30m00s with 2 workers on cores of their own"
