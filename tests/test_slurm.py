@@ -170,6 +170,12 @@ def test_an_array_on_real_slurm_with_one_task_preempted_mid_cell(tmp_path, slurm
                     victim, run_id = out.parent.name, run.info.run_id
         time.sleep(0.2)
     subprocess.run(["scontrol", "requeue", victim], check=True, capture_output=True)
+    # SLURM holds a requeued job back for a while (Reason=BeginTime, about two minutes here): make it
+    # eligible at once, so that the task restarts (and finds its cell taken over) without that wait
+    while "PENDING" not in subprocess.run(["squeue", "-h", "-o", "%T", "-j", victim], capture_output=True, text=True).stdout:
+        assert time.time() < deadline, "the requeued task never went back to PENDING\n" + text()
+        time.sleep(0.2)
+    subprocess.run(["scontrol", "update", f"JobId={victim}", "StartTime=now"], check=True, capture_output=True)
 
     while subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout.strip():
         assert time.time() < deadline, "the array did not finish in time\n" + text()
