@@ -98,8 +98,8 @@ def _unconverged(done: tables.Convergence | None) -> str:
     cut = {0: "was never cut", 1: "was cut once"}.get(done.cuts, f"was cut {done.cuts} times")
     return (f"**Not converged.** The full model's learning rate {cut} (the paper's: 3 times "
             f"in 90 epochs) and its best validation error still fell {done.fall:.1f} points in its last "
-            f"{'epoch' if done.last == 1 else f'{done.last} epochs'}: these deltas describe a network still learning, a smoke-sized run, not "
-            "the tricks in a trained network. ")
+            f"{'epoch' if done.last == 1 else f'{done.last} epochs'}: these deltas describe a network still learning, not the tricks in a "
+            "trained one. ")
 
 
 def _later_studies(table) -> list[str]:
