@@ -250,6 +250,16 @@ def json_number(value: float) -> float | str:
     return value if math.isfinite(value) else str(value).replace("inf", "Infinity").replace("nan", "NaN")
 
 
+def _finite(value: Any, what: str) -> float:
+    """A metric's value, NaN allowed (a diverged run's last loss may be one): an infinity is no
+    error rate, loss or time a run logs, so one in a runs file was put there by hand, or is a number
+    past a float's range (1e999)."""
+    number = float(value)
+    if math.isinf(number):
+        raise ValueError(f"{what} is {value!r}, past a float's range")
+    return number
+
+
 def json_safe(value: Any) -> Any:
     """JSON without NaN or infinity (a trial whose run logged no test error has the value inf)."""
     if isinstance(value, float):
@@ -353,7 +363,7 @@ def read(path: Path) -> Bundle:
             points = parse_jsonl(archive.read("metrics.jsonl"))
             for p in points:
                 by_id[p["run_id"]].metrics.setdefault(_text(p["key"]), []).append(
-                    (int(p["step"]), int(p["timestamp"]), float(p["value"])))
+                    (int(p["step"]), int(p["timestamp"]), _finite(p["value"], f"metric {p['key']!r} of run {p['run_id']}")))
             for name in sorted(n for n in archive.namelist() if n.startswith("artifacts/") and not n.endswith("/")):
                 run_id, _, inner = name.removeprefix("artifacts/").partition("/")
                 if run_id not in by_id:

@@ -95,11 +95,11 @@ def random_batch(model: nn.Module, batch_size: int, channels_last: bool) -> tupl
     return (x.contiguous(memory_format=torch.channels_last) if channels_last else x), torch.randint(0, 10, (batch_size,))
 
 
-def measure_step(model: nn.Module, batch_size: int, steps: int, channels_last: bool) -> float:
-    """Seconds per SGD step on random input, on the CPU."""
+def measure_step(model: nn.Module, batch_size: int, steps: int, channels_last: bool, bf16: bool = False) -> float:
+    """Seconds per SGD step on random input, on the CPU (under bf16 autocast where asked)."""
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return seconds_per_step(model, *random_batch(model, batch_size, channels_last), steps)
+    return seconds_per_step(model, *random_batch(model, batch_size, channels_last), steps, bf16)
 
 
 def describe(cfg: RunConfig, num_classes: int, steps: int) -> str:

@@ -61,7 +61,12 @@ class OutOfRoom(Exception):
     """A write that found no room: the place and what was being written."""
 
     def __init__(self, where, what: str, err: OSError):
-        super().__init__(f"{err.filename or where}: {err.strerror or err} while writing {what}")
+        super().__init__(f"{_target(err) or where}: {err.strerror or err} while writing {what}")
+
+
+def _target(err: OSError) -> str | None:
+    """The file a failed write was going to: a move's or copy's destination (`filename2`), not its source."""
+    return err.filename2 or err.filename
 
 
 def no_room(err: BaseException) -> bool:
@@ -98,8 +103,22 @@ def room_lost(err: BaseException) -> str | None:
         if isinstance(e, OutOfRoom):
             return str(e)
     for e in lost:
-        if isinstance(e, OSError) and e.filename:
-            return f"{e.filename}: {e.strerror or e}"
+        if isinstance(e, OSError) and _target(e):
+            return f"{_target(e)}: {e.strerror or e}"
     if isinstance(err, InputError):  # the harness's own line, naming the store or file
         return str(err)
+    for e in lost:  # a library's words around these (SQL, advice on autoflush) say nothing of where
+        for text in NO_ROOM_TEXT:
+            if text in str(e):
+                return text
     return str(lost[0]).strip().splitlines()[0][:300] or type(lost[0]).__name__
+
+
+class RunOutOfRoom(OutOfRoom):
+    """A run stopped by a full disk, which is the machine's failure, not the run's: where the store
+    could still take it, the run is KILLED (continued as an interrupted one), else it stays RUNNING."""
+
+    def __init__(self, where: str, run_id: str, store: str):
+        where = f"{store}: {where}" if where in NO_ROOM_TEXT else where  # SQLite's words: the store was full
+        Exception.__init__(self, f"{where}, while training run {run_id} (`harness train --resume {run_id}` "
+                                 "or its sweep's command continues it)")

@@ -62,7 +62,8 @@ _MISHKIN = ("Mishkin 2016", "Mishkin, Sergievskiy & Matas 2016, Systematic Evalu
 _LATER = {
     "model.lrn": (Later(-0.1, "net A 29.6% top-1 error without LRN, 29.7% with", *_VGG),
                   Later(-0.1, "top-1 accuracy 0.471 without LRN, 0.470 with", *_MISHKIN)),
-    "model.towers": (Later(-1.6, "plain convolutions 0.487, grouped (two towers) 0.471", *_MISHKIN),),
+    "model.towers": (Later(-1.6, "plain convolutions 0.487, grouped (two towers) 0.471; their plain net keeps every "
+                                   "kernel, where this switch's one-tower net (the paper's) halves them", *_MISHKIN),),
     "model.pool": (Later(-1.3, "2x2/2 max-pool 0.484, 3x3/2 (overlapping) 0.471", *_MISHKIN),),
     "model.activation": (Later(7.0, "tanh 0.401, ReLU 0.471", *_MISHKIN),),
     "model.dropout": (Later(None, "dropout 0.3 0.497, 0.5 0.471 (no run without dropout)", *_MISHKIN),),

@@ -38,9 +38,11 @@ def _with_workers(seconds: float, workers: int, calibration_threads: int) -> str
 
 
 def _shape(cell) -> str:
-    """What a step's cost depends on; the initialisation does not change it (one calibration serves both)."""
+    """What a step's cost depends on (the network, batch, memory format and precision); the
+    initialisation does not change it (one calibration serves both)."""
     cfg = cell.config
-    return repr((dataclasses.replace(cfg.model, init="paper"), cfg.data.batch_size, C.channels_last(cfg.trainer, "cpu")))
+    return repr((dataclasses.replace(cfg.model, init="paper"), cfg.data.batch_size, C.channels_last(cfg.trainer, "cpu"),
+                 cfg.trainer.precision))
 
 
 def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: int) -> str:
@@ -73,7 +75,8 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
         (n, classes), shape, nhwc = sizes[data_key], _shape(cell), C.channels_last(cfg.trainer, "cpu")
         if shape not in step_s:
             torch.manual_seed(0)
-            step_s[shape] = measure_step(build_model(cfg.model, classes), cfg.data.batch_size, steps, nhwc)
+            step_s[shape] = measure_step(build_model(cfg.model, classes), cfg.data.batch_size, steps, nhwc,
+                                         bf16=cfg.trainer.precision == "bf16-mixed")
         epochs, seconds = cfg.trainer.max_epochs, cell_seconds(cfg, n, step_s[shape])
         # as the next invocation sees it: a cell that failed before is retried (todo)
         state = cell_state(grid, runs.get(cell.key, []), trials.get(cell.key, []), last_trial)
@@ -86,7 +89,8 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
                  "is an upper bound")
     if busy >= max(1.0, 0.25 * (os.cpu_count() or 1)):
         lines.append(f"caution: the machine was busy as calibration began (load average {busy:.1f} on "
-                     f"{os.cpu_count()} cores): the estimates include that contention and run high")
+                     f"{os.cpu_count()} cores): the estimates include that contention and run high (and, from {steps} "
+                     "steps, vary: a quiet machine or a larger --calibrate-steps steadies them)")
     lines.append(f"estimate: {duration(total)} for all {len(grid.cells)} cells; {duration(todo_total)} for those "
                  f"not done{_with_workers(todo_total, workers, torch.get_num_threads())}")
     if grid.race:  # the estimate's cells exist once a variant's race has chosen its rate

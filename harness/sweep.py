@@ -19,7 +19,7 @@ from harness import race, resolve, stores, tracking
 from harness.claims import (Heartbeat, Sweep, TrialClaim, children, claim_next, end_trial, end_unclaimed_runs, open_sweep,
                             reap, recorded_grid, redact, snapshot)
 from harness.grid import Cell, Grid, duration, with_max_seeds
-from harness.errors import EXIT_BAD_INPUT
+from harness.errors import EXIT_BAD_INPUT, room_lost
 from harness.worker import WorkerSpec
 
 POLL_S = 5  # how often an idle worker looks for freed cells while others finish theirs
@@ -65,7 +65,9 @@ def _train_cell(sw: Sweep, cell: Cell, trial_id: int, runs: list[tracking.RunRec
         try:
             result = train(cfg, parent_run_id=sw.parent_id, extra_tags=tags, resume_run_id=resume_id,
                            claim=TrialClaim(sw, trial_id), stop_check=stop_check)
-        except Exception as err:  # raised before its run existed (data, config)
+        except Exception as err:  # raised before its run existed (data, config), or a full disk
+            if room_lost(err) is not None:  # the machine's: the worker stops, the cell is continued later
+                raise
             end_trial(sw, trial_id, TrialState.FAIL, reason=f"{type(err).__name__}: {err}")
             return "FAILED", f"{type(err).__name__}: {err}"
     if result.status == "KILLED":

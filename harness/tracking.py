@@ -30,7 +30,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from harness import private_api, stores  # noqa: E402
 from harness.places import check_writable, is_tracking_server  # noqa: E402
-from harness.errors import StoreError, writing  # noqa: E402
+from harness.errors import StoreError, room_lost, writing  # noqa: E402
 
 CONFIG_ARTIFACT = "config.yaml"
 # MLflow 3's UI opens an experiment on the view its kind names; harness experiments hold training
@@ -41,6 +41,7 @@ SOURCE_TAG = "harness.source_run_id"
 BATCH = 100  # MLflow takes at most 100 params or tags, 1000 metrics, per log_batch
 # failure_reason of a run stopped from outside (Ctrl-C, SIGTERM: a pre-empted job), not by its own fault
 INTERRUPTED = "interrupted"
+OUT_OF_ROOM = "out of room"  # a KILLED run's failure_reason where a full disk stopped it
 FAILURE_TAGS = ("failure_reason", "failure_message", "failure_traceback")
 
 
@@ -181,7 +182,15 @@ def ending(uri: str, run_id: str) -> Iterator[None]:
     except RunTaken:
         raise
     except Exception as err:
-        end_run(uri, run_id, "FAILED", failure_tags(err))
+        if room_lost(err) is None:
+            end_run(uri, run_id, "FAILED", failure_tags(err))
+            raise
+        try:  # a full disk is the machine's failure: resumable, as an interrupted run is
+            end_run(uri, run_id, "KILLED", {"failure_reason": OUT_OF_ROOM})
+        except Exception as again:
+            if room_lost(again) is None:
+                raise
+            # the store itself is full: the run stays RUNNING, and the same command continues it
         raise
     end_run(uri, run_id, "FINISHED")
 

@@ -38,6 +38,7 @@ from harness import config as C
 from harness import places
 from harness.bench import pick_device
 from harness import stores, tracking
+from harness.errors import RunOutOfRoom, room_lost
 from harness.curves import plot_learning_curve
 from harness.data import Data, load_data
 from harness.data.augment import BatchTransform
@@ -354,6 +355,9 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
     except tracking.RunTaken as err:
         return Result(run_id, "KILLED", epochs=trainer.current_epoch if trainer else 0, error=str(err))
     except Exception as err:  # recorded as the run's failure by tracking.ending
+        where = room_lost(err)
+        if where is not None:  # not the run's failure: the command stops, saying where (tracking.ending)
+            raise RunOutOfRoom(where, run_id, uri) from err
         epochs = trainer.current_epoch if trainer else 0
         return Result(run_id, "FAILED", epochs=epochs, error=f"{type(err).__name__}: {err}")
     return Result(run_id, "FINISHED", metrics, trainer.current_epoch, stopped_by=stopped_by)

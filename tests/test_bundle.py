@@ -76,7 +76,7 @@ def test_export_is_deterministic_and_plain(source, tmp_path):
     assert {r["parent_run_id"] for r in runs[1:]} == {runs[0]["run_id"]}
     assert sorted(r["status"] for r in runs[1:]).count("FAILED") == 1
     # per cell: 3 epochs of train_err, val_err, train_time_s, and the final test_err
-    assert len(points) == manifest["metric_points"] == 9 * (3 * 3 + 1) + 1  # and the diverged run's NaN
+    assert len(points) == manifest["metric_points"] == 9 * (4 * 3 + 1) + 1  # 4 curves, the test error, the diverged run's NaN
     assert {"key": "train_loss", "step": 3, "timestamp": 7, "value": "NaN"} in [
         {k: p[k] for k in ("key", "step", "timestamp", "value")} for p in points]
     assert f"artifacts/{runs[0]['run_id']}/grid.yaml" in names
@@ -157,7 +157,7 @@ BOMB = b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(  # 10^7 values once
 
 
 @pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "status", "param", "bomb",
-                                    "huge_step", "deep_json", "grid_bomb", "config_bomb", *MISPLACED])
+                                    "huge_step", "inf_value", "deep_json", "grid_bomb", "config_bomb", *MISPLACED])
 def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, damage):
     """Each damage is one line naming the file, before anything is written. A member outside the
     format's places, or one that would expand past its cap (a zip bomb: 65 MiB of zeros in 65 KiB),
@@ -181,6 +181,8 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
                     data = b"\n".join(data.splitlines()[:-1]) + b"\n"
                 if name == "metrics.jsonl" and damage == "huge_step":  # past a float: no integer step
                     data = data.replace(b'"step": ', b'"step": 1e400, "x": ', 1)
+                if name == "metrics.jsonl" and damage == "inf_value":  # an error rate past a float's range
+                    data = data.replace(b'"value": ', b'"value": 1e999, "x": ', 1)
                 if name == "trials.jsonl" and damage == "deep_json":
                     data = b"[" * 100_000 + b"]" * 100_000 + b"\n"
                 if name.endswith({"grid_bomb": "grid.yaml", "config_bomb": "config.yaml"}.get(damage, "?")):
@@ -197,7 +199,7 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(bad) in err
     expected = {"version": "version 99", "bomb": f"expands to {bundle.MAX_MEMBER + (1 << 20):,} bytes; at most",
-                "huge_step": "OverflowError", "deep_json": "RecursionError", "grid_bomb": "grid.yaml: expands to more than",
+                "huge_step": "OverflowError", "inf_value": "is inf, past a float's range", "deep_json": "RecursionError", "grid_bomb": "grid.yaml: expands to more than",
                 "config_bomb": "config.yaml: expands to more than"}
     assert expected.get(damage, "is not where the format puts anything" if damage in MISPLACED
                         else "truncated or corrupt") in err

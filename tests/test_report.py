@@ -123,7 +123,8 @@ def test_statistics_against_hand_computation():
     # d's interval is [0.4496, 1.8838]: which of the paper's and the later studies' deltas it keeps
     assert S.sides_with(d, 1.0, -0.1) == "the paper" and S.sides_with(d, 3.0, 1.0) == "later studies"
     assert S.sides_with(d, 2.0, -0.1) == "neither" and S.sides_with(d, 1.0, 1.5) == "both"
-    assert S.sides_with(d, None, -0.1) == "-" and S.sides_with(d, 1.0, math.nan) == "-"
+    assert S.sides_with(d, None, -0.1) == "neither" and S.sides_with(d, None, 1.0) == "later studies"
+    assert S.sides_with(d, 1.0, math.nan) == "-"
     assert S.verdict(S.paired_delta({0: 1, 1: 1}, {0: 0, 1: 2}), 1.0) == "inconclusive"
     assert S.verdict(S.paired_delta({0: 1}, {0: 5}), 1.0) == "inconclusive"  # one seed: no interval
     same = S.paired_delta({0: 90.0, 1: 89.0}, {0: 90.0, 1: 89.0})  # e.g. two nets both stuck at chance

@@ -324,6 +324,33 @@ def test_a_full_disk_is_one_line_naming_the_place_and_what_and_leaves_no_run_run
     assert not list(full.iterdir())  # the tmpfs went with its namespace; nothing was written under it here
 
 
+def test_a_full_disk_mid_run_stops_it_resumable_naming_the_place_and_the_run(tmp_path, cifar_sources):
+    """The checkpoint folder on a full disk, the store elsewhere: the run is the machine's failure,
+    not its own, so it ends KILLED ('out of room', continued like an interrupted run), not FAILED,
+    and the one line names where the room ran out and how to continue."""
+    full = tmp_path / "full"
+    full.mkdir()
+    if subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs tmpfs "{full}"'], capture_output=True).returncode:
+        pytest.skip("no mount namespace here: unshare -m needs root or CAP_SYS_ADMIN")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    train = [sys.executable, "-m", "harness.cli", "train", "--preset", "cifar_convnet4", f"data.source={cifar_sources['zip']}",
+             "data.train_subset=64", "data.val_size=10", "data.test_subset=64", "trainer.max_epochs=1",
+             "trainer.progress_bar=false", f"tracking.uri={uri}", f"trainer.checkpoint_dir={full}/checkpoints"]
+    done = _in_full_folder(full, train)
+    [run] = tracking.find_runs(uri, "harness")
+    _assert_out_of_room(done, f"{full}/checkpoints/{run.run_id}/", f"while training run {run.run_id} "
+                                                                   f"(`harness train --resume {run.run_id}`")
+    assert run.status == "KILLED" and run.tags["failure_reason"] == tracking.OUT_OF_ROOM
+
+
+def test_sqlites_words_for_a_full_store_are_told_with_the_store():
+    from harness.errors import RunOutOfRoom
+
+    assert str(RunOutOfRoom("database or disk is full", "abc", "sqlite:///x/mlflow.db")).startswith(
+        "sqlite:///x/mlflow.db: database or disk is full, while training run abc")
+    assert str(RunOutOfRoom("/f/c.ckpt: No space left on device", "abc", "sqlite:///x.db")).startswith("/f/c.ckpt: No space")
+
+
 def test_an_in_memory_sqlite_store_is_refused_before_anything_is_made(tmp_path, capsys, monkeypatch, cifar_sources):
     """Each process (and each pooled connection) would get an empty database of its own: workers
     would claim the same cells, and every run would be gone at exit."""

@@ -68,10 +68,12 @@ def verdict(delta: Interval, paper: float | None) -> str:
 
 def sides_with(delta: Interval, paper: float | None, later: float | None) -> str:
     """Which reference the measured interval keeps: the paper's delta, the later studies', both
-    (it cannot tell them apart) or neither; '-' where either number or the interval is missing."""
-    if paper is None or later is None or math.isnan(later) or math.isnan(delta.low):
+    (it cannot tell them apart) or neither (a paper without a number keeps nothing); '-' where
+    there is no later number or no interval."""
+    if later is None or math.isnan(later) or math.isnan(delta.low):
         return "-"
-    keeps_paper, keeps_later = delta.low <= paper <= delta.high, delta.low <= later <= delta.high
+    keeps_paper = paper is not None and delta.low <= paper <= delta.high
+    keeps_later = delta.low <= later <= delta.high
     if keeps_paper == keeps_later:
         return "both" if keeps_paper else "neither"
     return "the paper" if keeps_paper else "later studies"
