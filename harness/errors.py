@@ -114,6 +114,23 @@ def room_lost(err: BaseException) -> str | None:
     return str(lost[0]).strip().splitlines()[0][:300] or type(lost[0]).__name__
 
 
+@contextmanager
+def writing_to_store(store: str, what: str) -> Iterator[None]:
+    """Name the store where SQLite, wrapped by SQLAlchemy and MLflow, finds it full (its own words
+    name no file)."""
+    try:
+        yield
+    except Exception as err:
+        if room_lost(err) in NO_ROOM_TEXT:
+            raise StoreFull(f"{store}: {room_lost(err)} while {what}") from err
+        raise
+
+
+class StoreFull(OutOfRoom):
+    def __init__(self, message: str):
+        Exception.__init__(self, message)
+
+
 class RunOutOfRoom(OutOfRoom):
     """A run stopped by a full disk, which is the machine's failure, not the run's: where the store
     could still take it, the run is KILLED (continued as an interrupted one), else it stays RUNNING."""

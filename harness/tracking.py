@@ -32,6 +32,10 @@ from harness import private_api, stores  # noqa: E402
 from harness.places import check_writable, is_tracking_server  # noqa: E402
 from harness.errors import StoreError, room_lost, writing  # noqa: E402
 
+# MLflow's SQL store logs every database error with its traceback, then raises it as an
+# MlflowException: the harness says it once (one line for a full disk, the traceback for a bug).
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+
 CONFIG_ARTIFACT = "config.yaml"
 # MLflow 3's UI opens an experiment on the view its kind names; harness experiments hold training
 # runs, so they open on the runs table (without the tag the UI may guess the GenAI overview).

@@ -38,7 +38,7 @@ from harness import config as C
 from harness import places
 from harness.bench import pick_device
 from harness import stores, tracking
-from harness.errors import RunOutOfRoom, room_lost
+from harness.errors import RunOutOfRoom, room_lost, writing_to_store
 from harness.curves import plot_learning_curve
 from harness.data import Data, load_data
 from harness.data.augment import BatchTransform
@@ -313,10 +313,11 @@ def train(cfg: C.RunConfig, *, parent_run_id: str | None = None, resume_run_id: 
             held_run.enter_context(places.training_lock(cfg.trainer, run_id))
             tracking.resume_run(uri, run_id)
         else:
-            run_id = tracking.start_run(
-                uri, cfg.tracking.experiment, cfg.tracking.artifact_root, cfg.tracking.run_name or C.run_name(cfg),
-                C.flatten(cfg), run_tags(cfg, data) | (extra_tags or {}), C.to_yaml(cfg), parent_run_id)
-            tracking.log_dataset(uri, run_id, data.name, data.checksum, str(data.source), data.sizes)
+            with writing_to_store(uri, "starting a run"):
+                run_id = tracking.start_run(
+                    uri, cfg.tracking.experiment, cfg.tracking.artifact_root, cfg.tracking.run_name or C.run_name(cfg),
+                    C.flatten(cfg), run_tags(cfg, data) | (extra_tags or {}), C.to_yaml(cfg), parent_run_id)
+                tracking.log_dataset(uri, run_id, data.name, data.checksum, str(data.source), data.sizes)
             held_run.enter_context(places.training_lock(cfg.trainer, run_id))
         return _fit_and_test(cfg, data, num_classes, uri, run_id, resume_run_id is not None, claim, stop_check, compiled)
 
