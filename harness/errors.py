@@ -54,7 +54,8 @@ class RunsFileError(InputError):
 NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 # No room, said without an errno: SQLite's (through sqlite3, SQLAlchemy, MLflow, Optuna) and numpy's
 # (an OSError of its own when a file it writes cannot grow).
-NO_ROOM_TEXT = ("database or disk is full", "Not enough free space to write")
+SQLITE_FULL = "database or disk is full"
+NO_ROOM_TEXT = (SQLITE_FULL, "Not enough free space to write")
 
 
 class OutOfRoom(Exception):
@@ -107,10 +108,8 @@ def room_lost(err: BaseException) -> str | None:
             return f"{_target(e)}: {e.strerror or e}"
     if isinstance(err, InputError):  # the harness's own line, naming the store or file
         return str(err)
-    for e in lost:  # a library's words around these (SQL, advice on autoflush) say nothing of where
-        for text in NO_ROOM_TEXT:
-            if text in str(e):
-                return text
+    if any(SQLITE_FULL in str(e) for e in lost):  # SQLAlchemy's words around it (SQL, advice) say nothing of where
+        return SQLITE_FULL
     return str(lost[0]).strip().splitlines()[0][:300] or type(lost[0]).__name__
 
 
@@ -121,8 +120,8 @@ def writing_to_store(store: str, what: str) -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        if room_lost(err) in NO_ROOM_TEXT:
-            raise StoreFull(f"{store}: {room_lost(err)} while {what}") from err
+        if room_lost(err) == SQLITE_FULL:
+            raise StoreFull(f"{store}: {SQLITE_FULL} while {what}") from err
         raise
 
 
@@ -136,6 +135,6 @@ class RunOutOfRoom(OutOfRoom):
     could still take it, the run is KILLED (continued as an interrupted one), else it stays RUNNING."""
 
     def __init__(self, where: str, run_id: str, store: str):
-        where = f"{store}: {where}" if where in NO_ROOM_TEXT else where  # SQLite's words: the store was full
+        where = f"{store}: {where}" if where == SQLITE_FULL else where  # SQLite's words: the store was full
         Exception.__init__(self, f"{where}, while training run {run_id} (`harness train --resume {run_id}` "
                                  "or its sweep's command continues it)")

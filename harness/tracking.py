@@ -471,7 +471,15 @@ def log_dataset(uri: str, run_id: str, name: str, sha256: str, source: str, size
     in the name: two runs that read other images of one file are told apart in the column."""
     dataset = Dataset(name=f"{name} {sizes['train']}/{sizes['val']}/{sizes['test']}", digest=sha256[:DIGEST_CHARS], source_type="local",
                       source=json.dumps({"uri": source}), profile=json.dumps({"sha256": sha256, **sizes}))
-    client(uri).log_inputs(run_id, datasets=[DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])])
+    inputs = [DatasetInput(dataset, [InputTag("mlflow.data.context", "training")])]
+    try:
+        client(uri).log_inputs(run_id, datasets=inputs)
+    except Exception as err:
+        # Two runs of one experiment logging the same new dataset at once (a sweep's workers): MLflow
+        # inserts it twice and the later insert fails. The dataset exists now: the same call links it.
+        if "UNIQUE constraint failed" not in str(err) and "duplicate key value" not in str(err):
+            raise
+        client(uri).log_inputs(run_id, datasets=inputs)
 
 
 def run_datasets(uri: str, run_id: str) -> list[dict[str, Any]]:
