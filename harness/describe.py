@@ -36,7 +36,9 @@ def layer_macs(model: nn.Module, input_size: int) -> list[tuple[str, nn.Module, 
     handles = [m.register_forward_hook(hook(n)) for n, m in leaves]
     try:
         with torch.enable_grad():  # so that a layer's input says whether backward reaches it
-            model.eval()(torch.zeros(1, 3, input_size, input_size))
+            # forward, not __call__: a network compiled in place (nn.Module.compile) would compile
+            # a graph for this batch of one, which no step uses; its layers' hooks fire either way
+            model.eval().forward(torch.zeros(1, 3, input_size, input_size))
     finally:
         for h in handles:
             h.remove()

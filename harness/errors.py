@@ -121,8 +121,14 @@ def writing_to_store(store: str, what: str) -> Iterator[None]:
         yield
     except Exception as err:
         if room_lost(err) == SQLITE_FULL:
-            raise StoreFull(f"{store}: {SQLITE_FULL} while {what}") from err
+            raise StoreFull(f"{with_store(SQLITE_FULL, store)} while {what}") from err
         raise
+
+
+def with_store(where: str, store: str) -> str:
+    """Where the room ran out, as `room_lost` said it, with the store in front where those are
+    SQLite's words, which name no file."""
+    return f"{store}: {where}" if where == SQLITE_FULL else where
 
 
 class StoreFull(OutOfRoom):
@@ -135,6 +141,5 @@ class RunOutOfRoom(OutOfRoom):
     could still take it, the run is KILLED (continued as an interrupted one), else it stays RUNNING."""
 
     def __init__(self, where: str, run_id: str, store: str):
-        where = f"{store}: {where}" if where == SQLITE_FULL else where  # SQLite's words: the store was full
-        Exception.__init__(self, f"{where}, while training run {run_id} (`harness train --resume {run_id}` "
+        Exception.__init__(self, f"{with_store(where, store)}, while training run {run_id} (`harness train --resume {run_id}` "
                                  "or its sweep's command continues it)")

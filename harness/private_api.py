@@ -11,6 +11,7 @@ store files without MLflow.)
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from contextlib import contextmanager
@@ -98,6 +99,22 @@ def system_metrics_monitor(run_id: str, uri: str, every_s: float, resume: bool) 
                                     resume_logging=resume, tracking_uri=uri)
 
 
+def mlflow_pytorch() -> Any:
+    """mlflow.pytorch without its Lightning autologging. Where pytorch_lightning is installed (the
+    `lightning` package installs it), importing mlflow.pytorch imports its `_lightning_autolog`
+    module, which imports pytorch_lightning, a second copy of the Lightning that the harness trains
+    with (about 4 s of CPU per process here), and calls logging.basicConfig, whose root handler
+    would print Lightning's INFO lines in every later run of the process. The harness never
+    autologs, and MLflow imports that module inside `try: ... except ImportError`: a None in
+    sys.modules makes the import fail, so MLflow goes on without it (mlflow.pytorch.autolog would
+    then fail in this process)."""
+    if "mlflow.pytorch" not in sys.modules:
+        sys.modules.setdefault("mlflow.pytorch._lightning_autolog", None)
+    import mlflow.pytorch
+
+    return mlflow.pytorch
+
+
 def pt2_pickle_problem(archive: Path) -> str | None:
     """Why a pt2 archive is not free of pickled records (which torch.export.load unpickles with
     weights_only=False), else None: MLflow's own check, which `mlflow.pytorch.load_model` runs only
@@ -106,7 +123,7 @@ def pt2_pickle_problem(archive: Path) -> str | None:
     from mlflow.exceptions import MlflowException
 
     with _private("mlflow", "mlflow.pytorch._validate_pt2_archive_is_pickle_free"):
-        from mlflow.pytorch import _validate_pt2_archive_is_pickle_free as validate
+        validate = mlflow_pytorch()._validate_pt2_archive_is_pickle_free
     try:
         validate(str(archive))
     except MlflowException as err:

@@ -335,7 +335,7 @@ def _fit_and_test(cfg: C.RunConfig, data: Data, num_classes: int, uri: str, run_
     trainer = None
     try:
         with tracking.ending(uri, run_id):
-            trainer = lightning_trainer(cfg, checkpoint, [FirstStepLine()])
+            trainer = lightning_trainer(cfg, checkpoint, [FirstStepLine()], compiled)
             device = trainer.strategy.root_device
             module = Classifier(cfg, data.transform, num_classes, record, device_settings(cfg.trainer, device), stop_check,
                                 compiled)
@@ -384,7 +384,8 @@ class FirstStepLine(pl.Callback):
             print(f"harness: first training step {time.perf_counter() - IMPORTED_AT:.1f} s after imports", flush=True)
 
 
-def lightning_trainer(cfg: C.RunConfig, checkpoint: Path, callbacks: list[pl.Callback] = ()) -> pl.Trainer:
+def lightning_trainer(cfg: C.RunConfig, checkpoint: Path, callbacks: list[pl.Callback] = (),
+                      compiled: bool = False) -> pl.Trainer:
     """The harness's Lightning trainer, writing the run's checkpoint every epoch (the bench times
     its epochs with this same trainer)."""
     return pl.Trainer(
@@ -398,6 +399,9 @@ def lightning_trainer(cfg: C.RunConfig, checkpoint: Path, callbacks: list[pl.Cal
                                    enable_version_counter=False), *callbacks],
         enable_progress_bar=cfg.trainer.progress_bar, enable_model_summary=False,
         num_sanity_val_steps=0, default_root_dir=str(checkpoint.parent),
+        # A compiled network evaluates under no_grad: under inference_mode, validation and testing
+        # each compiled a graph of their own (Dynamo guards on grad mode and on inference tensors).
+        inference_mode=not compiled,
         # Under SLURM the harness owns requeueing (harness.slurm: the cell's claim, its KILLED run);
         # Lightning's own auto-requeue would save a second checkpoint and requeue behind its back.
         plugins=[SLURMEnvironment(auto_requeue=False)] if SLURMEnvironment.detect() else None,

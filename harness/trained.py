@@ -19,7 +19,6 @@ run's own test set, with its test crops and precision, beside the test error the
 from __future__ import annotations
 
 import copy
-import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -34,16 +33,11 @@ from harness.errors import ConfigError, StoreError
 
 
 def _mlflow_pytorch() -> Any:
-    """mlflow.pytorch, without the root log handler that importing it installs (its Lightning
-    autolog module calls logging.basicConfig), which would print Lightning's INFO lines in every
-    later run of the process."""
-    # MLflow 3.17 lets a pt2 file hold pickled records (and loads them, running their code) unless
-    # this is false; its default is true. A model from a runs file must never run code.
+    """mlflow.pytorch, set to refuse pickled records: MLflow 3.17 lets a pt2 file hold them (and
+    loads them, running their code) unless MLFLOW_ALLOW_PICKLE_DESERIALIZATION is false; its
+    default is true. A model from a runs file must never run code."""
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
-    handlers, level = list(logging.root.handlers), logging.root.level
-    import mlflow.pytorch
-    logging.root.handlers[:], logging.root.level = handlers, level
-    return mlflow.pytorch
+    return private_api.mlflow_pytorch()
 
 
 def log(uri: str, run_id: str, net: torch.nn.Module, example: torch.Tensor, after_epochs: int, epochs: int,
@@ -51,7 +45,6 @@ def log(uri: str, run_id: str, net: torch.nn.Module, example: torch.Tensor, afte
     """Log `net` (as it is now, or with `weights`: those it had after `epochs`) as the run's model
     once it has trained `after_epochs`; `example`: a batch of its input; `chosen` says which weights.
     Returns the model's id and its size in bytes. Exporting took 0.3-1.5 s on a 2-core CPU (README)."""
-    mlflow_pytorch = _mlflow_pytorch()
     net = copy.deepcopy(net).float().cpu().to(memory_format=torch.contiguous_format).eval()
     if weights is not None:
         net.load_state_dict(weights)
@@ -59,13 +52,20 @@ def log(uri: str, run_id: str, net: torch.nn.Module, example: torch.Tensor, afte
     example = torch.zeros(2, *example.shape[1:])
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / tracking.MODEL_NAME
-        mlflow_pytorch.save_model(net, str(folder), input_example=example.numpy(), serialization_format="pt2",
-                                  pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+        save(net, folder, example)
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         parameters = sum(p.numel() for p in net.parameters())
         model_id = tracking.log_model_folder(uri, run_id, folder, epochs, {
             "epochs": str(epochs), "after_epochs": str(after_epochs), "bytes": str(size), "parameters": str(parameters), "format": "pt2", "chosen": chosen})
     return model_id, size
+
+
+def save(net: torch.nn.Module, folder: Path, example: torch.Tensor) -> None:
+    """`net` as an MLflow model folder (the PyTorch flavour, pt2) at `folder`, with its pip
+    requirements said: left to infer them, MLflow starts a process that imports the model's
+    libraries again (about 7 s of CPU per model here)."""
+    _mlflow_pytorch().save_model(net, str(folder), input_example=example.numpy(), serialization_format="pt2",
+                                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
 
 
 # The tags `log` gives a model: counts, as ASCII digits (a runs file's may be anything)
@@ -91,7 +91,6 @@ def folder_problem(files: dict[str, bytes], tags: dict[str, str]) -> str | None:
             and pyfunc.get("loader_module", "mlflow.pytorch") == "mlflow.pytorch"
             and pyfunc.get("data", "data") == "data" and pyfunc.get("code") is None):
         return "its MLmodel is not MLflow's PyTorch flavour over data/ without code of its own"
-    _mlflow_pytorch()  # imported quietly, before private_api imports it
     with tempfile.TemporaryDirectory() as tmp:
         archive = Path(tmp) / "model.pt2"
         archive.write_bytes(files[tracking.PT2_FILE])

@@ -111,7 +111,7 @@ def test_import_round_trips_runs_histories_and_report_bytes(source, tmp_path):
 
 def test_importing_twice_changes_nothing(source, tmp_path):
     uri, files = source
-    target = f"sqlite:///{tmp_path}/dst/mlflow.db"
+    target = fresh_store(tmp_path / "dst" / "mlflow.db")
     cli.main(["import", str(files["syn_speed"]), "--tracking-uri", target])
     first = run_ids(target, "syn_speed")
     db = Path(target.removeprefix("sqlite:///")).read_bytes()
@@ -125,7 +125,7 @@ def test_importing_twice_changes_nothing(source, tmp_path):
 def test_a_later_export_updates_the_imported_runs(source, tmp_path):
     """A sweep exported while a cell still ran, then again after: the second import finishes it."""
     uri, files = source
-    target = f"sqlite:///{tmp_path}/dst/mlflow.db"
+    target = fresh_store(tmp_path / "dst" / "mlflow.db")
     failed = next(r for r in tracking.find_runs(uri, "syn_tricks") if r.status == "FAILED")
     tracking.set_status(uri, failed.run_id, "RUNNING", None)
     early = tmp_path / "early.zip"
@@ -215,7 +215,7 @@ def test_an_unwritable_store_or_a_name_clash_exits_2_and_writes_nothing(source, 
     assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", f"sqlite:///{blocker}"]) == 2
     assert "not an SQLite database" in capsys.readouterr().err and blocker.read_text() == "not a database"
     # a store holding another sweep of the same name: refused, that store untouched
-    other = f"sqlite:///{tmp_path}/other/mlflow.db"
+    other = fresh_store(tmp_path / "other" / "mlflow.db")
     (tmp_path / "o").mkdir()
     fill(tmp_path / "o", other, SPEED, speed_metrics)
     before = run_ids(other, "syn_speed")
@@ -246,7 +246,7 @@ def test_a_sweep_in_the_store_replaces_its_committed_file(source, tmp_path):
     (reports / "syn_speed" / "runs.zip").write_bytes(files["syn_speed"].read_bytes())
     (reports / "stale").mkdir()
     (reports / "stale" / "section.md").write_text("## stale\nfrozen text with no runs\n")
-    local = f"sqlite:///{tmp_path}/e/mlflow.db"
+    local = fresh_store(tmp_path / "e" / "mlflow.db")
     (tmp_path / "t2").mkdir()
     fill(tmp_path / "t2", local, TRICKS, trick_metrics)  # the same grid re-run here: other runs
     cli.main(["report", "--tracking-uri", local, "--out", str(reports)])
@@ -266,7 +266,7 @@ def test_a_later_export_of_a_running_sweep_brings_its_trials(source, tmp_path):
     early = bundle.write(bundle.Bundle(sweep.sweep, {}, sweep.runs, [trial]), tmp_path / "early.zip")
     late = bundle.write(bundle.Bundle(sweep.sweep, {}, sweep.runs, [{**trial, "state": "COMPLETE", "value": 21.0},
                                                                     {**trial, "number": 1}]), tmp_path / "late.zip")
-    target, again = f"sqlite:///{tmp_path}/dst/mlflow.db", tmp_path / "again.zip"
+    target, again = fresh_store(tmp_path / "dst" / "mlflow.db"), tmp_path / "again.zip"
     for path in (early, late, early):  # the older file last: it must not take the trials back
         assert cli.main(["import", str(path), "--tracking-uri", target]) == 0
     cli.main(["export", "syn_speed", "--tracking-uri", target, "--out", str(again)])
@@ -311,7 +311,7 @@ def test_refusals_name_what_is_wrong(source, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "a folder; name the file to write" in err and "a folder, not a runs file" in err
     # a deleted experiment keeps its name until purged: say so, write nothing
-    target = f"sqlite:///{tmp_path}/dst/mlflow.db"
+    target = fresh_store(tmp_path / "dst" / "mlflow.db")
     cli.main(["import", str(files["syn_speed"]), "--tracking-uri", target])
     experiment = tracking.experiments(target)["syn_speed"][0]
     tracking.client(target).delete_experiment(experiment)
@@ -435,7 +435,7 @@ def test_an_unfinished_runs_checkpoint_travels_to_where_the_sweep_looks_and_noth
         assert archive.read(members[0]) == carried
 
     monkeypatch.chdir(there)
-    target = f"sqlite:///{there}/mlflow.db"
+    target = fresh_store(there / "mlflow.db")
     assert cli.main(["import", str(with_checkpoints), "--tracking-uri", target]) == 0
     assert "1 unfinished run(s) will continue from their carried checkpoint" in capsys.readouterr().out
     (copy,) = [r for r in tracking.find_runs(target, "syn_tricks") if r.origin_id == killed.run_id]
@@ -474,8 +474,7 @@ def model_files(tmp_path_factory) -> dict[str, bytes]:
 
     folder = tmp_path_factory.mktemp("model") / "model"
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3)).eval()
-    trained._mlflow_pytorch().save_model(net, str(folder), input_example=torch.zeros(2, 3, 2, 2).numpy(),
-                                         serialization_format="pt2")
+    trained.save(net, folder, torch.zeros(2, 3, 2, 2))
     return {f.relative_to(folder).as_posix(): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
 
 

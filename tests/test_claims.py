@@ -229,7 +229,7 @@ def test_one_parent_per_tracking_store_and_a_new_one_when_the_store_is_replaced(
     grid = G.load(path)
     first = claims.open_sweep(grid, url, uri).parent_id
     assert claims.open_sweep(grid, url, uri).parent_id == first
-    other_uri = f"sqlite:///{tmp_path}/other-mlflow.db"
+    other_uri = fresh_store(tmp_path / "other-mlflow.db")
     second = claims.open_sweep(grid, url, other_uri).parent_id
     assert second != first and tracking.run_active(other_uri, second)
     # The study is lost, the MLflow store kept: the new study on the same storage adopts the parent
@@ -251,7 +251,7 @@ def test_the_report_and_export_read_the_parent_of_the_storage_they_are_given(tmp
 
     path = tmp_path / "claims.yaml"
     path.write_text(GRID + f"set: {{tracking.artifact_root: {tmp_path / 'artifacts'}}}\n")
-    grid, uri = G.load(path), f"sqlite:///{tmp_path}/mlflow.db"
+    grid, uri = G.load(path), fresh_store(tmp_path / "mlflow.db")
     first_url, second_url = f"sqlite:///{tmp_path}/first.db", f"sqlite:///{tmp_path}/second.db"
     first = claims.open_sweep(grid, first_url, uri).parent_id
     alone = bundle.from_store(uri, grid.name, f"sqlite:///{tmp_path}/elsewhere.db")

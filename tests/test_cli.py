@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import fresh_store
+
 ROOT = Path(__file__).parents[1]
 # Runs each command in turn in one process, saying after each whether Lightning is imported by then:
 # the first command that imports it is the one named. (One process, not one per command: each start
@@ -38,7 +40,7 @@ def test_commands_that_do_not_train_do_not_import_lightning(tmp_path, real_cifar
 
     from harness import cli
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"  # holding a committed sweep, for report and export to read
+    uri = fresh_store(tmp_path / "mlflow.db")  # holding a committed sweep, for report and export to read
     assert cli.main(["import", str(ROOT / "reports" / "relu_speed_cpu" / "runs.zip"), "--tracking-uri", uri]) == 0
     env = dict(os.environ, MLFLOW_TRACKING_URI=uri, HARNESS_DATA_DIR=str(real_cifar.parent))
     done = subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(COMMANDS.items()))], cwd=tmp_path, env=env,

@@ -4,8 +4,11 @@ and checked for what the harness relies on: a lock refresh that moves one fails 
 from __future__ import annotations
 
 import importlib.metadata
+import subprocess
+import sys
 import sqlite3
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -98,8 +101,7 @@ def test_mlflows_pt2_pickle_check_passes_a_saved_model_and_names_a_pickled_recor
     from harness import trained
 
     folder = tmp_path / "model"
-    trained._mlflow_pytorch().save_model(torch.nn.Linear(4, 2).eval(), str(folder), input_example=torch.zeros(2, 4).numpy(),
-                                         serialization_format="pt2")
+    trained.save(torch.nn.Linear(4, 2).eval(), folder, torch.zeros(2, 4))
     archive = folder / "data" / "model.pt2"
     assert private_api.pt2_pickle_problem(archive) is None
     pickled = io.BytesIO()
@@ -109,3 +111,18 @@ def test_mlflows_pt2_pickle_check_passes_a_saved_model_and_names_a_pickled_recor
         for info in src.infolist():
             dst.writestr(info.filename, pickled.getvalue() if "sample_inputs" in info.filename else src.read(info))
     assert "sample_inputs/model.pt' in the model's 'pt2' archive is not a pickle-free payload" in private_api.pt2_pickle_problem(hostile)
+
+
+def test_mlflow_pytorch_comes_without_a_second_lightning_or_a_root_log_handler():
+    """MLflow's Lightning autologging is left out (it would import pytorch_lightning and install a
+    root log handler), as long as MLflow imports it where the harness expects, inside a try."""
+    import mlflow
+
+    source = (Path(mlflow.__file__).parent / "pytorch" / "__init__.py").read_text()
+    assert "    from mlflow.pytorch._lightning_autolog import MlflowModelCheckpointCallback" in source, \
+        f"mlflow {mlflow.__version__} imports its Lightning autologging otherwise: update private_api.mlflow_pytorch"
+    probe = ("import logging, sys\nfrom harness import private_api\nhandlers = list(logging.root.handlers)\n"
+             "m = private_api.mlflow_pytorch()\n"
+             "print('pytorch_lightning' in sys.modules, logging.root.handlers == handlers, callable(m.save_model))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["False", "True", "True"], done.stderr[-2000:]

@@ -290,7 +290,8 @@ def test_a_race_killed_in_either_stage_settles_each_cell_once_in_place_and_from_
     made = {v: d for v, d in exported.race_state.items() if "chosen" in d}
     assert made  # a variant chose (its estimate began); the other may still be racing
     done_here = {r.tags["cell"] for r in children(uri) if race.settled(exported, r)}
-    subprocess.run(harness + ["export", "r", "--out", str(tmp_path / "r.runs.zip"), "--checkpoints"], cwd=here, check=True)
+    assert cli.main(["export", "r", "--out", str(tmp_path / "r.runs.zip"), "--checkpoints", "--storage", url,
+                     "--tracking-uri", uri]) == 0
 
     # in place
     assert cli.main(["sweep", str(path), "--storage", url, "--tracking-uri", uri]) == 0, (tmp_path / "sweep.log").read_text()[-3000:]
@@ -312,7 +313,7 @@ def test_a_race_killed_in_either_stage_settles_each_cell_once_in_place_and_from_
     there_uri = fresh_store(there / "mlruns" / "mlflow.db")
     # the grid keeps its checkpoints in an absolute folder, which an import follows only when told to
     checkpoints = G.load(path).cells[0].config.trainer.checkpoint_dir
-    subprocess.run(harness + ["import", str(tmp_path / "r.runs.zip"), "--checkpoint-dir", checkpoints], cwd=there, check=True)
+    assert cli.main(["import", str(tmp_path / "r.runs.zip"), "--checkpoint-dir", checkpoints, "--tracking-uri", there_uri]) == 0
     out = subprocess.run(harness + ["sweep", str(path)], cwd=there, check=True, capture_output=True, text=True).stdout
     assert "continued from run" in out  # the killed estimate cell, from the checkpoint its runs file carried
     ran = {line.split("-> ")[1] for line in out.splitlines() if "  -> " in line}

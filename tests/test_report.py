@@ -231,7 +231,7 @@ def test_regenerating_gives_identical_bytes(store, tmp_path):
 
 
 def test_a_sweep_with_no_finished_cell_reports_what_is_missing(tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = fresh_store(tmp_path / "mlflow.db")
     fill(tmp_path, uri, SPEED.replace("syn_speed", "syn_failed"),
          lambda cell: ("FAILED", {}, {"train_err": [90.0]}))
     out = tmp_path / "reports"
@@ -257,7 +257,7 @@ def test_speed_verdict_when_only_one_activation_reaches_the_target():
 
 def test_a_cpu_scale_sweep_says_so_and_points_to_the_full_scale_one(store, tmp_path):
     cpu = SPEED.replace("name: syn_speed", "name: syn_speed_cpu\nfull_scale: syn_speed")
-    alone = f"sqlite:///{tmp_path}/alone.db"
+    alone = fresh_store(tmp_path / "alone.db")
     for folder, uri in (("c", store), ("a", alone)):
         (tmp_path / folder).mkdir()
         fill(tmp_path / folder, uri, cpu, speed_metrics)

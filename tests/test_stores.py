@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from harness import claims, cli, tracking
 from harness import grid as G
-from conftest import worker_processes
+from conftest import fresh_store, worker_processes
 
 GRID = """
 name: race
@@ -299,7 +299,7 @@ def test_a_full_disk_is_one_line_naming_the_place_and_what_and_leaves_no_run_run
     if subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs tmpfs "{full}"'], capture_output=True).returncode:
         pytest.skip("no mount namespace here: unshare -m needs root or CAP_SYS_ADMIN")
     grid = str(_grid(tmp_path, f"  data.source: {cifar_sources['zip']}\n  data.val_size: 10\n").rename(tmp_path / "g.yaml"))
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = fresh_store(tmp_path / "mlflow.db")
     harness = [sys.executable, "-m", "harness.cli"]
     cases = {
         "run race's grid.yaml": harness + ["sweep", grid, "--storage", f"sqlite:///{tmp_path}/optuna.db",
@@ -311,7 +311,7 @@ def test_a_full_disk_is_one_line_naming_the_place_and_what_and_leaves_no_run_run
     for what, command in cases.items():
         _assert_out_of_room(_in_full_folder(full, command), f"{full}/", f"No space left on device while writing {what}")
     # a sweep exported onto the full disk
-    claims.open_sweep(G.load(grid), f"sqlite:///{tmp_path}/optuna2.db", f"sqlite:///{tmp_path}/mlflow2.db")
+    claims.open_sweep(G.load(grid), f"sqlite:///{tmp_path}/optuna2.db", fresh_store(tmp_path / "mlflow2.db"))
     export = ["export", "race", "--out", f"{full}/race.runs.zip", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow2.db",
               "--storage", f"sqlite:///{tmp_path}/optuna2.db"]
     _assert_out_of_room(_in_full_folder(full, harness + export), f"{full}/race.runs.zip",
@@ -332,7 +332,7 @@ def test_a_full_disk_mid_run_stops_it_resumable_naming_the_place_and_the_run(tmp
     full.mkdir()
     if subprocess.run(["unshare", "-m", "sh", "-c", f'mount -t tmpfs tmpfs "{full}"'], capture_output=True).returncode:
         pytest.skip("no mount namespace here: unshare -m needs root or CAP_SYS_ADMIN")
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = fresh_store(tmp_path / "mlflow.db")
     train = [sys.executable, "-m", "harness.cli", "train", "--preset", "cifar_convnet4", f"data.source={cifar_sources['zip']}",
              "data.train_subset=64", "data.val_size=10", "data.test_subset=64", "trainer.max_epochs=1",
              "trainer.progress_bar=false", f"tracking.uri={uri}", f"trainer.checkpoint_dir={full}/checkpoints"]

@@ -107,7 +107,7 @@ def test_sigterm_then_kill_9_mid_cell_and_the_same_command_finishes_only_the_res
     (and Ctrl-C) into exit 1; the sweep records its parent and the cell KILLED, says so in one line
     and exits 130. kill -9: nothing is recorded, the cell stays RUNNING. Each time the same command
     continues the interrupted cell in its own run (no duplicate, no orphan) and finishes the rest."""
-    path = grid_file(tmp_path, real_cifar, epochs=2, images=2048)
+    path = grid_file(tmp_path, real_cifar, epochs=2, images=1024)
     url, uri = stores(tmp_path)
     command = [sys.executable, "-m", "harness.cli", "sweep", str(path), "--storage", url, "--tracking-uri", uri]
     checkpoints = tmp_path / "checkpoints"
@@ -149,7 +149,7 @@ def test_a_worker_killed_under_workers_2_frees_its_cell_at_once(tmp_path, real_c
     """The second worker is the one whose death the coordinator did not see while it waited on the
     first: unreaped, it stayed a zombie that looked alive, so its cell waited out the 2-minute
     heartbeat limit ("silent ... (no heartbeat)"), not the dead-process check."""
-    path = grid_file(tmp_path, real_cifar, epochs=2, images=2048)
+    path = grid_file(tmp_path, real_cifar, epochs=2, images=1024)
     url, uri = stores(tmp_path)
     log = tmp_path / "sweep.log"
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sweep", str(path), "--workers", "2",

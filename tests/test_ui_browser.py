@@ -67,7 +67,7 @@ def test_the_ui_shows_an_imported_sweeps_runs_with_model_dataset_and_system_metr
                      "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"]) == 0
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    uri = f"sqlite:///{elsewhere}/mlruns/mlflow.db"
+    uri = fresh_store(elsewhere / "mlruns" / "mlflow.db")
     assert cli.main(["import", str(runs_file), "--tracking-uri", uri]) == 0
     children = [r for r in tracking.find_runs(uri, "tiny") if r.tags.get("sweep_role") != "parent"]
     child = children[0]
