@@ -172,7 +172,7 @@ def harness_epoch(b: Bench, batches: int, folder: Path) -> float:
     recorded: dict[str, float] = {}
     module = T.Classifier(cfg, b.data.transform, b.num_classes, lambda step, m: recorded.update(m), b.nhwc,
                           compiled=b.compiled)
-    T.lightning_trainer(cfg, folder / "last.ckpt").fit(module, FirstBatches(b.data.train, batches))
+    T.lightning_trainer(cfg, folder / "last.ckpt", compiled=b.compiled).fit(module, FirstBatches(b.data.train, batches))
     return recorded["images_per_sec"]
 
 

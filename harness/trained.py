@@ -35,7 +35,8 @@ from harness.errors import ConfigError, StoreError
 def _mlflow_pytorch() -> Any:
     """mlflow.pytorch, set to refuse pickled records: MLflow 3.17 lets a pt2 file hold them (and
     loads them, running their code) unless MLFLOW_ALLOW_PICKLE_DESERIALIZATION is false; its
-    default is true. A model from a runs file must never run code."""
+    default is true. A model from a runs file must never run code. (Without MLflow's Lightning
+    autologging: see private_api.mlflow_pytorch; mlflow.pytorch.autolog fails in this process.)"""
     os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
     return private_api.mlflow_pytorch()
 

@@ -256,12 +256,14 @@ def assert_every_cell_settled_once(grid: G.Grid, uri: str) -> list[RunRecord]:
 def test_a_race_killed_in_either_stage_settles_each_cell_once_in_place_and_from_its_runs_file(tmp_path, real_cifar,
                                                                                                 capsys):
     """kill -9 in the race, then mid-cell in the estimate, then exported, as a session that ends:
-    each a command of its own in its folder, on its default stores. In place, the same command
-    continues the killed cell in its own run and settles every cell once, choosing no rate twice;
-    in another folder's new default stores (the next session, on a fresh checkout) the imported
-    runs file makes the same command run only what was left, with the choices the race had
-    recorded, and continue the run that was killed mid-cell from the checkpoint the file carried. (One race serves both endings: it is the
-    slowest part.)"""
+    each killed sweep a command of its own in its folder, on its default stores. In place, the same
+    command continues the killed cell in its own run and settles every cell once, choosing no rate
+    twice; in another folder's new default stores (the next session, on a fresh checkout) the
+    imported runs file makes the same command, again a process of its own on its folder's
+    defaults, run only what was left, with the choices the race had recorded, and continue the run
+    that was killed mid-cell from the checkpoint the file carried. (One race serves both endings:
+    it is the slowest part. Export and import run in this process, on those same stores named:
+    each process start imports torch, MLflow and Optuna again, seconds of CPU.)"""
     path = race_file(tmp_path, real_cifar)
     here, there = tmp_path / "here", tmp_path / "there"
     here.mkdir(), there.mkdir()

@@ -311,8 +311,9 @@ def test_a_full_disk_is_one_line_naming_the_place_and_what_and_leaves_no_run_run
     for what, command in cases.items():
         _assert_out_of_room(_in_full_folder(full, command), f"{full}/", f"No space left on device while writing {what}")
     # a sweep exported onto the full disk
-    claims.open_sweep(G.load(grid), f"sqlite:///{tmp_path}/optuna2.db", fresh_store(tmp_path / "mlflow2.db"))
-    export = ["export", "race", "--out", f"{full}/race.runs.zip", "--tracking-uri", f"sqlite:///{tmp_path}/mlflow2.db",
+    exported = fresh_store(tmp_path / "mlflow2.db")
+    claims.open_sweep(G.load(grid), f"sqlite:///{tmp_path}/optuna2.db", exported)
+    export = ["export", "race", "--out", f"{full}/race.runs.zip", "--tracking-uri", exported,
               "--storage", f"sqlite:///{tmp_path}/optuna2.db"]
     _assert_out_of_room(_in_full_folder(full, harness + export), f"{full}/race.runs.zip",
                         "No space left on device while writing the runs file of sweep race")
