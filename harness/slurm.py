@@ -90,7 +90,9 @@ def check_slurm(settings: JobSettings) -> None:
         raise SlurmError(f"no SLURM here: {', '.join(missing)} not on PATH")
     done = subprocess.run(["sinfo", "-h", "-o", "%P"], capture_output=True, text=True, timeout=60)
     if done.returncode:
-        raise SlurmError(f"sinfo: {(done.stderr or done.stdout).strip().splitlines()[-1] if (done.stderr or done.stdout).strip() else f'exit {done.returncode}'}")
+        said = (done.stderr or done.stdout).strip()
+        # its last line, which names sinfo itself ("sinfo: fatal: ..."): said once
+        raise SlurmError(f"sinfo: {said.splitlines()[-1].removeprefix('sinfo: ') if said else f'exit {done.returncode}'}")
     partitions = [p.rstrip("*") for p in done.stdout.split()]
     if settings.partition is not None and settings.partition not in partitions:
         raise SlurmError(f"--partition {settings.partition}: not a partition of this cluster "

@@ -125,6 +125,17 @@ def test_no_slurm_or_a_refused_job_is_one_line_and_creates_nothing(tmp_path, cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no SLURM here: sbatch, sinfo, scontrol not on PATH" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.yaml"]
+    # SLURM's commands, and no cluster they can reach: sinfo's own words, named once
+    monkeypatch.undo()
+    if shutil.which("sinfo") is None:
+        return
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty.conf").write_text("")  # a missing one: sinfo retries for a minute first
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "empty.conf"))
+    assert cli.main(["submit", str(path), *stores]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "harness: slurm error: sinfo: " in err and "sinfo: sinfo:" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.yaml", "empty.conf"]
 
 
 def test_an_array_on_real_slurm_with_one_task_preempted_mid_cell(tmp_path, slurm, postgres, real_cifar,
