@@ -86,19 +86,20 @@ def test_bench_times_a_small_network_end_to_end(real_cifar, tmp_path, monkeypatc
     monkeypatch.setattr(B, "SECONDS_PER_MEASUREMENT", 0.3)
     overrides = [f"data.source={real_cifar}", "data.train_subset=1024", "data.val_size=256", "data.test_subset=256",
                  "model.width=0.125", "data.batch_size=64"]
-    text = B.bench([("cifar_alexnet", overrides)], [], repeats=1, out_dir=tmp_path, command="harness bench (test)")
+    text = B.bench([("cifar_alexnet", overrides)], [], repeats=2, out_dir=tmp_path, command="harness bench (test)")
     saved = json.loads(next(tmp_path.glob("*.json")).read_text())
     net = saved["networks"][0]
     epochs = {f"{who} epoch, {name}" for who in ("harness", "bare") for name in B.SETTINGS}
     assert set(net["values"]) == epochs | {"step", "step, other format", "transform", "step, no LRN", "step, torch LRN"}
     assert net["default"] == "eager fp32" and net["compile_s"] > 0
-    assert all(len(v) == 1 and all(x > 0 for x in v) for v in net["values"].values())
+    assert all(len(v) == 2 and all(x > 0 for x in v) for v in net["values"].values())
     assert net["nhwc"] is True and net["device"] == "cpu"  # "auto" on a CPU
-    # The harness's images/s and the bare loop's measure the same work: within a factor 3 of each other
-    # (one 0.3 s sample each, on a machine other tests share), and no faster than the step alone (an
-    # epoch adds the transform to the step), which one sample may still show up to twice as fast.
-    per_image_step = net["values"]["step"][0] / 64
-    values = {key: net["values"][key][0] for key in epochs}
+    # The harness's images/s and the bare loop's measure the same work: within a factor 3 of each other,
+    # and no faster than the step alone (an epoch adds the transform to the step), which a 0.3 s sample
+    # may still show up to twice as fast. Other tests share the machine and can only slow a sample down,
+    # so each side is its best of two repeats (a single slow step sample once read 2.1x).
+    per_image_step = min(net["values"]["step"]) / 64
+    values = {key: max(net["values"][key]) for key in epochs}
     for name in B.SETTINGS:
         assert 1 / 3 < values[f"harness epoch, {name}"] / values[f"bare epoch, {name}"] < 3, name
     for key in (k for k in epochs if k.endswith("fp32")):  # (bf16 is other work: its speed is the measurement)
