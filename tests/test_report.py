@@ -41,8 +41,8 @@ stop: {train_err_below: 25, max_epochs: 40}
 
 def fill(tmp_path, uri: str, text: str, metrics_of, recorded: dict | None = None) -> None:
     """A sweep in the store: its parent and one child per cell, metrics from `metrics_of(cell)`:
-    (status, {final metrics}, {curve key: [values by epoch]}); `recorded`: what the sweep decided
-    as it ran (grid.STATE_KEYS), in its parent's grid.yaml."""
+    (status, {final metrics}, {curve key: [values by epoch]}), or None for a cell not run yet;
+    `recorded`: what the sweep decided as it ran (grid.STATE_KEYS), in its parent's grid.yaml."""
     path = tmp_path / "grid.yaml"
     path.write_text(text)
     grid = G.load(path)
@@ -52,7 +52,9 @@ def fill(tmp_path, uri: str, text: str, metrics_of, recorded: dict | None = None
     parent = tracking.start_run(uri, grid.name, root, grid.name, {}, {"sweep": grid.name, "sweep_role": "parent",
                                 "grid_file": "grid.yaml"}, yaml.safe_dump(grid.as_dict()), config_name="grid.yaml")
     for cell in grid.cells:
-        status, final, curves = metrics_of(cell)
+        if (outcome := metrics_of(cell)) is None:
+            continue
+        status, final, curves = outcome
         tags = {"sweep_parent": parent, "cell": cell.key, "trick": cell.trick, "seed": str(cell.seed),
                 "dataset_sha256": "ab" * 32, "device": "cpu (2 cores)", "git_commit": "abc123",
                 **{f"axis.{k}": str(v) for k, v in cell.values.items()}}

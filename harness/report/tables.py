@@ -187,10 +187,31 @@ def trick_display(table: pd.DataFrame) -> list[dict[str, str]]:
 def setting(run: CellRun) -> str:
     """What a Figure 1 ratio holds fixed while ReLU and tanh differ: the other axes' values (the
     network of a race grid: 'convnet4'), or the initialisation ('paper initialisation')."""
-    others = {k: v for k, v in sorted(run.axes.items()) if k not in ("model.activation", "optim.lr")}
+    return _setting(run.axes, run.params["model.init"])
+
+
+def _setting(axes: dict, init: str) -> str:
+    others = {k: str(v) for k, v in sorted(axes.items()) if k not in ("model.activation", "optim.lr")}
     if not others or list(others) == ["model.init"]:
-        return f"{run.params['model.init']} initialisation"
+        return f"{init} initialisation"
     return ", ".join(others.values())
+
+
+def _seeds_not_run(sweep: SweepRecord, name: str, rates: dict[str, str]) -> int:
+    """Seeds of the grid whose cell of `name` at an activation's rate in `rates` has no outcome yet
+    (never ran, or still running or killed): a sweep reported half-way. A diverged (FAILED) run is
+    an outcome: it did not reach the target."""
+    seeds = set()
+    for cell in sweep.cells:
+        if cell.stage == "race" or _setting(cell.values, cell.config.model.init) != name:
+            continue
+        lr = rates.get(cell.config.model.activation)
+        if lr is not None and float(cell.config.optim.lr) != float(lr):
+            continue
+        attempts = sweep.attempts.get(cell.key, [])
+        if not any(a.status == "FINISHED" for a in attempts) and (not attempts or attempts[-1].status != "FAILED"):
+            seeds.add(cell.seed)
+    return len(seeds)
 
 
 def speed_groups(sweep: SweepRecord) -> dict[tuple[str, str, str], list[CellRun]]:
@@ -264,9 +285,10 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
         ratio = S.ratio_interval({s: e for s, e in tanh.items() if e}, {s: e for s, e in relu.items() if e})
         relu_hits, tanh_hits = (sum(e is not None for e in d.values()) for d in (relu, tanh))
         row_seeds = max(seeds, len(relu), len(tanh))
+        not_run = _seeds_not_run(sweep, name, {act: winners[(act, name)] for act in ("relu", "tanh") if (act, name) in winners})
         ratios.append({"setting": name, "relu_lr": float(winners.get(("relu", name), math.nan)),
                        "tanh_lr": float(winners.get(("tanh", name), math.nan)),
-                       "relu_reached": relu_hits, "tanh_reached": tanh_hits, "seeds": row_seeds,
+                       "relu_reached": relu_hits, "tanh_reached": tanh_hits, "seeds": row_seeds, "not_run": not_run,
                        "ratio": ratio.mean, "ci_low": ratio.low, "ci_high": ratio.high, "n": ratio.n,
                        "paper_ratio": paper.RELU_SPEEDUP, "verdict": speed_verdict(ratio, relu_hits, tanh_hits, row_seeds)})
     return pd.DataFrame(cells), pd.DataFrame(ratios)
