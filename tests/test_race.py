@@ -199,7 +199,7 @@ def test_a_race_cell_is_out_raced_once_it_has_trained_the_winners_epochs(tmp_pat
 
 def race_file(tmp_path: Path, source: Path) -> Path:
     """Two activations racing rates 0.02-0.16 on one selection seed, then two estimate seeds: the
-    target (85% training error) is within a few epochs of 2,048 real images, and each activation's
+    target (85% training error) is within a few epochs of 1,024 real images, and each activation's
     fastest rate was inside that ladder here (so the race usually needs no extra round)."""
     return write(tmp_path, f"""
 name: r
@@ -211,7 +211,7 @@ seeds: [0, 1]
 stop: {{train_err_below: 85, max_epochs: 3, stalled_epochs: 2}}
 set:
   data.source: {source}
-  data.train_subset: 2048
+  data.train_subset: 1024
   data.val_size: 256
   data.test_subset: 256
   model.init: pytorch
