@@ -142,25 +142,28 @@ def _speed_findings(ratios, target: float, stalled: str) -> str:
     sentences = []
     stall_rule = f" or after {stalled} epochs without progress" if stalled not in ("0", "?") else ""
     for r in ratios.to_dict("records"):
-        ran = r["seeds"] - r["not_run"]  # a sweep reported half-way: the seeds still to run are no failures
-        not_run = f"{r['not_run']} of {r['seeds']} seeds not run yet" if r["not_run"] else ""
+        seeds, relu_ran, tanh_ran = r["seeds"], r["relu_ran"], r["tanh_ran"]  # a sweep reported half-way:
+        to_run = ("" if relu_ran == tanh_ran == seeds else  # its seeds still to run are no failures
+                  f"{seeds - relu_ran} of {seeds} seeds still to run" if relu_ran == tanh_ran else
+                  f"ReLU has {seeds - relu_ran} and tanh {seeds - tanh_ran} of {seeds} seeds still to run")
+        unit = " seeds run" if to_run else " seeds"
         if r["n"] >= 2:
             interval = "" if math.isnan(r["ci_low"]) else f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
-            left_out = ("" if r["n"] == ran else
-                        f"ReLU reached it in {r['relu_reached']}/{ran} seeds run and tanh in {r['tanh_reached']}/{ran}; "
+            left_out = ("" if r["n"] == max(relu_ran, tanh_ran) else
+                        f"ReLU reached it in {r['relu_reached']}/{relu_ran}{unit} and tanh in {r['tanh_reached']}/{tanh_ran}; "
                         "the ratio leaves out seeds where either did not")
-            notes = "; ".join(note for note in (not_run, left_out) if note)
+            notes = "; ".join(note for note in (to_run, left_out) if note)
             sentences.append(
                 f"With {r['setting']}, tanh (lr {r['tanh_lr']:g}) needed {r['ratio']:.2f}x{interval} "
                 f"the epochs ReLU (lr {r['relu_lr']:g}) needed to reach {target:g}% training error, over "
-                f"{r['n']} of {r['seeds']} seeds{f' ({notes})' if notes else ''}; paper: about 6x. "
+                f"{r['n']} of {seeds} seeds{f' ({notes})' if notes else ''}; paper: about 6x. "
                 f"Verdict: {r['verdict']}.")
         else:
             sentences.append(
                 f"With {r['setting']}, ReLU (lr {r['relu_lr']:g}) went below {target:g}% training error in "
-                f"{r['relu_reached']}/{ran} seeds run and tanh (lr {r['tanh_lr']:g}) in "
-                f"{r['tanh_reached']}/{ran}{f' ({not_run})' if not_run else ''} (a run stops at the epoch "
-                f"cap{stall_rule}): no ratio. Verdict: {r['verdict']}.")
+                f"{r['relu_reached']}/{relu_ran}{unit} and tanh (lr {r['tanh_lr']:g}) in {r['tanh_reached']}/{tanh_ran} "
+                f"(a run stops at the epoch cap{stall_rule}{f'; {to_run}' if to_run else ''}): "
+                f"no ratio. Verdict: {r['verdict']}.")
     return " ".join(sentences) or "No activation pair finished."
 
 

@@ -197,19 +197,19 @@ def _setting(axes: dict, init: str) -> str:
     return ", ".join(others.values())
 
 
-def _seeds_not_run(sweep: SweepRecord, name: str, rates: dict[str, str]) -> int:
-    """Seeds of the grid whose cell of `name` at an activation's rate in `rates` has no outcome yet
-    (never ran, or still running or killed): a sweep reported half-way. A diverged (FAILED) run is
-    an outcome: it did not reach the target."""
+def _seeds_with_outcome(sweep: SweepRecord, name: str, activation: str, lr: str | None) -> int:
+    """Seeds of the grid whose cell of `name`, `activation` (at `lr`, where there is one) has an
+    outcome: a FINISHED run, or a race grid's diverged one. A cell never run, running, killed or
+    failed otherwise (retried by the next sweep) is still to run: a sweep reported half-way."""
     seeds = set()
     for cell in sweep.cells:
-        if cell.stage == "race" or _setting(cell.values, cell.config.model.init) != name:
-            continue
-        lr = rates.get(cell.config.model.activation)
-        if lr is not None and float(cell.config.optim.lr) != float(lr):
+        if (cell.stage == "race" or cell.config.model.activation != activation
+                or _setting(cell.values, cell.config.model.init) != name
+                or (lr is not None and float(cell.config.optim.lr) != float(lr))):
             continue
         attempts = sweep.attempts.get(cell.key, [])
-        if not any(a.status == "FINISHED" for a in attempts) and (not attempts or attempts[-1].status != "FAILED"):
+        if any(a.status == "FINISHED" for a in attempts) or (
+                attempts and attempts[-1].status == "FAILED" and attempts[-1].name not in sweep.failed):
             seeds.add(cell.seed)
     return len(seeds)
 
@@ -285,10 +285,11 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
         ratio = S.ratio_interval({s: e for s, e in tanh.items() if e}, {s: e for s, e in relu.items() if e})
         relu_hits, tanh_hits = (sum(e is not None for e in d.values()) for d in (relu, tanh))
         row_seeds = max(seeds, len(relu), len(tanh))
-        not_run = _seeds_not_run(sweep, name, {act: winners[(act, name)] for act in ("relu", "tanh") if (act, name) in winners})
+        relu_ran, tanh_ran = (_seeds_with_outcome(sweep, name, act, winners.get((act, name))) if sweep.cells else row_seeds
+                              for act in ("relu", "tanh"))
         ratios.append({"setting": name, "relu_lr": float(winners.get(("relu", name), math.nan)),
                        "tanh_lr": float(winners.get(("tanh", name), math.nan)),
-                       "relu_reached": relu_hits, "tanh_reached": tanh_hits, "seeds": row_seeds, "not_run": not_run,
+                       "relu_reached": relu_hits, "tanh_reached": tanh_hits, "seeds": row_seeds, "relu_ran": relu_ran, "tanh_ran": tanh_ran,
                        "ratio": ratio.mean, "ci_low": ratio.low, "ci_high": ratio.high, "n": ratio.n,
                        "paper_ratio": paper.RELU_SPEEDUP, "verdict": speed_verdict(ratio, relu_hits, tanh_hits, row_seeds)})
     return pd.DataFrame(cells), pd.DataFrame(ratios)
