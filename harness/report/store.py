@@ -37,6 +37,7 @@ class SweepRecord:
     cells: list[G.Cell] = field(default_factory=list)  # the recorded grid's, re-expanded
     failed: list[str] = field(default_factory=list)  # cells whose last run FAILED (a race's divergence is an outcome)
     attempts: dict[str, list[bundle.Run]] = field(default_factory=dict)  # cell hash -> its runs, oldest first
+    settled: set[str] = field(default_factory=set)  # cell hashes with an outcome (`race.settled`); the rest are still to run
     _by_key: dict[str, G.Cell] = field(default_factory=dict, repr=False)
 
     def cell(self, key: str) -> G.Cell | None:
@@ -74,7 +75,7 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
         by_cell = {k: v for k, v in by_cell.items() if k in {c.key for c in expected}}
 
     race_cells = {c.key for c in expected if c.stage == "race"}
-    runs, missing, failed = [], [], []
+    runs, missing, failed, settled = [], [], [], set()
     for key, attempts in sorted(by_cell.items(), key=lambda kv: kv[1][0].name):
         done = [r for r in attempts if r.status == "FINISHED"]
         if not done:
@@ -82,9 +83,12 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
             if key not in race_cells:  # a race cell's outcome, whatever it is, is in the race's table
                 why = last.tags.get("failure_reason") or last.status.lower()
                 missing.append((last.name, f"{last.status}: {why}"))
-            if last.status == "FAILED" and not (grid and race.settled(grid, last)):
+            if grid and race.settled(grid, last):
+                settled.add(key)
+            elif last.status == "FAILED":
                 failed.append(last.name)
             continue
+        settled.add(key)
         run = done[0]
         runs.append(CellRun(
             name=run.name, cell=key, trick=run.tags.get("trick", ""), seed=int(run.tags["seed"]),
@@ -93,4 +97,4 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
     seen = set(by_cell)
     missing += [(cell.name, "never ran") for cell in expected if cell.key not in seen and cell.key not in race_cells]
     return SweepRecord(sweep.sweep, sweep.parent.record(), recorded, runs, sorted(missing),
-                       expected, sorted(failed), by_cell)
+                       expected, sorted(failed), by_cell, settled)

@@ -201,17 +201,10 @@ def _seeds_with_outcome(sweep: SweepRecord, name: str, activation: str, lr: str 
     """Seeds of the grid whose cell of `name`, `activation` (at `lr`, where there is one) has an
     outcome: a FINISHED run, or a race grid's diverged one. A cell never run, running, killed or
     failed otherwise (retried by the next sweep) is still to run: a sweep reported half-way."""
-    seeds = set()
-    for cell in sweep.cells:
-        if (cell.stage == "race" or cell.config.model.activation != activation
-                or _setting(cell.values, cell.config.model.init) != name
-                or (lr is not None and float(cell.config.optim.lr) != float(lr))):
-            continue
-        attempts = sweep.attempts.get(cell.key, [])
-        if any(a.status == "FINISHED" for a in attempts) or (
-                attempts and attempts[-1].status == "FAILED" and attempts[-1].name not in sweep.failed):
-            seeds.add(cell.seed)
-    return len(seeds)
+    return len({cell.seed for cell in sweep.cells
+                if cell.key in sweep.settled and cell.stage != "race" and cell.config.model.activation == activation
+                and _setting(cell.values, cell.config.model.init) == name
+                and (lr is None or float(cell.config.optim.lr) == float(lr))})
 
 
 def speed_groups(sweep: SweepRecord) -> dict[tuple[str, str, str], list[CellRun]]:
@@ -289,7 +282,8 @@ def speed_table(sweep: SweepRecord, target: float) -> tuple[pd.DataFrame, pd.Dat
                               for act in ("relu", "tanh"))
         ratios.append({"setting": name, "relu_lr": float(winners.get(("relu", name), math.nan)),
                        "tanh_lr": float(winners.get(("tanh", name), math.nan)),
-                       "relu_reached": relu_hits, "tanh_reached": tanh_hits, "seeds": row_seeds, "relu_ran": relu_ran, "tanh_ran": tanh_ran,
+                       "relu_reached": relu_hits, "tanh_reached": tanh_hits, "seeds": row_seeds,
+                       "relu_ran": relu_ran, "tanh_ran": tanh_ran,
                        "ratio": ratio.mean, "ci_low": ratio.low, "ci_high": ratio.high, "n": ratio.n,
                        "paper_ratio": paper.RELU_SPEEDUP, "verdict": speed_verdict(ratio, relu_hits, tanh_hits, row_seeds)})
     return pd.DataFrame(cells), pd.DataFrame(ratios)
