@@ -31,8 +31,9 @@ folder holds its tables (CSV, Markdown, LaTeX), figures (PNG, SVG) and runs file
 A delta is the test error with the trick turned off minus the full model's, in percentage points
 (> 0: the trick helps), paired by seed, with a 95% t-interval. Verdicts: *reproduces* (same sign as
 the paper, interval excludes 0), *inconclusive* (interval contains 0), *contradicts* (opposite
-sign, interval excludes 0), *effect (paper gives no number)*, and *not estimable* (every seed gave
-the same difference: no interval). "Seeds for 80% power" is how many seeds a paired t-test would
+sign, interval excludes 0), *effect (paper gives no number)*, *not estimable* (every seed gave
+the same difference: no interval) and *fewer than 2 seeds* (a sweep reported before its second
+seed: no interval yet). "Seeds for 80% power" is how many seeds a paired t-test would
 need to detect the paper's delta given the measured seed-to-seed spread of the differences. Figure
 1's ratio is tanh's epochs to the training-error target over ReLU's, per seed, with a t-interval on
 the log ratios; where only one activation reached the target, that decides the verdict.
@@ -91,15 +92,30 @@ def _until_resolved_line(grid: dict) -> str:
             "`harness/sequential.py`), and each trick's row says how many seeds it took and why it stopped")
 
 
-def _unconverged(done: tables.Convergence | None) -> str:
-    """A warning, first among the findings, when the full model was still learning as it stopped."""
-    if done is None or done.converged:
+def _in_progress(sweep: SweepRecord) -> str:
+    """First among a leave-one-out sweep's findings while cells are still to run: a report made
+    half-way (a sweep continued across sessions is committed that way) says its verdicts may move."""
+    to_run = [cell for cell in sweep.cells if cell.key not in sweep.settled]
+    if not to_run:
+        return ""
+    return (f"**In progress.** {len(to_run)} of {len(sweep.cells)} cells are still to run (`harness sweep "
+            f"{sweep.parent.tags.get('grid_file', '<grid>')}` runs only those): every interval and verdict below "
+            "can still move. ")
+
+
+def _convergence(done: tables.Convergence | None) -> str:
+    """How far the full model trained, among the findings: a warning first when it was still learning
+    as it stopped, else what shows that it had trained out."""
+    if done is None:
         return ""
     cut = {0: "was never cut", 1: "was cut once"}.get(done.cuts, f"was cut {done.cuts} times")
+    last = "epoch" if done.last == 1 else f"{done.last} epochs"
+    if done.converged:
+        return (f"The full model trained out: its learning rate {cut} (fewest over its seeds; the paper's: 3 times "
+                f"in 90 epochs) and its best validation error fell {done.fall:.1f} points in its last {last}. ")
     return (f"**Not converged.** The full model's learning rate {cut} (the paper's: 3 times "
             f"in 90 epochs) and its best validation error still fell {done.fall:.1f} points in its last "
-            f"{'epoch' if done.last == 1 else f'{done.last} epochs'}: these deltas describe a network still learning, not the tricks in a "
-            "trained one. ")
+            f"{last}: these deltas describe a network still learning, not the tricks in a trained one. ")
 
 
 def _later_studies(table) -> list[str]:
@@ -124,7 +140,8 @@ def _trick_findings(table, dataset: str) -> str:
     if chance and table["base_err"].iloc[0] >= chance - 5:
         parts.append(f"**Caution**: the full model's test error ({table['base_err'].iloc[0]:.1f}%) is within 5 points "
                      f"of chance ({chance:g}%): it has barely learned, so these deltas say little about the tricks.")
-    for verdict in ("reproduces", "contradicts", "effect (paper gives no number)", "inconclusive", stats.NOT_ESTIMABLE):
+    for verdict in ("reproduces", "contradicts", "effect (paper gives no number)", "inconclusive", stats.NOT_ESTIMABLE,
+                    stats.TOO_FEW_SEEDS):
         rows = table[table["verdict"] == verdict].to_dict("records")
         if not rows:
             continue
@@ -220,7 +237,8 @@ def report_sweep(sweep: SweepRecord, root: Path, known: set[str] = frozenset()) 
         if not table.empty:
             written += figures.delta_chart(table, f"{name}: trick off minus full model", out / "deltas")
             shown_figures.append(("deltas", "measured deltas with 95% intervals; x = the paper's, + = later studies'"))
-        body += ["Findings: " + _unconverged(tables.convergence(sweep)) + _trick_findings(table, sweep.param("data.dataset")), ""]
+        body += ["Findings: " + _in_progress(sweep) + _convergence(tables.convergence(sweep))
+                 + _trick_findings(table, sweep.param("data.dataset")), ""]
     target = (sweep.grid.get("stop") or {}).get("train_err_below")
     if target and sweep.grid.get("race"):
         race = tables.race_table(sweep, float(target))

@@ -15,6 +15,7 @@ from scipy import stats
 
 T_QUANTILE_95 = 0.975  # the quantile of a two-sided 95% interval
 NOT_ESTIMABLE = "not estimable: the same for every seed"
+TOO_FEW_SEEDS = "fewer than 2 seeds: no interval yet"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -55,11 +56,13 @@ def paired_delta(baseline: dict[int, float], ablated: dict[int, float]) -> Inter
 
 def verdict(delta: Interval, paper: float | None) -> str:
     """reproduces: same sign as the paper, interval excludes 0; contradicts: opposite sign,
-    interval excludes 0; inconclusive: interval contains 0 (or fewer than 2 seeds); not estimable:
-    the same value for every seed, so no interval."""
-    if delta.n >= 2 and math.isnan(delta.low):
+    interval excludes 0; inconclusive: interval contains 0; not estimable: the same value for every
+    seed, so no interval; fewer than 2 seeds (a sweep reported before its second seed): no interval yet."""
+    if delta.n < 2:
+        return TOO_FEW_SEEDS
+    if math.isnan(delta.low):
         return NOT_ESTIMABLE
-    if delta.n < 2 or delta.low <= 0 <= delta.high:
+    if delta.low <= 0 <= delta.high:
         return "inconclusive"
     if paper is None or paper == 0:
         return "effect (paper gives no number)"
