@@ -129,7 +129,7 @@ def test_statistics_against_hand_computation():
     assert S.sides_with(d, None, -0.1) == "neither" and S.sides_with(d, None, 1.0) == "later studies"
     assert S.sides_with(d, 1.0, math.nan) == "-"
     assert S.verdict(S.paired_delta({0: 1, 1: 1}, {0: 0, 1: 2}), 1.0) == "inconclusive"
-    assert S.verdict(S.paired_delta({0: 1}, {0: 5}), 1.0) == S.TOO_FEW_SEEDS  # one seed: no interval yet
+    assert S.verdict(S.paired_delta({0: 1}, {0: 5}), 1.0) == S.ONE_SEED  # one seed: no interval
     same = S.paired_delta({0: 90.0, 1: 89.0}, {0: 90.0, 1: 89.0})  # e.g. two nets both stuck at chance
     assert math.isnan(same.low) and math.isnan(same.p) and S.verdict(same, 1.0) == S.NOT_ESTIMABLE
     # 80% power, paired t, effect/sd = 1: the normal approximation gives 7.85, the t-test needs 10
@@ -175,11 +175,11 @@ def test_trick_table_numbers_and_missing_cell(store, tmp_path, capsys):
     assert "- `alexnet_cifar-relu-lrn-nonovl-drop0.5-2t-pca-w0.25-s2`: FAILED: diverged" in readme
     assert "**Reproduces**: local response normalisation (+1.17 points vs paper +2.0, n=3)" in readme
     # the failed cell is retried by the next sweep: the report says so first among its findings
-    assert ("Findings: **In progress.** 1 of 9 cells are still to run (`harness sweep grid.yaml` runs only those): "
-            "every interval and verdict below can still move. **Not converged.**") in readme
+    assert ("Findings: **In progress.** 1 of 9 cells is still to run (the sweep's command, run again, runs only "
+            "those): every interval and verdict below can still move. **Not converged.**") in readme
     # one cut, and the full model's best validation error fell from 40 to 30 in its last epoch (a quarter of 3: 1)
-    assert ("**Not converged.** The full model's learning rate was cut once (the paper's: 3 times in 90 epochs) "
-            "and its best validation error still fell 10.0 points in its last epoch") in readme
+    assert ("**Not converged.** The full model's learning rate was cut once (fewest over its seeds; the paper's: 3 "
+            "times in 90 epochs) and its best validation error still fell 10.0 points in its last epoch") in readme
     assert (out / "syn_tricks" / "deltas.png").stat().st_size > 10_000
     assert "+1.17 [+0.45, +1.88]" in (out / "syn_tricks" / "tricks.md").read_text()
     assert "-0.1 (VGG 2014; Mishkin 2016)" in (out / "syn_tricks" / "tricks.md").read_text()
@@ -196,9 +196,17 @@ def test_a_full_model_counts_as_converged_after_two_cuts_or_a_flat_last_quarter(
     assert tables.Convergence(cuts=0, fall=0.5, last=2).converged  # validation error flat
     assert not tables.Convergence(cuts=1, fall=0.6, last=2).converged
     # a trained-out full model says what shows it, where an unconverged one is warned about
+    rate = "(fewest over its seeds; the paper's: 3 times in 90 epochs)"
     assert report._convergence(tables.Convergence(cuts=3, fall=0.3, last=15)) == (
-        "The full model trained out: its learning rate was cut 3 times (fewest over its seeds; the paper's: 3 times "
-        "in 90 epochs) and its best validation error fell 0.3 points in its last 15 epochs. ")
+        f"The full model trained out: its learning rate was cut 3 times {rate} and its best validation error fell "
+        "0.3 points in its last 15 epochs. ")
+    assert report._convergence(tables.Convergence(cuts=0, fall=-0.04, last=15)).endswith(
+        "was never cut (fewest over its seeds; the paper's: 3 times in 90 epochs) and its best validation error did "
+        "not move in its last 15 epochs. ")
+    assert "error rose 2.0 points in its last 15" in report._convergence(tables.Convergence(cuts=2, fall=-2.0, last=15))
+    assert report._convergence(tables.Convergence(cuts=2, fall=3.0, last=15)) == (
+        f"The full model counts as trained out by its rate cuts: its learning rate was cut twice {rate}, though its "
+        "best validation error still fell 3.0 points in its last 15 epochs. ")
 
 
 def test_a_leave_one_out_sweep_reported_after_one_seed_says_so(tmp_path):
@@ -211,11 +219,23 @@ def test_a_leave_one_out_sweep_reported_after_one_seed_says_so(tmp_path):
     table = pd.read_csv(out / "syn_tricks" / "tricks.csv").set_index("switch")
     lrn = table.loc["model.lrn=False"]
     assert (lrn["n"], lrn["missing"], lrn["delta"]) == (1, 2, 1.5) and math.isnan(lrn["ci_low"])
-    assert set(table["verdict"]) == {S.TOO_FEW_SEEDS}
+    assert set(table["verdict"]) == {S.ONE_SEED}
     readme = (out / "README.md").read_text()
     assert "Findings: **In progress.** 6 of 9 cells are still to run" in readme
-    assert ("**Fewer than 2 seeds: no interval yet**: local response normalisation (+1.50 points vs paper +2.0, n=1); "
+    assert ("**One seed: no interval**: local response normalisation (+1.50 points vs paper +2.0, n=1); "
             "overlapping pooling (-1.00 points vs paper +0.4, n=1).") in readme
+
+
+def test_tricks_whose_full_model_has_not_finished_are_named_without_a_number(tmp_path):
+    """Every trick's cells finished, the full model's none: no delta, no 'nan', no chart of nothing."""
+    uri = fresh_store(tmp_path / "mlflow.db")
+    fill(tmp_path, uri, TRICKS, lambda cell: None if cell.trick == "baseline" else trick_metrics(cell))
+    out = tmp_path / "reports"
+    cli.main(["report", "--tracking-uri", uri, "--out", str(out)])
+    readme = (out / "README.md").read_text()
+    assert ("**No seed with both runs**: local response normalisation; overlapping pooling." in readme
+            and "nan" not in readme)
+    assert not (out / "syn_tricks" / "deltas.png").exists()
 
 
 def test_speed_table_picks_fastest_rates_and_ratio(store, tmp_path):

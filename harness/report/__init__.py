@@ -32,8 +32,9 @@ A delta is the test error with the trick turned off minus the full model's, in p
 (> 0: the trick helps), paired by seed, with a 95% t-interval. Verdicts: *reproduces* (same sign as
 the paper, interval excludes 0), *inconclusive* (interval contains 0), *contradicts* (opposite
 sign, interval excludes 0), *effect (paper gives no number)*, *not estimable* (every seed gave
-the same difference: no interval) and *fewer than 2 seeds* (a sweep reported before its second
-seed: no interval yet). "Seeds for 80% power" is how many seeds a paired t-test would
+the same difference: no interval), *one seed* (a sweep reported before its second seed, or a grid
+of one: no interval) and *no seed with both runs* (the full model's or the trick's runs still to
+come). "Seeds for 80% power" is how many seeds a paired t-test would
 need to detect the paper's delta given the measured seed-to-seed spread of the differences. Figure
 1's ratio is tanh's epochs to the training-error target over ReLU's, per seed, with a t-interval on
 the log ratios; where only one activation reached the target, that decides the verdict.
@@ -59,7 +60,8 @@ def _what_ran(sweep: SweepRecord, known: set[str]) -> str:
     lines = [
         f"## {sweep.name}", "", *_scale(sweep, known), sweep.grid.get("about", ""), "",
         f"- sweep: parent run `{sweep.parent.origin_id}`, grid `{sweep.parent.tags.get('grid_file', '?')}` "
-        f"({sweep.grid.get('design')}, preset `{sweep.grid.get('preset')}`); {len(sweep.runs)}/{total} cells finished"]
+        f"({sweep.grid.get('design')}, preset `{sweep.grid.get('preset')}`); {len(sweep.runs)}/{total} cells finished"
+        + (f", {diverged} diverged (an outcome of the race)" if (diverged := len(sweep.settled) - len(sweep.runs)) else "")]
     if not sweep.runs:
         return "\n".join(lines + ["", "No cell has finished yet: nothing to measure.", ""])
     lines += [
@@ -98,9 +100,9 @@ def _in_progress(sweep: SweepRecord) -> str:
     to_run = [cell for cell in sweep.cells if cell.key not in sweep.settled]
     if not to_run:
         return ""
-    return (f"**In progress.** {len(to_run)} of {len(sweep.cells)} cells are still to run (`harness sweep "
-            f"{sweep.parent.tags.get('grid_file', '<grid>')}` runs only those): every interval and verdict below "
-            "can still move. ")
+    return (f"**In progress.** {len(to_run)} of {len(sweep.cells)} cells {'is' if len(to_run) == 1 else 'are'} "
+            "still to run (the sweep's command, run again, runs only those): every interval and verdict below can "
+            "still move. ")
 
 
 def _convergence(done: tables.Convergence | None) -> str:
@@ -108,14 +110,18 @@ def _convergence(done: tables.Convergence | None) -> str:
     as it stopped, else what shows that it had trained out."""
     if done is None:
         return ""
-    cut = {0: "was never cut", 1: "was cut once"}.get(done.cuts, f"was cut {done.cuts} times")
+    cut = {0: "was never cut", 1: "was cut once", 2: "was cut twice"}.get(done.cuts, f"was cut {done.cuts} times")
+    rate = f"learning rate {cut} (fewest over its seeds; the paper's: 3 times in 90 epochs)"
     last = "epoch" if done.last == 1 else f"{done.last} epochs"
-    if done.converged:
-        return (f"The full model trained out: its learning rate {cut} (fewest over its seeds; the paper's: 3 times "
-                f"in 90 epochs) and its best validation error fell {done.fall:.1f} points in its last {last}. ")
-    return (f"**Not converged.** The full model's learning rate {cut} (the paper's: 3 times "
-            f"in 90 epochs) and its best validation error still fell {done.fall:.1f} points in its last "
-            f"{last}: these deltas describe a network still learning, not the tricks in a trained one. ")
+    if not done.converged:
+        return (f"**Not converged.** The full model's {rate} and its best validation error still fell "
+                f"{done.fall:.1f} points in its last {last}: a network still learning, not the tricks in a trained one. ")
+    if done.fall > tables.FLAT_POINTS:  # trained out by its cuts alone
+        return (f"The full model counts as trained out by its rate cuts: its {rate}, though its best validation "
+                f"error still fell {done.fall:.1f} points in its last {last}. ")
+    moved = (f"fell {done.fall:.1f} points" if done.fall >= 0.05 else
+             f"rose {-done.fall:.1f} points" if done.fall <= -0.05 else "did not move")
+    return f"The full model trained out: its {rate} and its best validation error {moved} in its last {last}. "
 
 
 def _later_studies(table) -> list[str]:
@@ -141,12 +147,15 @@ def _trick_findings(table, dataset: str) -> str:
         parts.append(f"**Caution**: the full model's test error ({table['base_err'].iloc[0]:.1f}%) is within 5 points "
                      f"of chance ({chance:g}%): it has barely learned, so these deltas say little about the tricks.")
     for verdict in ("reproduces", "contradicts", "effect (paper gives no number)", "inconclusive", stats.NOT_ESTIMABLE,
-                    stats.TOO_FEW_SEEDS):
+                    stats.ONE_SEED, stats.NO_PAIRED_SEED):
         rows = table[table["verdict"] == verdict].to_dict("records")
         if not rows:
             continue
         items = []
         for r in rows:
+            if not r["n"]:
+                items.append(r["trick"])
+                continue
             paper_text = f" vs paper {r['paper_delta']:+.1f}" if r["paper_delta"] is not None and not math.isnan(r["paper_delta"]) else ""
             power = r["seeds_for_80pct_power"]
             power_text = f"; ~{int(power)} seeds would detect the paper's delta" if verdict == "inconclusive" and power and not math.isnan(power) else ""
@@ -234,7 +243,7 @@ def report_sweep(sweep: SweepRecord, root: Path, known: set[str] = frozenset()) 
         shown = tables.trick_display(table)
         written += tables.write(table, shown, out / "tricks")
         body += ["### Per-trick deltas (test top-1 error, %)", "", tables.markdown(shown), "", *_later_studies(table)]
-        if not table.empty:
+        if not table.empty and table["delta"].notna().any():
             written += figures.delta_chart(table, f"{name}: trick off minus full model", out / "deltas")
             shown_figures.append(("deltas", "measured deltas with 95% intervals; x = the paper's, + = later studies'"))
         body += ["Findings: " + _in_progress(sweep) + _convergence(tables.convergence(sweep))

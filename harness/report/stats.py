@@ -15,7 +15,8 @@ from scipy import stats
 
 T_QUANTILE_95 = 0.975  # the quantile of a two-sided 95% interval
 NOT_ESTIMABLE = "not estimable: the same for every seed"
-TOO_FEW_SEEDS = "fewer than 2 seeds: no interval yet"
+ONE_SEED = "one seed: no interval"
+NO_PAIRED_SEED = "no seed with both runs"
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -57,9 +58,12 @@ def paired_delta(baseline: dict[int, float], ablated: dict[int, float]) -> Inter
 def verdict(delta: Interval, paper: float | None) -> str:
     """reproduces: same sign as the paper, interval excludes 0; contradicts: opposite sign,
     interval excludes 0; inconclusive: interval contains 0; not estimable: the same value for every
-    seed, so no interval; fewer than 2 seeds (a sweep reported before its second seed): no interval yet."""
-    if delta.n < 2:
-        return TOO_FEW_SEEDS
+    seed, so no interval; one seed (a sweep reported before its second, or a grid of one): no
+    interval; no seed with both runs: nothing to pair yet."""
+    if delta.n == 0:
+        return NO_PAIRED_SEED
+    if delta.n == 1:
+        return ONE_SEED
     if math.isnan(delta.low):
         return NOT_ESTIMABLE
     if delta.low <= 0 <= delta.high:
