@@ -109,6 +109,16 @@ def test_import_round_trips_runs_histories_and_report_bytes(source, tmp_path):
     assert (mine / "syn_tricks" / "runs.zip").read_bytes() == files["syn_tricks"].read_bytes()
 
 
+def test_every_committed_runs_file_describes_its_format_as_export_writes_it_today():
+    """A runs file re-exported after import gives back its own bytes only if its member README is
+    today's format text: a change to that text means re-exporting the committed files with it."""
+    committed = sorted((Path(__file__).parents[1] / "reports").glob("*/runs.zip"))
+    assert committed
+    for path in committed:
+        with zipfile.ZipFile(path) as archive:
+            assert archive.read("README.md").decode() == bundle.FORMAT, path
+
+
 def test_importing_twice_changes_nothing(source, tmp_path):
     uri, files = source
     target = fresh_store(tmp_path / "dst" / "mlflow.db")
