@@ -84,13 +84,14 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
         todo_total += 0 if state == "done" else seconds
         bound = "<=" if cfg.trainer.stop_train_err else ""
         lines.append(f"{cell.name:<58}{state:>9}{bound + str(epochs):>8}{duration(seconds):>9}")
-    lines.append(f"calibrated {len(step_s)} network(s) x {steps} steps on this machine ({torch.get_num_threads()} "
+    step_words = f"{steps} step{'s' if steps != 1 else ''}"
+    lines.append(f"calibrated {len(step_s)} network(s) x {step_words} on this machine ({torch.get_num_threads()} "
                  f"threads), plus {CELL_SETUP_S} s of set-up per cell; '<=N' cells stop at their target, so theirs "
                  "is an upper bound")
     if busy >= max(1.0, 0.25 * (os.cpu_count() or 1)):
         lines.append(f"caution: the machine was busy as calibration began (load average {busy:.1f} on "
-                     f"{os.cpu_count()} cores): the estimates include that contention and run high (and, from {steps} "
-                     "steps, vary: a quiet machine or a larger --calibrate-steps steadies them)")
+                     f"{os.cpu_count()} cores): the estimates include that contention and run high (and, from {step_words}, "
+                     "vary: a quiet machine or a larger --calibrate-steps steadies them)")
     lines.append(f"estimate: {duration(total)} for all {len(grid.cells)} cells; {duration(todo_total)} for those "
                  f"not done{_with_workers(todo_total, workers, torch.get_num_threads())}")
     if grid.race:  # the estimate's cells exist once a variant's race has chosen its rate
