@@ -124,8 +124,7 @@ def check_tracking_store(uri: str) -> None:
     check_writable(db.parent, f"tracking store {uri}")
     if db.exists() and not os.access(db, os.R_OK | os.W_OK):
         raise StoreError(f"tracking store {uri}: {db} is not writable")
-    if not _complete(db):
-        _half_made(db, uri)
+    _creation_state(db, uri)  # StoreError for a store no command may touch
 
 
 def _answers(url: str, what: str) -> None:
@@ -168,14 +167,13 @@ def open_tracking_store(uri: str) -> None:
         check_tracking_store(uri)
         with creation_lock(uri, "create") if uri.startswith("postgres") else nullcontext():
             _first_call(uri)
-    elif not _complete(db):
+    elif _creation_state(db, uri) != "complete":
         check_tracking_store(uri)
-        with creation_lock(uri, "create"):
-            if not _complete(db):
-                if _half_made(db, uri):
-                    db.unlink()  # its creation was cut off, and it holds nothing: made again below
-                    private_api.forget_mlflow_engine(uri)  # its pooled connections hold the removed file
-                _first_call(uri)
+        with creation_lock(uri, "create"):  # every creator holds it: a state read under it holds still
+            if _creation_state(db, uri) == "cut off":
+                db.unlink()  # its creation was cut off, and it holds nothing: made again below
+                private_api.forget_mlflow_engine(uri)  # its pooled connections hold the removed file
+            _first_call(uri)
     _READY.add(uri)
 
 
@@ -206,13 +204,31 @@ def _made_by_mlflow(tables: dict[str, list[tuple]]) -> bool:
     return all(t in known or t.startswith("_alembic_tmp_") for t in tables)
 
 
-def _complete(db: Path) -> bool:
-    """An SQLite store with MLflow's current schema, and no table left by a cut-off migration."""
+def _creation_state(db: Path, uri: str) -> str:
+    """Where an SQLite store's creation stands, decided from one consistent read of the file (a
+    store another process is creating may be complete a moment after an earlier read saw it half
+    made): "complete" (MLflow's current schema, no table left by a cut-off migration); "new"
+    (missing or 0 bytes: MLflow makes its tables); "cut off" (MLflow's tables, incomplete, holding
+    nothing, not even the Default experiment MLflow adds once its schema is complete: a creation
+    cut off, or under way elsewhere, safe to make again under the creation lock). One that holds
+    anything else raises StoreError: never touched."""
     if sqlite_kind(db) != "sqlite":
-        return False
+        return "new"
     tables, head = _schema(db)
-    return (tables.get("alembic_version") == [(head,)] and "runs" in tables
-            and not any(t.startswith("_alembic_tmp_") for t in tables))
+    leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
+    version = (tables.get("alembic_version") or [("none",)])[0][0]
+    if version == head and "runs" in tables and not leftovers:
+        return "complete"
+    if not _made_by_mlflow(tables):
+        raise StoreError(f"tracking store {uri}: {db} is an SQLite database but not an MLflow tracking store "
+                         f"(tables: {', '.join(sorted(tables)[:6])}); name another tracking store")
+    runs, experiments = (tables.get(t, [(0,)])[0][0] for t in ("runs", "experiments"))
+    if runs or experiments:
+        raise StoreError(
+            f"tracking store {uri}: schema version {version}, not MLflow {head}'s"
+            f"{' (leftover ' + ', '.join(leftovers) + ')' if leftovers else ''}, and it holds {experiments} "
+            f"experiments and {runs} runs: back it up, then run `mlflow db upgrade {uri}`")
+    return "cut off"
 
 
 def has_tracking_store(uri: str) -> bool:
@@ -224,27 +240,6 @@ def has_tracking_store(uri: str) -> bool:
         _answers(uri, "tracking store")  # StoreError for one that does not answer
         return True
     return sqlite_kind(db) == "sqlite" and "runs" in sqlite_tables(db)
-
-
-def _half_made(db: Path, uri: str) -> bool:
-    """Whether the SQLite store, known to be incomplete, holds nothing, not even an experiment
-    (MLflow adds its Default experiment once the schema is complete): one whose creation was cut
-    off, safe to make again. One that holds anything raises StoreError: never touched."""
-    if sqlite_kind(db) != "sqlite":
-        return False  # missing or 0 bytes: MLflow makes its tables
-    tables, head = _schema(db)
-    version = (tables.get("alembic_version") or [("none",)])[0][0]
-    if not _made_by_mlflow(tables):
-        raise StoreError(f"tracking store {uri}: {db} is an SQLite database but not an MLflow tracking store "
-                         f"(tables: {', '.join(sorted(tables)[:6])}); name another tracking store")
-    runs, experiments = (tables.get(t, [(0,)])[0][0] for t in ("runs", "experiments"))
-    if runs or experiments:
-        leftovers = sorted(t for t in tables if t.startswith("_alembic_tmp_"))
-        raise StoreError(
-            f"tracking store {uri}: schema version {version}, not MLflow {head}'s"
-            f"{' (leftover ' + ', '.join(leftovers) + ')' if leftovers else ''}, and it holds {experiments} "
-            f"experiments and {runs} runs: back it up, then run `mlflow db upgrade {uri}`")
-    return True
 
 
 # ---------------------------------------------------------------------- Optuna's storage

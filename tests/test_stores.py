@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
-from harness import claims, cli, tracking
+from harness import claims, cli, stores, tracking
 from harness import grid as G
 from conftest import fresh_store, worker_processes
 
@@ -113,6 +113,33 @@ def test_a_store_whose_creation_was_cut_off_is_made_again(tmp_path):
     uri = f"sqlite:///{db}"
     run_id = tracking.start_run(uri, "again", str(tmp_path / "artifacts"), "r", {"a": 1}, {}, "x: 1\n")
     assert tracking.run_status(uri, run_id) == "RUNNING"
+
+
+@pytest.mark.parametrize("reads_before", [1, 2, 3])
+def test_a_store_another_process_finishes_making_between_two_reads_is_used(tmp_path, monkeypatch, reads_before):
+    """The CI of stop 39: two Slurm tasks opened one new store; one read it half made, and its
+    next read, after the other task had finished making it, found the Default experiment and took
+    it for an old store ('schema version dc11669786a5, not MLflow dc11669786a5's, and it holds 1
+    experiments'). Here the other process finishes (the file replaced by a complete store, as its
+    commit does at once) after this process's first, second or third read of the file."""
+    db, made_elsewhere = tmp_path / "mlflow.db", tmp_path / "complete.db"
+    _half_made(db)
+    MlflowClient(f"sqlite:///{made_elsewhere}").search_experiments()  # a complete store, Default experiment in
+    reads, read = [], stores.sqlite_tables
+
+    def read_then_maybe_the_other_finishes(path, count=()):
+        tables = read(path, count)
+        reads.append(path)
+        if len(reads) == reads_before:
+            os.replace(made_elsewhere, db)
+        return tables
+
+    monkeypatch.setattr(stores, "sqlite_tables", read_then_maybe_the_other_finishes)
+    uri = f"sqlite:///{db}"
+    run_id = tracking.start_run(uri, "shared", str(tmp_path / "artifacts"), "r", {"a": 1}, {}, "x: 1\n")
+    assert len(reads) >= reads_before and not made_elsewhere.exists()
+    assert tracking.run_status(uri, run_id) == "RUNNING"
+    assert sorted(e.name for e in MlflowClient(uri).search_experiments()) == ["Default", "shared"]
 
 
 def test_a_half_made_store_that_holds_runs_is_named_and_never_touched(tmp_path, capsys, real_cifar):  # real_cifar: decoded before its lines are counted
