@@ -9,13 +9,16 @@ migrations: one fails (`table ... already exists`), and a migration cut off half
 SQLite store that every later command refuses. Creation therefore happens under an exclusive lock:
 an flock on a file beside an SQLite database, a PostgreSQL advisory lock on a server. A store
 whose creation was cut off (kill -9) and that holds nothing yet is made again from scratch; one
-that holds anything is never touched, only named in an error.
+that holds anything is never touched, only named in an error. MLflow's own tools (`mlflow ui`, a
+bare MlflowClient) make a store without that lock, so a half-made SQLite file is taken as cut off
+only once it has stood unchanged for CREATION_QUIET_S seconds.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -26,6 +29,9 @@ from harness.places import check_writable, file_lock, is_tracking_server, sqlite
 from harness.errors import StoreError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+# MLflow writes a store it is making many times a second (its migrations take a second or two here);
+# a creation killed part-way leaves the file still.
+CREATION_QUIET_S = 10.0
 
 
 def failure(err: Exception) -> str:
@@ -170,7 +176,7 @@ def open_tracking_store(uri: str) -> None:
     elif _creation_state(db, uri) != "complete":
         check_tracking_store(uri)
         with creation_lock(uri, "create"):  # every creator holds it: a state read under it holds still
-            if _creation_state(db, uri) == "cut off":
+            if _settled_creation_state(db, uri) == "cut off":
                 db.unlink()  # its creation was cut off, and it holds nothing: made again below
                 private_api.forget_mlflow_engine(uri)  # its pooled connections hold the removed file
             _first_call(uri)
@@ -229,6 +235,19 @@ def _creation_state(db: Path, uri: str) -> str:
             f"{' (leftover ' + ', '.join(leftovers) + ')' if leftovers else ''}, and it holds {experiments} "
             f"experiments and {runs} runs: back it up, then run `mlflow db upgrade {uri}`")
     return "cut off"
+
+
+def _settled_creation_state(db: Path, uri: str) -> str:
+    """_creation_state, waiting while a half-made file is still being written: MLflow's own tools
+    make a store outside harness's lock, and removing one under way would pull it from under them."""
+    while (state := _creation_state(db, uri)) == "cut off":
+        try:
+            if time.time() - db.stat().st_mtime >= CREATION_QUIET_S:
+                break
+        except FileNotFoundError:  # its maker removed it: read again
+            pass
+        time.sleep(0.25)
+    return state
 
 
 def has_tracking_store(uri: str) -> bool:

@@ -91,10 +91,11 @@ def test_processes_that_create_a_new_store_together_all_succeed(tmp_path, databa
         assert sorted(finished) == sorted(c.key for c in G.load(path).cells)  # each cell once
 
 
-def _half_made(db) -> None:
+def _half_made(db, killed_s_ago: float = 60.0) -> None:
     """A store as MLflow leaves it when killed during its first migration (seen here with kill -9
     1.6 s into a new store): the initial tables, the first migration's column added, its version
-    not yet written. MLflow itself then fails on every call: 'duplicate column name: step'."""
+    not yet written. MLflow itself then fails on every call: 'duplicate column name: step'. Its
+    file last written `killed_s_ago` seconds ago (0: a creation still under way)."""
     import sqlalchemy
     from mlflow.store.tracking.dbmodels.initial_models import Base as InitialBase
 
@@ -103,6 +104,7 @@ def _half_made(db) -> None:
     engine.dispose()
     with sqlite3.connect(db) as con:
         con.execute("ALTER TABLE metrics ADD COLUMN step BIGINT DEFAULT '0' NOT NULL")
+    os.utime(db, (time.time() - killed_s_ago,) * 2)
 
 
 def test_a_store_whose_creation_was_cut_off_is_made_again(tmp_path):
@@ -110,6 +112,7 @@ def test_a_store_whose_creation_was_cut_off_is_made_again(tmp_path):
     _half_made(db)
     with pytest.raises(Exception, match="duplicate column name: step"):
         MlflowClient(f"sqlite:///{db}").search_experiments()  # what every command met before
+    os.utime(db, (time.time() - 60,) * 2)  # that try wrote to it; then nothing did for a minute
     uri = f"sqlite:///{db}"
     run_id = tracking.start_run(uri, "again", str(tmp_path / "artifacts"), "r", {"a": 1}, {}, "x: 1\n")
     assert tracking.run_status(uri, run_id) == "RUNNING"
@@ -140,6 +143,25 @@ def test_a_store_another_process_finishes_making_between_two_reads_is_used(tmp_p
     assert len(reads) >= reads_before and not made_elsewhere.exists()
     assert tracking.run_status(uri, run_id) == "RUNNING"
     assert sorted(e.name for e in MlflowClient(uri).search_experiments()) == ["Default", "shared"]
+
+
+def test_a_store_that_mlflow_itself_is_still_making_is_waited_for_not_made_again(tmp_path):
+    """`mlflow ui` or a bare MlflowClient makes a store without harness's lock (the Slurm test's own
+    client did, beside its array tasks). A half-made file still being written is its maker's:
+    harness waits for it, where removing it would pull the store from under that maker."""
+    import threading
+
+    db, made_elsewhere = tmp_path / "mlflow.db", tmp_path / "complete.db"
+    MlflowClient(f"sqlite:///{made_elsewhere}").create_experiment("the maker's")
+    _half_made(db, killed_s_ago=0)
+    finish = threading.Timer(2.0, os.replace, (made_elsewhere, db))  # its maker finishes 2 s later
+    finish.start()
+    uri = f"sqlite:///{db}"
+    try:
+        tracking.start_run(uri, "shared", str(tmp_path / "artifacts"), "r", {"a": 1}, {}, "x: 1\n")
+    finally:
+        finish.join()
+    assert sorted(e.name for e in MlflowClient(uri).search_experiments()) == ["Default", "shared", "the maker's"]
 
 
 def test_a_half_made_store_that_holds_runs_is_named_and_never_touched(tmp_path, capsys, real_cifar):  # real_cifar: decoded before its lines are counted
