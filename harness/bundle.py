@@ -469,7 +469,8 @@ def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
             raise corrupt(f"run {run.name} has the status {run.status!r}")
         try:
             tracking.check_run_fields(run.params, run.tags, list(run.metrics))
-        except ValueError as err:
+            C.check_recorded_params(run.params)
+        except ValueError as err:  # (a ConfigError is one)
             raise corrupt(f"run {run.name}: {err}") from None
         if run.checkpoint is not None and (run is bundle.parent or run.status not in UNFINISHED):
             raise corrupt(f"run {run.name} is {run.status} and carries a checkpoint: only an unfinished child may")

@@ -316,6 +316,17 @@ def parse_flat(overrides: list[str]) -> dict[str, Any]:
     return flat
 
 
+def check_recorded_params(params: dict[str, str]) -> None:
+    """A run's params as its store holds them (text), each one that names a setting read back as
+    that setting's type, else ConfigError naming the key: the report computes with them, and a
+    store or runs file written by other hands may hold anything. Keys that name no setting (the
+    sweep parent's, another version's) are not read."""
+    for key, text in params.items():
+        hint = _hint(key)
+        if hint is not None and not dataclasses.is_dataclass(hint):
+            _coerce(key, parse_flat([f"{key}={text}"])[key], hint)
+
+
 def _short(text: str) -> str:
     """A value as a message quotes it: a long one by its start and its length."""
     return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text):,} characters)"

@@ -102,7 +102,10 @@ def test_bench_times_a_small_network_end_to_end(real_cifar, tmp_path, monkeypatc
     values = {key: max(net["values"][key]) for key in epochs}
     for name in B.SETTINGS:
         assert 1 / 3 < values[f"harness epoch, {name}"] / values[f"bare epoch, {name}"] < 3, name
-    for key in (k for k in epochs if k.endswith("fp32")):  # (bf16 is other work: its speed is the measurement)
+    # The step is timed in the default setting, so only its epochs are bounded by it: bf16 and a
+    # compiled epoch are other work, their speed the measurement (a compiled epoch once read 2.9x
+    # the eager step's images/s, beside a sweep).
+    for key in (f"{who} epoch, {net['default']}" for who in ("harness", "bare")):
         assert values[key] * per_image_step < 2, key
     assert 0 < net["first_step"]["after imports"] < net["first_step"]["total"]
     assert (tmp_path / f"{B.machine_slug(saved['machine'])}.md").read_text() == text

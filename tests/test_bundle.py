@@ -4,6 +4,7 @@ stores filled with the synthetic sweeps of test_report (chosen metrics, a failed
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -166,7 +167,7 @@ BOMB = b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(  # 10^7 values once
     f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n".encode() for a, b in zip("abcdef", "bcdefg"))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "status", "param", "bomb",
+@pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "status", "param", "lr", "bomb",
                                     "huge_step", "inf_value", "deep_json", "grid_bomb", "config_bomb", *MISPLACED])
 def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, damage):
     """Each damage is one line naming the file, before anything is written. A member outside the
@@ -187,6 +188,8 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
                 if name == "runs.jsonl" and damage in ("status", "param"):  # well-formed, but MLflow would refuse it
                     data = data.replace(b'"FINISHED"', b'"BOGUS"', 1) if damage == "status" else \
                         data.replace(b'"model.lrn":', b'"model lrn!?":', 1)
+                if name == "runs.jsonl" and damage == "lr":  # a setting the report computes with, not a number
+                    data = re.sub(rb'"optim.lr": "[^"]*"', b'"optim.lr": "abc"', data, count=1)
                 if name == "runs.jsonl" and damage == "missing_run":
                     data = b"\n".join(data.splitlines()[:-1]) + b"\n"
                 if name == "metrics.jsonl" and damage == "huge_step":  # past a float: no integer step
@@ -210,10 +213,26 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
     assert err.count("\n") == 1 and str(bad) in err
     expected = {"version": "version 99", "bomb": f"expands to {bundle.MAX_MEMBER + (1 << 20):,} bytes; at most",
                 "huge_step": "OverflowError", "inf_value": "is inf, past a float's range", "deep_json": "RecursionError", "grid_bomb": "grid.yaml: expands to more than",
-                "config_bomb": "config.yaml: expands to more than"}
+                "config_bomb": "config.yaml: expands to more than", "lr": "optim.lr: expected a finite number; got 'abc'"}
     assert expected.get(damage, "is not where the format puts anything" if damage in MISPLACED
                         else "truncated or corrupt") in err
     assert not target.exists() and not (tmp_path / "dst").exists()
+
+
+def test_a_store_whose_run_holds_a_setting_that_is_not_its_type_is_one_line_exit_2(source, tmp_path, capsys):
+    """A store written by other hands (here SQL: MLflow never changes a param) may hold anything;
+    the report reads every setting it computes with back as its type first, naming the run."""
+    import sqlite3
+
+    uri, _ = source
+    run = next(r for r in tracking.find_runs(uri, "syn_speed") if r.tags.get("sweep_role") != "parent")
+    with sqlite3.connect(uri.removeprefix("sqlite:///")) as con:
+        assert con.execute("UPDATE params SET value = 'abc' WHERE key = 'optim.lr' AND run_uuid = ?",
+                           (run.run_id,)).rowcount == 1
+    assert cli.main(["report", "syn_speed", "--tracking-uri", uri, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"run {run.name} ({run.run_id}): optim.lr: expected a finite number" in err
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_unwritable_store_or_a_name_clash_exits_2_and_writes_nothing(source, tmp_path, capsys):

@@ -68,6 +68,12 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
     runs (`bundle.from_store` or `bundle.read`: a store and a file give the same record)."""
     recorded = C.parse_yaml(sweep.parent.artifacts["grid.yaml"], f"sweep {sweep.sweep}: its parent run's grid.yaml")
     recorded = recorded if isinstance(recorded, dict) else {}
+    for run in sweep.children:  # what the tables compute with, read back before any is computed
+        try:
+            C.check_recorded_params(run.params)
+            int(run.tags.get("seed", "0"))
+        except ValueError as err:  # (a ConfigError is one)
+            raise C.ConfigError(f"sweep {sweep.sweep}: run {run.name} ({run.run_id}): {err}") from None
     by_cell = tracking.by_cell(sweep.children)
     grid = _expected_grid(recorded)
     expected = grid.cells if grid else []
