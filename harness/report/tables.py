@@ -197,14 +197,25 @@ def _setting(axes: dict, init: str) -> str:
     return ", ".join(others.values())
 
 
+def _cells_of(sweep: SweepRecord, name: str, activation: str, lr: str | None) -> list:
+    """The grid's cells (outside a race) of setting `name` and `activation`, at `lr` where given."""
+    return [cell for cell in sweep.cells if cell.stage != "race" and cell.config.model.activation == activation
+            and _setting(cell.values, cell.config.model.init) == name
+            and (lr is None or float(cell.config.optim.lr) == float(lr))]
+
+
 def _seeds_with_outcome(sweep: SweepRecord, name: str, activation: str, lr: str | None) -> int:
     """Seeds of the grid whose cell of `name`, `activation` (at `lr`, where there is one) has an
     outcome: a FINISHED run, or a race grid's diverged one. A cell never run, running, killed or
     failed otherwise (retried by the next sweep) is still to run: a sweep reported half-way."""
-    return len({cell.seed for cell in sweep.cells
-                if cell.key in sweep.settled and cell.stage != "race" and cell.config.model.activation == activation
-                and _setting(cell.values, cell.config.model.init) == name
-                and (lr is None or float(cell.config.optim.lr) == float(lr))})
+    return len({cell.seed for cell in _cells_of(sweep, name, activation, lr) if cell.key in sweep.settled})
+
+
+def _seeds_not_tried(sweep: SweepRecord, name: str, activation: str, lr: str) -> int:
+    """Seeds whose cell has no ended attempt at all (never run, running, or cut off: KILLED): no
+    evidence yet of whether that rate reaches the target. A failed attempt is evidence: it did not."""
+    return len({cell.seed for cell in _cells_of(sweep, name, activation, lr)
+                if not any(run.status in ("FINISHED", "FAILED") for run in sweep.attempts.get(cell.key, []))})
 
 
 def speed_groups(sweep: SweepRecord) -> dict[tuple[str, str, str], list[CellRun]]:
@@ -231,18 +242,20 @@ def _seconds_at(run: CellRun, epoch: int | None) -> float:
 def fastest_rates(sweep: SweepRecord, target: float) -> dict[tuple[str, str], str]:
     """Per (activation, setting), the rate the ratio uses. A race's: its recorded choice. Otherwise
     the rate with the fewest mean epochs to the target among the grid's (a rate whose seeds do not
-    all reach it loses to one whose seeds do; a seed without a finished run, diverged say, has not
-    reached it), ties to the lower final training error."""
+    all reach it loses to one whose seeds do; a seed whose run failed, diverged say, has not
+    reached it; a seed not tried yet, in a sweep reported half-way, is no miss), ties to the lower
+    final training error."""
     groups = speed_groups(sweep)
     if sweep.grid.get("race"):
         chosen = {c.key: c.values["optim.lr"] for c in sweep.cells if c.stage == "estimate"}  # at the chosen rates
         return {(act, name): lr for (act, name, lr), runs in groups.items() if runs[0].cell in chosen}
     best: dict[tuple[str, str], tuple] = {}
-    seeds = len(sweep.grid.get("seeds", []))  # a seed without a finished run has not reached the target
+    seeds = len(sweep.grid.get("seeds", []))
     for (act, name, lr), runs in groups.items():
         epochs = list(_epochs_to_target(runs, target).values())
         reached = [e for e in epochs if e is not None]
-        score = (max(seeds, len(epochs)) - len(reached), np.mean(reached) if reached else math.inf,
+        tried = max(seeds - _seeds_not_tried(sweep, name, act, lr), len(epochs)) if sweep.cells else max(seeds, len(epochs))
+        score = (tried - len(reached), np.mean(reached) if reached else math.inf,
                  np.mean([r.metrics.get("train_err", math.inf) for r in runs]), float(lr))
         if (act, name) not in best or score < best[(act, name)][0]:
             best[(act, name)] = (score, lr)
