@@ -384,6 +384,7 @@ def test_a_sweep_reported_half_way_counts_seeds_not_run_yet_apart_from_seeds_tha
     assert ("tanh (lr 0.02) needed 2.00x the epochs ReLU (lr 0.02) needed to reach 25% training error, over 2 of 4 "
             "seeds (ReLU has 0 and tanh 1 of 4 seeds still to run; ReLU reached it in 4/4 seeds run and tanh in 2/3; "
             "the ratio leaves out seeds where either did not); paper: about 6x.") in section
+    assert "Findings: **In progress.** 1 of 14 cells is still to run (the sweep's command, run again, runs only those)" in section
 
 
 def test_a_race_declared_otherwise_than_it_ran_or_a_hostile_record_is_one_line_exit_2(tmp_path, capsys, real_cifar,

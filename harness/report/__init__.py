@@ -95,8 +95,8 @@ def _until_resolved_line(grid: dict) -> str:
 
 
 def _in_progress(sweep: SweepRecord) -> str:
-    """First among a leave-one-out sweep's findings while cells are still to run: a report made
-    half-way (a sweep continued across sessions is committed that way) says its verdicts may move."""
+    """First among a sweep's findings while cells are still to run: a report made half-way (a
+    sweep continued across sessions is committed that way) says its verdicts may move."""
     to_run = [cell for cell in sweep.cells if cell.key not in sweep.settled]
     if not to_run:
         return ""
@@ -265,7 +265,8 @@ def report_sweep(sweep: SweepRecord, root: Path, known: set[str] = frozenset()) 
         written += figures.speed_figure(tables.speed_groups(sweep), tables.fastest_rates(sweep, float(target)),
                                         float(target), name, out / "relu_speed")
         shown_figures.append(("relu_speed", "training error against epochs and against seconds"))
-        body += ["Findings: " + _speed_findings(ratios, float(target), sweep.param("trainer.stop_stalled")), ""]
+        body += ["Findings: " + _in_progress(sweep) + _speed_findings(ratios, float(target),
+                                                                     sweep.param("trainer.stop_stalled")), ""]
         curve = tables.speed_curve(sweep, float(target))
         if not curve.empty:
             shown_curve = tables.speed_curve_display(curve)
