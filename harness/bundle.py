@@ -469,8 +469,7 @@ def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
             raise corrupt(f"run {run.name} has the status {run.status!r}")
         try:
             tracking.check_run_fields(run.params, run.tags, list(run.metrics))
-            C.check_recorded_params(run.params)
-        except ValueError as err:  # (a ConfigError is one)
+        except ValueError as err:
             raise corrupt(f"run {run.name}: {err}") from None
         if run.checkpoint is not None and (run is bundle.parent or run.status not in UNFINISHED):
             raise corrupt(f"run {run.name} is {run.status} and carries a checkpoint: only an unfinished child may")
@@ -481,6 +480,10 @@ def _check(path: Path, bundle: Bundle, manifest: dict, points: int) -> None:
             raise corrupt(f"run {run.name}'s model is not a pt2 MLflow model (only {', '.join(sorted(MODEL_FILES))} may "
                           "travel: a pickled model could run code as it loads)")
     for run in bundle.children:
+        try:
+            C.check_recorded_run(run.params, run.tags)
+        except ConfigError as err:
+            raise RunsFileError(f"{path}: run {run.name}: {err}") from None
         if run.model_files:
             from harness import trained  # torch and MLflow's PyTorch flavour: only for a file with models
 

@@ -201,15 +201,15 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
                 return choice
             if isinstance(choice, int) and isinstance(value, str) and value == str(choice):
                 return choice
-        raise ConfigError(f"{key}: expected one of {', '.join(map(str, choices))}; got {value!r}")
+        raise ConfigError(f"{key}: expected one of {', '.join(map(str, choices))}; got {_quoted(value)}")
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected true or false; got {value!r}")
+        raise ConfigError(f"{key}: expected true or false; got {_quoted(value)}")
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{key}: expected an integer; got {value!r}")
+        raise ConfigError(f"{key}: expected an integer; got {_quoted(value)}")
     if hint is float:  # the one reader of every number a run uses: finite, or refused here
         number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -221,11 +221,11 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
                 pass
         if number is not None and math.isfinite(number):
             return number
-        raise ConfigError(f"{key}: expected a finite number; got {value!r}")
+        raise ConfigError(f"{key}: expected a finite number; got {_quoted(value)}")
     if hint is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
             return str(value)
-        raise ConfigError(f"{key}: expected a string; got {value!r}")
+        raise ConfigError(f"{key}: expected a string; got {_quoted(value)}")
     raise TypeError(f"{key}: unsupported annotation {hint!r}")  # a bug in this file, not input
 
 
@@ -308,7 +308,7 @@ def parse_flat(overrides: list[str]) -> dict[str, Any]:
             value = raw
         except ValueError as err:  # YAML's reading failed past its parser: an integer past int's 4,300 digits, a bad date
             if _hint(key.strip()) is not str:
-                raise ConfigError(f"{key.strip()}: cannot read {_short(raw)} ({str(err).split(';')[0][:120]})") from None
+                raise ConfigError(f"{key.strip()}: cannot read {_quoted(raw)} ({str(err).split(';')[0][:120]})") from None
             value = raw
         # A text key keeps the text as typed where YAML reads it as something else: YAML reads
         # data.sha256=000...0 as the integer 0, and str(0) would lose the 64 digits given.
@@ -316,20 +316,33 @@ def parse_flat(overrides: list[str]) -> dict[str, Any]:
     return flat
 
 
-def check_recorded_params(params: dict[str, str]) -> None:
-    """A run's params as its store holds them (text), each one that names a setting read back as
-    that setting's type, else ConfigError naming the key: the report computes with them, and a
-    store or runs file written by other hands may hold anything. Keys that name no setting (the
-    sweep parent's, another version's) are not read."""
+# What every cell's run records and the report reads of each one: a run without them is not one of
+# a sweep's cells.
+RECORDED_PARAMS = ("model.activation", "model.init", "optim.lr")
+
+
+def check_recorded_run(params: dict[str, str], tags: dict[str, str]) -> None:
+    """A cell's run as its store holds it (text): its `seed` tag an integer, RECORDED_PARAMS there,
+    and each param that names a setting read back as that setting's type, else ConfigError naming
+    the tag or key: the report computes with them, and a store or runs file written by other hands
+    may hold anything. Params that name no setting (another version's) are not read."""
+    seed = tags.get("seed")
+    if seed is None or not seed.strip().lstrip("-").isdigit():
+        raise ConfigError(f"tag seed: expected an integer; got {_quoted(seed) if seed is not None else 'none'}")
+    missing = [key for key in RECORDED_PARAMS if key not in params]
+    if missing:
+        raise ConfigError(f"param {missing[0]}: missing (every cell's run records {', '.join(RECORDED_PARAMS)})")
     for key, text in params.items():
         hint = _hint(key)
         if hint is not None and not dataclasses.is_dataclass(hint):
             _coerce(key, parse_flat([f"{key}={text}"])[key], hint)
 
 
-def _short(text: str) -> str:
-    """A value as a message quotes it: a long one by its start and its length."""
-    return repr(text) if len(text) <= 40 else f"{text[:20]!r}... ({len(text):,} characters)"
+def _quoted(value: Any) -> str:
+    """A value as an error quotes it (repr), a long one by its start and its length: a hostile
+    file's megabyte of text is not repeated on the one line that names it."""
+    text = value if isinstance(value, str) else repr(value)
+    return repr(value) if len(text) <= 40 else f"{text[:20]!r}... ({len(text):,} characters)"
 
 
 def parse_overrides(overrides: list[str]) -> dict[str, Any]:

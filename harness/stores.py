@@ -10,8 +10,10 @@ SQLite store that every later command refuses. Creation therefore happens under 
 an flock on a file beside an SQLite database, a PostgreSQL advisory lock on a server. A store
 whose creation was cut off (kill -9) and that holds nothing yet is made again from scratch; one
 that holds anything is never touched, only named in an error. MLflow's own tools (`mlflow ui`, a
-bare MlflowClient) make a store without that lock, so a half-made SQLite file is taken as cut off
-only once it has stood unchanged for CREATION_QUIET_S seconds.
+bare MlflowClient) make a store without that lock, so harness makes a new SQLite store in a file
+beside the path and links it into place in one step (its migrations never run where theirs may),
+and takes a half-made or empty file as cut off only once it has stood still for CREATION_QUIET_S
+seconds. (A bare MlflowClient making a new PostgreSQL store beside harness can still collide.)
 """
 
 from __future__ import annotations
@@ -175,16 +177,44 @@ def open_tracking_store(uri: str) -> None:
             _first_call(uri)
     elif _creation_state(db, uri) != "complete":
         check_tracking_store(uri)
-        with creation_lock(uri, "create"):  # every creator holds it: a state read under it holds still
-            if _settled_creation_state(db, uri) == "cut off":
-                db.unlink()  # its creation was cut off, and it holds nothing: made again below
-                private_api.forget_mlflow_engine(uri)  # its pooled connections hold the removed file
+        with creation_lock(uri, "create"):  # every harness maker holds it; MLflow's own tools do not
+            for _ in range(3):  # a maker outside the lock may take the path between a removal and a link
+                if _settled_creation_state(db, uri) == "complete":
+                    break
+                _remove(db)  # missing, 0 bytes, or cut off and still since: nothing in it
+                _make_beside(db, uri)
             _first_call(uri)
     _READY.add(uri)
 
 
-def _first_call(uri: str) -> None:
-    """MLflow creates or checks a database store's schema on the first call."""
+def _remove(db: Path) -> None:
+    """An SQLite store file and its journals (a journal left beside a new file would be rolled back into it)."""
+    for path in (db, *(db.with_name(db.name + suffix) for suffix in ("-journal", "-wal", "-shm"))):
+        path.unlink(missing_ok=True)
+    private_api.forget_mlflow_engine(f"sqlite:///{db}")  # its pooled connections hold the removed file
+
+
+def _make_beside(db: Path, uri: str) -> None:
+    """Make a new store in a file of its own beside `db`, then link it into place in one step:
+    MLflow's migrations never run on the shared path, where MLflow's own tools (`mlflow ui`, a bare
+    MlflowClient) may be making one outside harness's lock. Where one got there first, the link
+    fails and theirs is left to settle."""
+    for stale in db.parent.glob(f"{db.name}.making-*"):  # a maker killed mid-way (every one holds the lock)
+        _remove(stale)
+    making = db.with_name(f"{db.name}.making-{os.getpid()}")
+    try:
+        _first_call(f"sqlite:///{making}", shown=uri)
+        private_api.forget_mlflow_engine(f"sqlite:///{making}")
+        try:
+            os.link(making, db)
+        except FileExistsError:
+            pass
+    finally:
+        _remove(making)
+
+
+def _first_call(uri: str, shown: str | None = None) -> None:
+    """MLflow creates or checks a database store's schema on the first call (errors name `shown`)."""
     import logging
 
     from mlflow.tracking import MlflowClient
@@ -194,7 +224,7 @@ def _first_call(uri: str) -> None:
     try:
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as err:  # noqa: BLE001 - whatever MLflow or the driver raised: one line, naming the store
-        raise StoreError(f"tracking store {uri}: {failure(err)}") from None
+        raise StoreError(f"tracking store {shown or uri}: {failure(err)}") from None
 
 
 def _schema(db: Path) -> tuple[dict[str, list[tuple]], str | None]:
@@ -230,22 +260,24 @@ def _creation_state(db: Path, uri: str) -> str:
                          f"(tables: {', '.join(sorted(tables)[:6])}); name another tracking store")
     runs, experiments = (tables.get(t, [(0,)])[0][0] for t in ("runs", "experiments"))
     if runs or experiments:
-        raise StoreError(
-            f"tracking store {uri}: schema version {version}, not MLflow {head}'s"
-            f"{' (leftover ' + ', '.join(leftovers) + ')' if leftovers else ''}, and it holds {experiments} "
-            f"experiments and {runs} runs: back it up, then run `mlflow db upgrade {uri}`")
+        schema = (f"schema version {version}, not MLflow {head}'s" if version != head else
+                  f"an incomplete schema at MLflow's version {version} ("
+                  + (f"leftover {', '.join(leftovers)}" if leftovers else "no runs table") + ")")
+        raise StoreError(f"tracking store {uri}: {schema}, and it holds {experiments} experiments and {runs} runs: "
+                         f"back it up, then run `mlflow db upgrade {uri}`")
     return "cut off"
 
 
 def _settled_creation_state(db: Path, uri: str) -> str:
-    """_creation_state, waiting while a half-made file is still being written: MLflow's own tools
-    make a store outside harness's lock, and removing one under way would pull it from under them."""
-    while (state := _creation_state(db, uri)) == "cut off":
+    """_creation_state, once the file has stood still: a half-made or empty file written within the
+    last CREATION_QUIET_S seconds is another maker's at work (MLflow's own tools make a store
+    outside harness's lock), waited for, never removed from under it."""
+    while (state := _creation_state(db, uri)) != "complete":
         try:
             if time.time() - db.stat().st_mtime >= CREATION_QUIET_S:
                 break
-        except FileNotFoundError:  # its maker removed it: read again
-            pass
+        except FileNotFoundError:  # nothing there
+            break
         time.sleep(0.25)
     return state
 

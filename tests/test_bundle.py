@@ -167,7 +167,7 @@ BOMB = b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(  # 10^7 values once
     f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n".encode() for a, b in zip("abcdef", "bcdefg"))
 
 
-@pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "status", "param", "lr", "bomb",
+@pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "status", "param", "lr", "seed", "no_lr", "bomb",
                                     "huge_step", "inf_value", "deep_json", "grid_bomb", "config_bomb", *MISPLACED])
 def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, damage):
     """Each damage is one line naming the file, before anything is written. A member outside the
@@ -190,6 +190,10 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
                         data.replace(b'"model.lrn":', b'"model lrn!?":', 1)
                 if name == "runs.jsonl" and damage == "lr":  # a setting the report computes with, not a number
                     data = re.sub(rb'"optim.lr": "[^"]*"', b'"optim.lr": "abc"', data, count=1)
+                if name == "runs.jsonl" and damage == "no_lr":  # no rate at all
+                    data = re.sub(rb'"optim.lr": "[^"]*", ', b'', data, count=1)
+                if name == "runs.jsonl" and damage == "seed":  # the first child's seed, its param and its tag
+                    data = re.sub(rb'"seed": "[^"]*"', b'"seed": "' + b"x" * 5000 + b'"', data, count=2)
                 if name == "runs.jsonl" and damage == "missing_run":
                     data = b"\n".join(data.splitlines()[:-1]) + b"\n"
                 if name == "metrics.jsonl" and damage == "huge_step":  # past a float: no integer step
@@ -213,7 +217,9 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
     assert err.count("\n") == 1 and str(bad) in err
     expected = {"version": "version 99", "bomb": f"expands to {bundle.MAX_MEMBER + (1 << 20):,} bytes; at most",
                 "huge_step": "OverflowError", "inf_value": "is inf, past a float's range", "deep_json": "RecursionError", "grid_bomb": "grid.yaml: expands to more than",
-                "config_bomb": "config.yaml: expands to more than", "lr": "optim.lr: expected a finite number; got 'abc'"}
+                "config_bomb": "config.yaml: expands to more than", "lr": ": optim.lr: expected a finite number; got 'abc'",
+                "no_lr": ": param optim.lr: missing (every cell's run records",
+                "seed": ": tag seed: expected an integer; got 'xxxxxxxxxxxxxxxxxxxx'... (5,000 characters)"}
     assert expected.get(damage, "is not where the format puts anything" if damage in MISPLACED
                         else "truncated or corrupt") in err
     assert not target.exists() and not (tmp_path / "dst").exists()
@@ -231,7 +237,7 @@ def test_a_store_whose_run_holds_a_setting_that_is_not_its_type_is_one_line_exit
                            (run.run_id,)).rowcount == 1
     assert cli.main(["report", "syn_speed", "--tracking-uri", uri, "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"run {run.name} ({run.run_id}): optim.lr: expected a finite number" in err
+    assert err.count("\n") == 1 and f"run {run.name}: optim.lr: expected a finite number" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -549,7 +555,8 @@ def test_dataset_inputs_and_models_travel_and_a_pickled_model_does_not(tmp_path,
         files[tracking.PT2_FILE] = _with_record(files[tracking.PT2_FILE], "sample_inputs/model.pt", buffer.getvalue())
     parent = bundle.Run("p", None, "s", "FINISHED", 1, 2, {}, {"sweep_role": "parent"}, artifacts={"grid.yaml": b"{}"},
                         model_files=files if hostile == "parent" else {})
-    child = bundle.Run("c", "p", "c-s0", "FINISHED", 1, 2, {}, {"sweep_parent": "p", "seed": "0"}, datasets=[DATASET],
+    recorded = {"model.activation": "relu", "model.init": "paper", "optim.lr": "0.01"}  # what every cell's run has
+    child = bundle.Run("c", "p", "c-s0", "FINISHED", 1, 2, recorded, {"sweep_parent": "p", "seed": "0"}, datasets=[DATASET],
                        model_files=files, model_tags=tags)
     path = tmp_path / "s.zip"
     if hostile == "stray":

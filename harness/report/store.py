@@ -70,10 +70,9 @@ def sweep_record(sweep: bundle.Bundle) -> SweepRecord:
     recorded = recorded if isinstance(recorded, dict) else {}
     for run in sweep.children:  # what the tables compute with, read back before any is computed
         try:
-            C.check_recorded_params(run.params)
-            int(run.tags.get("seed", "0"))
-        except ValueError as err:  # (a ConfigError is one)
-            raise C.ConfigError(f"sweep {sweep.sweep}: run {run.name} ({run.run_id}): {err}") from None
+            C.check_recorded_run(run.params, run.tags)
+        except C.ConfigError as err:
+            raise C.ConfigError(f"sweep {sweep.sweep}: run {run.name}: {err}") from None
     by_cell = tracking.by_cell(sweep.children)
     grid = _expected_grid(recorded)
     expected = grid.cells if grid else []

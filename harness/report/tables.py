@@ -212,10 +212,11 @@ def _seeds_with_outcome(sweep: SweepRecord, name: str, activation: str, lr: str 
 
 
 def _seeds_not_tried(sweep: SweepRecord, name: str, activation: str, lr: str) -> int:
-    """Seeds whose cell has no ended attempt at all (never run, running, or cut off: KILLED): no
-    evidence yet of whether that rate reaches the target. A failed attempt is evidence: it did not."""
+    """Seeds whose cell has neither finished nor diverged (never run, running, cut off, or failed
+    otherwise: a crash the next sweep retries): no evidence yet of whether that rate reaches the
+    target. A divergence is evidence: it did not."""
     return len({cell.seed for cell in _cells_of(sweep, name, activation, lr)
-                if not any(run.status in ("FINISHED", "FAILED") for run in sweep.attempts.get(cell.key, []))})
+                if not any(outcome(run) != "failed" for run in sweep.attempts.get(cell.key, []))})
 
 
 def speed_groups(sweep: SweepRecord) -> dict[tuple[str, str, str], list[CellRun]]:
@@ -242,8 +243,8 @@ def _seconds_at(run: CellRun, epoch: int | None) -> float:
 def fastest_rates(sweep: SweepRecord, target: float) -> dict[tuple[str, str], str]:
     """Per (activation, setting), the rate the ratio uses. A race's: its recorded choice. Otherwise
     the rate with the fewest mean epochs to the target among the grid's (a rate whose seeds do not
-    all reach it loses to one whose seeds do; a seed whose run failed, diverged say, has not
-    reached it; a seed not tried yet, in a sweep reported half-way, is no miss), ties to the lower
+    all reach it loses to one whose seeds do; a seed whose run diverged has not reached it; a seed
+    not tried yet, in a sweep reported half-way, is no miss), ties to the lower
     final training error."""
     groups = speed_groups(sweep)
     if sweep.grid.get("race"):
