@@ -18,8 +18,11 @@ seconds. (A bare MlflowClient making a new PostgreSQL store beside harness can s
 
 from __future__ import annotations
 
+import glob
 import os
 import sqlite3
+import stat
+import sys
 import time
 import zlib
 from collections.abc import Iterator
@@ -178,39 +181,75 @@ def open_tracking_store(uri: str) -> None:
     elif _creation_state(db, uri) != "complete":
         check_tracking_store(uri)
         with creation_lock(uri, "create"):  # every harness maker holds it; MLflow's own tools do not
-            for _ in range(3):  # a maker outside the lock may take the path between a removal and a link
-                if _settled_creation_state(db, uri) == "complete":
-                    break
-                _remove(db)  # missing, 0 bytes, or cut off and still since: nothing in it
-                _make_beside(db, uri)
+            _make_new(Path(os.path.realpath(db)), uri)  # a symlinked store is made where it points
+            private_api.forget_mlflow_engine(uri)  # pooled connections to a file that was replaced
             _first_call(uri)
     _READY.add(uri)
+
+
+def _make_new(db: Path, uri: str) -> None:
+    """Make the store in a file of its own beside `db`, then put it in place in one step, so that
+    MLflow's migrations never run on the shared path: MLflow's own tools (`mlflow ui`, a bare
+    MlflowClient) make a store there outside harness's lock. A file in the way (0 bytes, or cut
+    off) is replaced only if it has stood still and is unchanged as the new one goes in; one that a
+    maker of theirs took meanwhile is left to it, and settled again."""
+    for stale in db.parent.glob(f"{glob.escape(db.name)}.making-*"):  # a maker killed mid-way (each holds the lock)
+        _remove(stale)
+    making = db.with_name(f"{db.name}.making-{os.getpid()}")
+    try:
+        for _ in range(3):
+            if _settled_creation_state(db, uri) == "complete":
+                return
+            seen = _stat(db)  # None: no file
+            if not making.exists():
+                _first_call(f"sqlite:///{making}", shown=uri)
+                private_api.forget_mlflow_engine(f"sqlite:///{making}")
+            if seen is not None:
+                if not _same_file(_stat(db), seen):
+                    continue  # another maker took it since it settled
+                _keep_mode_and_owner(seen, making)
+                _remove(db)
+            try:
+                os.link(making, db)  # fails where another maker put a file meanwhile
+            except FileExistsError:
+                continue
+            except OSError:  # a file system without hard links (vfat, some network mounts)
+                if db.exists():
+                    continue
+                os.rename(making, db)
+            return
+        raise StoreError(f"tracking store {uri}: another process keeps making {db} (not harness: no lock of "
+                         "its own); stop it, or name another store")
+    finally:
+        _remove(making)
+
+
+def _stat(db: Path) -> os.stat_result | None:
+    try:
+        return db.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _same_file(a: os.stat_result | None, b: os.stat_result | None) -> bool:
+    return a is None and b is None or (a is not None and b is not None and
+                                       (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns))
+
+
+def _keep_mode_and_owner(old: os.stat_result, new: Path) -> None:
+    """The replaced file's permissions and group on the new one (a lab's group-writable store stays
+    so); the owner and group only where this user may set them."""
+    os.chmod(new, stat.S_IMODE(old.st_mode))
+    try:
+        os.chown(new, old.st_uid, old.st_gid)
+    except PermissionError:
+        pass
 
 
 def _remove(db: Path) -> None:
     """An SQLite store file and its journals (a journal left beside a new file would be rolled back into it)."""
     for path in (db, *(db.with_name(db.name + suffix) for suffix in ("-journal", "-wal", "-shm"))):
         path.unlink(missing_ok=True)
-    private_api.forget_mlflow_engine(f"sqlite:///{db}")  # its pooled connections hold the removed file
-
-
-def _make_beside(db: Path, uri: str) -> None:
-    """Make a new store in a file of its own beside `db`, then link it into place in one step:
-    MLflow's migrations never run on the shared path, where MLflow's own tools (`mlflow ui`, a bare
-    MlflowClient) may be making one outside harness's lock. Where one got there first, the link
-    fails and theirs is left to settle."""
-    for stale in db.parent.glob(f"{db.name}.making-*"):  # a maker killed mid-way (every one holds the lock)
-        _remove(stale)
-    making = db.with_name(f"{db.name}.making-{os.getpid()}")
-    try:
-        _first_call(f"sqlite:///{making}", shown=uri)
-        private_api.forget_mlflow_engine(f"sqlite:///{making}")
-        try:
-            os.link(making, db)
-        except FileExistsError:
-            pass
-    finally:
-        _remove(making)
 
 
 def _first_call(uri: str, shown: str | None = None) -> None:
@@ -272,12 +311,17 @@ def _settled_creation_state(db: Path, uri: str) -> str:
     """_creation_state, once the file has stood still: a half-made or empty file written within the
     last CREATION_QUIET_S seconds is another maker's at work (MLflow's own tools make a store
     outside harness's lock), waited for, never removed from under it."""
+    said = False
     while (state := _creation_state(db, uri)) != "complete":
         try:
             if time.time() - db.stat().st_mtime >= CREATION_QUIET_S:
                 break
         except FileNotFoundError:  # nothing there
             break
+        if not said:
+            print(f"harness: {db} is being made by another process; waiting for it (at most "
+                  f"{CREATION_QUIET_S:g} s after its last write)", file=sys.stderr, flush=True)
+            said = True
         time.sleep(0.25)
     return state
 

@@ -170,6 +170,23 @@ def test_a_store_that_mlflow_itself_is_still_making_is_waited_for_not_made_again
     assert sorted(e.name for e in MlflowClient(uri).search_experiments()) == ["Default", "shared", "the maker's"]
 
 
+def test_a_store_made_through_a_symlink_over_an_empty_file_keeps_the_link_and_the_files_mode(tmp_path):
+    """A lab's store set up in advance: a group-writable empty file, named through a symlink. It is
+    made where the link points, keeping the file's mode (the new store is made beside it and put in
+    its place: without care the link became a plain file, and the mode 0644)."""
+    target = tmp_path / "shared" / "mlflow.db"
+    target.parent.mkdir()
+    target.touch()
+    target.chmod(0o664)
+    os.utime(target, (time.time() - 3600,) * 2)  # set up an hour ago: nobody is making it
+    link = tmp_path / "mlflow.db"
+    link.symlink_to(target)
+    run_id = tracking.start_run(f"sqlite:///{link}", "shared", str(tmp_path / "artifacts"), "r", {}, {}, "x: 1\n")
+    assert link.is_symlink() and target.stat().st_size > 0 and oct(target.stat().st_mode & 0o777) == "0o664"
+    assert tracking.run_status(f"sqlite:///{target}", run_id) == "RUNNING"
+    assert [p.name for p in target.parent.iterdir()] == ["mlflow.db"]  # nothing left of its making
+
+
 def test_a_half_made_store_that_holds_runs_is_named_and_never_touched(tmp_path, capsys, real_cifar):  # real_cifar: decoded before its lines are counted
     db = tmp_path / "mlflow.db"
     _half_made(db)
