@@ -326,9 +326,9 @@ def check_recorded_run(params: dict[str, str], tags: dict[str, str]) -> None:
     and each param that names a setting read back as that setting's type, else ConfigError naming
     the tag or key: the report computes with them, and a store or runs file written by other hands
     may hold anything. Params that name no setting (another version's) are not read."""
-    seed = tags.get("seed")
-    if seed is None or not seed.strip().lstrip("-").isdigit():
-        raise ConfigError(f"tag seed: expected an integer; got {_quoted(seed) if seed is not None else 'none'}")
+    if "seed" not in tags:
+        raise ConfigError("tag seed: missing")
+    _coerce("tag seed", parse_flat([f"seed={tags['seed']}"])["seed"], int)
     missing = [key for key in RECORDED_PARAMS if key not in params]
     if missing:
         raise ConfigError(f"param {missing[0]}: missing (every cell's run records {', '.join(RECORDED_PARAMS)})")

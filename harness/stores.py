@@ -231,9 +231,9 @@ def _stat(db: Path) -> os.stat_result | None:
         return None
 
 
-def _same_file(a: os.stat_result | None, b: os.stat_result | None) -> bool:
-    return a is None and b is None or (a is not None and b is not None and
-                                       (a.st_ino, a.st_size, a.st_mtime_ns) == (b.st_ino, b.st_size, b.st_mtime_ns))
+def _same_file(now: os.stat_result | None, seen: os.stat_result) -> bool:
+    """Whether the file at a path is still the one seen: not replaced, grown or written since."""
+    return now is not None and (now.st_ino, now.st_size, now.st_mtime_ns) == (seen.st_ino, seen.st_size, seen.st_mtime_ns)
 
 
 def _keep_mode_and_owner(old: os.stat_result, new: Path) -> None:
