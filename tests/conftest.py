@@ -155,6 +155,34 @@ def fresh_store(db: Path) -> str:
     return f"sqlite:///{db}"
 
 
+def tiny_grid(path: Path, source: Path, checkpoints: Path, *, axes: str = "{model.activation: [relu, tanh]}",
+              seeds: str = "[0, 1]", images: int = 256, epochs: int = 1,
+              settings: dict[str, object] | None = None) -> Path:
+    """A small real grid of convnet4 written to `path`: PyTorch init and z-scored input learn in a
+    few steps on a few hundred images (see test_train). `axes` and `seeds` are YAML; `settings` are
+    more `set:` lines."""
+    more = "".join(f"\n  {key}: {value}" for key, value in (settings or {}).items())
+    path.write_text(f"""
+name: tiny
+preset: cifar_convnet4
+design: factorial
+axes: {axes}
+seeds: {seeds}
+set:
+  data.source: {source}
+  data.train_subset: {images}
+  data.val_size: 256
+  data.test_subset: 256
+  model.init: pytorch
+  data.normalize: standard
+  optim.lr: 0.05
+  trainer.max_epochs: {epochs}
+  trainer.progress_bar: false
+  trainer.checkpoint_dir: {checkpoints}{more}
+""")
+    return path
+
+
 @pytest.fixture
 def store(tmp_path) -> dict[str, str]:
     """Overrides that point a run at a fresh MLflow store and checkpoint folder."""

@@ -29,7 +29,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from harness import grid as G
-from conftest import free_port
+from conftest import free_port, tiny_grid
 
 pytestmark = pytest.mark.slow
 
@@ -97,27 +97,8 @@ def cluster_grid(tmp_path: Path, source: Path, checkpoints: Path, images: int = 
     """Four cells (ReLU/tanh x two seeds) of two epochs on 1,024 real CIFAR-10 images: a second or
     two per epoch, so that a worker can be killed between its cell's two epochs. No
     tracking.artifact_root, as in the README: the runs' artifacts go where the server keeps them."""
-    path = tmp_path / "cluster.yaml"
-    path.write_text(f"""
-name: tiny
-preset: cifar_convnet4
-design: factorial
-axes: {{model.activation: [relu, tanh]}}
-seeds: [0, 1]
-set:
-  data.source: {source}
-  data.train_subset: {images}
-  data.val_size: 256
-  data.test_subset: 256
-  model.init: pytorch
-  data.normalize: standard
-  optim.lr: 0.05
-  trainer.max_epochs: {epochs}
-  trainer.threads: 1
-  trainer.progress_bar: false
-  trainer.checkpoint_dir: {checkpoints}
-""")
-    return path
+    return tiny_grid(tmp_path / "cluster.yaml", source, checkpoints, images=images, epochs=epochs,
+                     settings={"trainer.threads": 1})
 
 
 def test_three_workers_on_shared_stores_one_killed_mid_cell(tmp_path, real_cifar, postgres):

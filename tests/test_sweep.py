@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 from harness import cli
 from harness import grid as G
 from harness import claims, tracking
-from conftest import fresh_store
+from conftest import fresh_store, tiny_grid
 
 pytestmark = pytest.mark.slow
 
@@ -26,29 +26,10 @@ def grid_file(tmp_path: Path, source: Path, *, axes: str = "{model.activation: [
     """A small real grid: PyTorch init and z-scored input learn in a few steps (see test_train).
     No trained models and no system metrics by default: exporting a model costs a second or two of
     CPU per run, and tests that need them (test_ui_browser, test_train) ask."""
-    path = tmp_path / "tiny.yaml"
-    path.write_text(f"""
-name: tiny
-preset: cifar_convnet4
-design: factorial
-axes: {axes}
-seeds: {seeds}
-set:
-  data.source: {source}
-  data.train_subset: {images}
-  data.val_size: 256
-  data.test_subset: 256
-  model.init: pytorch
-  data.normalize: standard
-  optim.lr: 0.05
-  trainer.max_epochs: {epochs}
-  trainer.progress_bar: false
-  trainer.checkpoint_dir: {tmp_path / 'checkpoints'}
-  tracking.artifact_root: {tmp_path / 'artifacts'}
-  tracking.log_model: {models}
-  tracking.system_metrics_s: {system_metrics_s}
-""")
-    return path
+    return tiny_grid(tmp_path / "tiny.yaml", source, tmp_path / "checkpoints", axes=axes, seeds=seeds,
+                     images=images, epochs=epochs,
+                     settings={"tracking.artifact_root": tmp_path / "artifacts", "tracking.log_model": models,
+                               "tracking.system_metrics_s": system_metrics_s})
 
 
 def stores(tmp_path: Path) -> tuple[str, str]:
