@@ -238,6 +238,29 @@ def test_tricks_whose_full_model_has_not_finished_are_named_without_a_number(tmp
     assert not (out / "syn_tricks" / "deltas.png").exists()
 
 
+def test_an_effect_the_paper_gives_no_number_for_says_which_way_it_goes(tmp_path):
+    """Dropout off lowers the test error by 2, 3 and 2.5 points on seeds 0-2: the interval
+    (-2.5 +- t(2) x 0.5 / sqrt(3) = [-3.74, -1.26]) is clear of 0, the paper has no number for
+    dropout, and a bare '-2.50 points' would read as dropout helping."""
+    grid = TRICKS.replace("name: syn_tricks", "name: syn_dropout").replace(
+        "{model.lrn: [true, false], model.pool: [overlap, plain]}", "{model.dropout: [0.5, 0.0]}")
+    off = {0: 18.0, 1: 19.0, 2: 18.5}
+
+    def metrics(cell):  # the full model's as in trick_metrics (20, 22, 21), the dropout-off cell's from `off`
+        test = off[cell.seed] if cell.trick == "model.dropout" else TEST_ERR[("baseline", cell.seed)]
+        return "FINISHED", {"test_err": test}, {"train_err": [70.0, 50.0, test - 5.0], "val_err": VAL["baseline"],
+                                                "train_time_s": [10.0, 20.0, 30.0], "lr": [0.01, 0.01, 0.001]}
+
+    uri = fresh_store(tmp_path / "mlflow.db")
+    fill(tmp_path, uri, grid, metrics)
+    out = tmp_path / "reports"
+    assert cli.main(["report", "--tracking-uri", uri, "--out", str(out)]) == 0
+    row = pd.read_csv(out / "syn_dropout" / "tricks.csv").iloc[0]
+    assert (row["delta"], row["verdict"]) == (-2.5, S.EFFECT)
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(-3.742, abs=1e-3), pytest.approx(-1.258, abs=1e-3))
+    assert "**Effect (paper gives no number)**: dropout (-2.50 points, n=3: it hurts)." in (out / "README.md").read_text()
+
+
 @pytest.mark.parametrize("left", [None, "KILLED", "crashed", "diverged"])
 def test_a_rate_whose_seeds_are_not_tried_yet_is_not_scored_as_missing_the_target(tmp_path, left):
     """Half-way through the grid: ReLU at 0.02 has run seed 0 (4 epochs to the target), at 0.01

@@ -146,7 +146,7 @@ def _trick_findings(table, dataset: str) -> str:
     if chance and table["base_err"].iloc[0] >= chance - 5:
         parts.append(f"**Caution**: the full model's test error ({table['base_err'].iloc[0]:.1f}%) is within 5 points "
                      f"of chance ({chance:g}%): it has barely learned, so these deltas say little about the tricks.")
-    for verdict in ("reproduces", "contradicts", "effect (paper gives no number)", "inconclusive", stats.NOT_ESTIMABLE,
+    for verdict in ("reproduces", "contradicts", stats.EFFECT, "inconclusive", stats.NOT_ESTIMABLE,
                     stats.ONE_SEED, stats.NO_PAIRED_SEED):
         rows = table[table["verdict"] == verdict].to_dict("records")
         if not rows:
@@ -159,7 +159,9 @@ def _trick_findings(table, dataset: str) -> str:
             paper_text = f" vs paper {r['paper_delta']:+.1f}" if r["paper_delta"] is not None and not math.isnan(r["paper_delta"]) else ""
             power = r["seeds_for_80pct_power"]
             power_text = f"; ~{int(power)} seeds would detect the paper's delta" if verdict == "inconclusive" and power and not math.isnan(power) else ""
-            items.append(f"{r['trick']} ({r['delta']:+.2f} points{paper_text}, n={r['n']}{power_text})")
+            # with no paper sign beside it, an effect's sign is easily misread: say which way it goes
+            direction = (": it helps" if r["delta"] > 0 else ": it hurts") if verdict == stats.EFFECT else ""
+            items.append(f"{r['trick']} ({r['delta']:+.2f} points{paper_text}, n={r['n']}{power_text}{direction})")
         parts.append(f"**{verdict.capitalize()}**: " + "; ".join(items) + ".")
     return " ".join(parts)
 

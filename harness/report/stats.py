@@ -14,6 +14,7 @@ import numpy as np
 from scipy import stats
 
 T_QUANTILE_95 = 0.975  # the quantile of a two-sided 95% interval
+EFFECT = "effect (paper gives no number)"  # an interval clear of 0 where the paper has no delta
 NOT_ESTIMABLE = "not estimable: the same for every seed"
 ONE_SEED = "one seed: no interval"
 NO_PAIRED_SEED = "no seed with both runs"
@@ -69,7 +70,7 @@ def verdict(delta: Interval, paper: float | None) -> str:
     if delta.low <= 0 <= delta.high:
         return "inconclusive"
     if paper is None or paper == 0:
-        return "effect (paper gives no number)"
+        return EFFECT
     return "reproduces" if (delta.mean > 0) == (paper > 0) else "contradicts"
 
 
