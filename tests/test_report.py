@@ -174,6 +174,7 @@ def test_trick_table_numbers_and_missing_cell(store, tmp_path, capsys):
     readme = (out / "README.md").read_text()
     assert "- `alexnet_cifar-relu-lrn-nonovl-drop0.5-2t-pca-w0.25-s2`: FAILED: diverged" in readme
     assert "**Reproduces**: local response normalisation (+1.17 points vs paper +2.0, n=3)" in readme
+    assert "Still learning" not in readme  # 'Not converged' (below) already says it of every run in the section
     # the failed cell is retried by the next sweep: the report says so first among its findings
     assert ("Findings: **In progress.** 1 of 9 cells is still to run (the sweep's command, run again, runs only "
             "those): every interval and verdict below can still move. **Not converged.**") in readme
@@ -236,6 +237,29 @@ def test_tricks_whose_full_model_has_not_finished_are_named_without_a_number(tmp
     assert ("**No seed with both runs**: local response normalisation; overlapping pooling." in readme
             and "nan" not in readme)
     assert not (out / "syn_tricks" / "deltas.png").exists()
+
+
+def test_trick_off_runs_that_stopped_still_learning_are_named(tmp_path):
+    """The full model trained out (two cuts on every seed). No-LRN seed 0 was cut once but its
+    validation error went flat (30, 30 in its last quarter): trained out. No-LRN seed 1 was cut once
+    and its best still fell 40 -> 35 in its last epoch: named, with the rule it failed."""
+    cut_twice, cut_once = [0.01, 0.001, 0.0001, 0.0001], [0.01, 0.01, 0.01, 0.001]
+    flat, falling = [50.0, 40.0, 30.0, 30.0], [50.0, 45.0, 40.0, 35.0]
+
+    def metrics(cell):
+        rates, val = {("model.lrn", 0): (cut_once, flat), ("model.lrn", 1): (cut_once, falling)}.get(
+            (cell.trick, cell.seed), (cut_twice, flat))
+        test = TEST_ERR[("baseline", cell.seed)] + (0.0 if cell.trick == "baseline" else 1.0)
+        return "FINISHED", {"test_err": test}, {"train_err": [70.0, 50.0, 40.0, test - 5.0], "val_err": val,
+                                                "train_time_s": [10.0, 20.0, 30.0, 40.0], "lr": rates}
+
+    uri = fresh_store(tmp_path / "mlflow.db")
+    fill(tmp_path, uri, TRICKS, metrics)
+    out = tmp_path / "reports"
+    assert cli.main(["report", "--tracking-uri", uri, "--out", str(out)]) == 0
+    assert ("**Still learning**: 1 of 6 trick-off runs stopped with their rate cut fewer than 2 times and their best "
+            "validation error still falling more than 0.5 points in their last quarter: local response normalisation "
+            "(seed 1). Their errors might still have moved.") in (out / "README.md").read_text()
 
 
 def test_an_effect_the_paper_gives_no_number_for_says_which_way_it_goes(tmp_path):

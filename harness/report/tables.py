@@ -60,20 +60,29 @@ class Convergence:
         return self.cuts >= CONVERGED_CUTS or self.fall <= FLAT_POINTS
 
 
+def _run_convergence(run: CellRun) -> Convergence | None:
+    """One run's cuts and fall, or None where it holds no rate or validation curve."""
+    rates, val = [v for _, v in sorted(run.curves.get("lr", []))], [v for _, v in sorted(run.curves.get("val_err", []))]
+    if not rates or len(val) < 2:
+        return None
+    last = max(1, len(val) // 4)
+    return Convergence(sum(1 for a, b in zip(rates, rates[1:]) if b < a), min(val[:-last]) - min(val[-last:]), last)
+
+
 def convergence(sweep: SweepRecord) -> Convergence | None:
     """The full model's convergence, or None where its runs hold no rate or validation curve."""
-    cuts, falls, lasts = [], [], []
-    for run in (r for r in sweep.runs if r.trick == BASELINE):
-        rates, val = [v for _, v in sorted(run.curves.get("lr", []))], [v for _, v in sorted(run.curves.get("val_err", []))]
-        if not rates or len(val) < 2:
-            continue
-        last = max(1, len(val) // 4)
-        cuts.append(sum(1 for a, b in zip(rates, rates[1:]) if b < a))
-        falls.append(min(val[:-last]) - min(val[-last:]))
-        lasts.append(last)
-    if not cuts:
+    runs = [c for c in (_run_convergence(r) for r in sweep.runs if r.trick == BASELINE) if c is not None]
+    if not runs:
         return None
-    return Convergence(min(cuts), S.mean_std(falls)[0], min(lasts))
+    return Convergence(min(c.cuts for c in runs), S.mean_std([c.fall for c in runs])[0], min(c.last for c in runs))
+
+
+def still_learning(sweep: SweepRecord) -> list[CellRun]:
+    """The trick-off runs that stopped before they trained out by the full model's rule (fewer than
+    CONVERGED_CUTS cuts and a best validation error still falling more than FLAT_POINTS in their last
+    quarter): their test errors, and so their deltas, might still have moved."""
+    return [r for r in sweep.runs if r.trick not in ("", BASELINE)
+            and (c := _run_convergence(r)) is not None and not c.converged]
 
 
 def trick_table(sweep: SweepRecord) -> pd.DataFrame:
