@@ -250,13 +250,20 @@ def json_number(value: float) -> float | str:
     return value if math.isfinite(value) else str(value).replace("inf", "Infinity").replace("nan", "NaN")
 
 
-def _finite(value: Any, what: str) -> float:
-    """A metric's value, NaN allowed (a diverged run's last loss may be one): an infinity is no
-    error rate, loss or time a run logs, so one in a runs file was put there by hand, or is a number
-    past a float's range (1e999)."""
-    number = float(value)
+def _metric_value(value: Any, key: str, run_id: str) -> float:
+    """A metric point's value, NaN allowed for a loss (a diverged run's last one may be NaN). An
+    infinity is no error rate, loss or time a run logs, so one in a runs file was put there by hand,
+    or is a number past a float's range (1e999); an error rate (`*_err`, `*_err5`) is a percent, and
+    the report computes its deltas from it."""
+    what = f"metric {key!r} of run {run_id}"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} is {str(value)[:40]!r}, not a number") from None
     if math.isinf(number):
         raise ValueError(f"{what} is {value!r}, past a float's range")
+    if key.endswith(("_err", "_err5")) and not 0 <= number <= 100:  # NaN fails this too
+        raise ValueError(f"{what} is {number!r}: an error rate is a percent from 0 to 100")
     return number
 
 
@@ -363,7 +370,7 @@ def read(path: Path) -> Bundle:
             points = parse_jsonl(archive.read("metrics.jsonl"))
             for p in points:
                 by_id[p["run_id"]].metrics.setdefault(_text(p["key"]), []).append(
-                    (int(p["step"]), int(p["timestamp"]), _finite(p["value"], f"metric {p['key']!r} of run {p['run_id']}")))
+                    (int(p["step"]), int(p["timestamp"]), _metric_value(p["value"], _text(p["key"]), _text(p["run_id"]))))
             for name in sorted(n for n in archive.namelist() if n.startswith("artifacts/") and not n.endswith("/")):
                 run_id, _, inner = name.removeprefix("artifacts/").partition("/")
                 if run_id not in by_id:

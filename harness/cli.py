@@ -352,7 +352,9 @@ def parser() -> argparse.ArgumentParser:
                    help="sweep names (default: every sweep in the store or in a runs file)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or "
                                           "sqlite:///mlruns/mlflow.db)")
-    p.add_argument("--out", default="reports", help="output folder (default: reports)")
+    p.add_argument("--out", default="reports",
+                   help="output folder (default: reports); the runs files it holds (<out>/<sweep>/runs.zip) are "
+                        "read too, for the sweeps the store does not hold")
     p.add_argument("--storage", help="Optuna storage URL, for the trials in each runs file (default: "
                                      "$HARNESS_SWEEP_STORAGE or sqlite:///mlruns/optuna.db)")
     p.set_defaults(func=cmd_report)

@@ -167,8 +167,12 @@ BOMB = b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(  # 10^7 values once
     f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n".encode() for a, b in zip("abcdef", "bcdefg"))
 
 
+# a test error the report would average: NaN (JSON's), below 0, text
+BAD_ERROR_RATES = {"nan_err": b"NaN", "negative_err": b"-5", "text_err": b'"abc"'}
+
+
 @pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "status", "param", "lr", "seed", "no_lr", "bomb",
-                                    "huge_step", "inf_value", "deep_json", "grid_bomb", "config_bomb", *MISPLACED])
+                                    "huge_step", "inf_value", *BAD_ERROR_RATES, "deep_json", "grid_bomb", "config_bomb", *MISPLACED])
 def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, damage):
     """Each damage is one line naming the file, before anything is written. A member outside the
     format's places, or one that would expand past its cap (a zip bomb: 65 MiB of zeros in 65 KiB),
@@ -200,6 +204,9 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
                     data = data.replace(b'"step": ', b'"step": 1e400, "x": ', 1)
                 if name == "metrics.jsonl" and damage == "inf_value":  # an error rate past a float's range
                     data = data.replace(b'"value": ', b'"value": 1e999, "x": ', 1)
+                if name == "metrics.jsonl" and damage in BAD_ERROR_RATES:  # a test error the deltas would use
+                    data = re.sub(rb'("key": "test_err", [^\n]*"value": )[^}]*', rb"\g<1>" + BAD_ERROR_RATES[damage], data,
+                                  count=1)
                 if name == "trials.jsonl" and damage == "deep_json":
                     data = b"[" * 100_000 + b"]" * 100_000 + b"\n"
                 if name.endswith({"grid_bomb": "grid.yaml", "config_bomb": "config.yaml"}.get(damage, "?")):
@@ -219,6 +226,8 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
                 "huge_step": "OverflowError", "inf_value": "is inf, past a float's range", "deep_json": "RecursionError", "grid_bomb": "grid.yaml: expands to more than",
                 "config_bomb": "config.yaml: expands to more than", "lr": ": optim.lr: expected a finite number; got 'abc'",
                 "no_lr": ": param optim.lr: missing (every cell's run records",
+                "nan_err": "is nan: an error rate is a percent from 0 to 100", "negative_err": "is -5.0: an error rate is a percent from 0 to 100",
+                "text_err": "is 'abc', not a number",
                 "seed": ": tag seed: expected an integer; got 'xxxxxxxxxxxxxxxxxxxx'... (5,000 characters)"}
     assert expected.get(damage, "is not where the format puts anything" if damage in MISPLACED
                         else "truncated or corrupt") in err
