@@ -36,6 +36,7 @@ import functools
 import math
 import os
 import socket
+import sys
 import threading
 import time
 import warnings
@@ -125,8 +126,10 @@ def _parent_run(grid: Grid, storage: optuna.storages.RDBStorage, study: optuna.S
     """The sweep's MLflow parent run in this tracking store, created once. Its id is kept in the
     study; two workers starting together each create one, and the one whose claim trial has the
     lower number wins (trial creation is serialised), the other deleting its run. A study that is
-    new to a store already holding the sweep (its Optuna storage was lost or moved) adopts the
-    store's parent, so the FINISHED cells under it stay done: MLflow is the record."""
+    new to a store already holding the sweep under a parent made for the same storage URL (the study
+    was deleted, its file lost) adopts that parent, so the FINISHED cells under it stay done: MLflow
+    is the record. Under parents made for other storages only, it makes its own, and says so first
+    (`tracking.other_storages_note`): those may be another sweep's live claims."""
     attr = f"mlflow_parent_run:{redact(tracking_uri)}"
     if attr in study.user_attrs and tracking.run_active(tracking_uri, study.user_attrs[attr]):
         return study.user_attrs[attr]
@@ -134,6 +137,9 @@ def _parent_run(grid: Grid, storage: optuna.storages.RDBStorage, study: optuna.S
     if existing:
         mine = existing.run_id
     else:
+        starts_over = tracking.other_storages_note(tracking_uri, grid.name, storage_url)
+        if starts_over:
+            print(f"harness: {starts_over}", file=sys.stderr, flush=True)
         tags = {"sweep": grid.name, "sweep_role": "parent", "optuna_study": grid.name,
                 "optuna_storage": redact(storage_url), "grid_file": str(grid.path), "git_commit": tracking.git_commit()}
         params = {"design": grid.design, "preset": grid.preset, "cells": len(grid.cells), "seeds": len(grid.seeds)}

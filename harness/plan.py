@@ -55,9 +55,11 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
     from harness.models import build_model
 
     runs: dict[str, list[tracking.RunRecord]] = {}
+    starts_over = ""
     if stores.has_tracking_store(tracking_uri):
         parent = tracking.sweep_parent(tracking_uri, grid.name, storage_url)
         runs = tracking.cell_runs(tracking_uri, grid.name, parent.run_id) if parent else {}
+        starts_over = "" if parent else tracking.other_storages_note(tracking_uri, grid.name, storage_url)
         if parent and grid.race:  # the race's cells and choices so far
             grid = race.recorded(grid, recorded_grid(tracking_uri, parent.run_id), parent.run_id)
     trials, last_trial = stored_trials(storage_url, grid.name)
@@ -108,5 +110,7 @@ def plan(grid: Grid, storage_url: str, tracking_uri: str, workers: int, steps: i
         extra = (grid.max_seeds - len(grid.seeds)) * (len(grid.pairs()) + 1) - sum(map(len, grid.added_seeds.values()))
         lines.append(f"--until-resolved: up to {extra} more cells if no trick resolves before {grid.max_seeds} seeds, "
                      f"about {duration(extra * total / len(grid.cells))} more")
+    if starts_over:
+        lines.append(f"caution: {starts_over}")
     return "\n".join(lines)
 

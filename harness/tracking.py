@@ -254,6 +254,19 @@ def sweep_parent(uri: str, sweep: str, storage_url: str, reader: bool = False) -
                      f"none for {stores.redact(storage_url)}: name the sweep's storage with --storage")
 
 
+def other_storages_note(uri: str, sweep: str, storage_url: str) -> str:
+    """What to say where a sweep on `storage_url` has no parent of its own in this store but the
+    sweep's runs are there under parents made for other Optuna storages (an imported runs file's,
+    for one): it is about to start over beside them, which may be hours of training already done."""
+    mine = stores.redact(storage_url)
+    others = sorted({run.tags.get("optuna_storage", "?") for run in find_runs(uri, sweep, PARENT_FILTER)} - {mine})
+    if not others:
+        return ""
+    return (f"sweep {sweep}: {stores.redact(uri)} holds its runs under a parent made for Optuna storage "
+            f"{', '.join(others)}; on {mine} it starts over under a parent of its own, every cell to run again "
+            f"(to continue those runs instead: --storage {others[0]})")
+
+
 def experiments(uri: str) -> dict[str, tuple[str, dict[str, str]]]:
     """Every active experiment: name -> (id, tags)."""
     return {e.name: (e.experiment_id, dict(e.tags)) for e in client(uri).search_experiments()}

@@ -245,7 +245,7 @@ def test_one_parent_per_tracking_store_and_a_new_one_when_the_store_is_replaced(
     assert len(tracking.find_runs(uri, grid.name, "tags.sweep_role = 'parent'")) == 1
 
 
-def test_the_report_and_export_read_the_parent_of_the_storage_they_are_given(tmp_path):
+def test_the_report_and_export_read_the_parent_of_the_storage_they_are_given(tmp_path, capsys):
     from harness import bundle
     from harness.errors import StoreError
 
@@ -258,7 +258,13 @@ def test_the_report_and_export_read_the_parent_of_the_storage_they_are_given(tmp
     assert alone.runs[0].run_id == first  # the only parent; and its trials from the storage it was made for
     assert [t["user_attrs"] for t in alone.trials] == [{"mlflow_parent": first}]  # first.db's one trial
     assert not (tmp_path / "elsewhere.db").exists()
+    assert tracking.other_storages_note(uri, grid.name, first_url) == ""
+    capsys.readouterr()
     second = claims.open_sweep(grid, second_url, uri).parent_id  # another storage: a parent of its own
+    # ... and it says so before it starts over, naming the storage that would continue the runs there
+    assert (f"harness: sweep claims: sqlite:///{tmp_path}/mlflow.db holds its runs under a parent made for Optuna "
+            f"storage {first_url}; on {second_url} it starts over under a parent of its own, every cell to run "
+            f"again (to continue those runs instead: --storage {first_url})") in capsys.readouterr().err
     assert second != first
     for url, parent in ((first_url, first), (second_url, second)):
         assert tracking.sweep_parent(uri, grid.name, url).run_id == parent
