@@ -256,10 +256,10 @@ def _metric_value(value: Any, key: str, run_id: str) -> float:
     or is a number past a float's range (1e999); an error rate (`*_err`, `*_err5`) is a percent, and
     the report computes its deltas from it."""
     what = f"metric {key!r} of run {run_id}"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} is {str(value)[:40]!r}, not a number") from None
+    # a JSON number, or the three texts json_number writes: not true (float(True) is 1.0) nor "50"
+    if isinstance(value, bool) or not (isinstance(value, (int, float)) or value in ("NaN", "Infinity", "-Infinity")):
+        raise ValueError(f"{what} is {json.dumps(value)[:40]}, not a number")
+    number = float(value)
     if math.isinf(number):
         raise ValueError(f"{what} is {value!r}, past a float's range")
     if key.endswith(("_err", "_err5")) and not 0 <= number <= 100:  # NaN fails this too

@@ -257,14 +257,22 @@ def sweep_parent(uri: str, sweep: str, storage_url: str, reader: bool = False) -
 def other_storages_note(uri: str, sweep: str, storage_url: str) -> str:
     """What to say where a sweep on `storage_url` has no parent of its own in this store but the
     sweep's runs are there under parents made for other Optuna storages (an imported runs file's,
-    for one): it is about to start over beside them, which may be hours of training already done."""
+    for one): it is about to start over beside them, which may be hours of training already done.
+    The storage it names to continue is the oldest parent's, the one a reader takes first."""
     mine = stores.redact(storage_url)
-    others = sorted({run.tags.get("optuna_storage", "?") for run in find_runs(uri, sweep, PARENT_FILTER)} - {mine})
+    others = sorted((run for run in find_runs(uri, sweep, PARENT_FILTER) if run.tags.get("optuna_storage") != mine),
+                    key=lambda run: run.start_ms)
     if not others:
         return ""
-    return (f"sweep {sweep}: {stores.redact(uri)} holds its runs under a parent made for Optuna storage "
-            f"{', '.join(others)}; on {mine} it starts over under a parent of its own, every cell to run again "
-            f"(to continue those runs instead: --storage {others[0]})")
+    named = list(dict.fromkeys(run.tags["optuna_storage"] for run in others if run.tags.get("optuna_storage")))
+    where = (f"a parent made for Optuna storage {named[0]}" if len(named) == 1 else
+             f"parents made for Optuna storages {', '.join(named)}" if named else "a parent with no storage tag")
+    advice = ""
+    if named:  # a redacted URL is no flag to paste as it is
+        advice = f" (to continue those runs instead: --storage {named[0]}" + (
+            ", with its password)" if "***" in named[0] else ")")
+    return (f"sweep {sweep}: {stores.redact(uri)} holds its runs under {where}; on {mine} it starts over under a "
+            f"parent of its own, every cell to run again{advice}")
 
 
 def experiments(uri: str) -> dict[str, tuple[str, dict[str, str]]]:

@@ -167,8 +167,8 @@ BOMB = b"a: &a [x, x, x, x, x, x, x, x, x, x]\n" + b"".join(  # 10^7 values once
     f"{b}: &{b} [{', '.join([f'*{a}'] * 10)}]\n".encode() for a, b in zip("abcdef", "bcdefg"))
 
 
-# a test error the report would average: NaN (JSON's), below 0, text
-BAD_ERROR_RATES = {"nan_err": b"NaN", "negative_err": b"-5", "text_err": b'"abc"'}
+# a test error the report would average: NaN (JSON's), below 0, a number as text, a bool (float(True) is 1.0)
+BAD_ERROR_RATES = {"nan_err": b"NaN", "negative_err": b"-5", "text_err": b'"50"', "bool_err": b"true"}
 
 
 @pytest.mark.parametrize("damage", ["truncated", "version", "not_zip", "missing_run", "status", "param", "lr", "seed", "no_lr", "bomb",
@@ -227,7 +227,7 @@ def test_a_damaged_file_exits_2_and_writes_nothing(source, tmp_path, capsys, dam
                 "config_bomb": "config.yaml: expands to more than", "lr": ": optim.lr: expected a finite number; got 'abc'",
                 "no_lr": ": param optim.lr: missing (every cell's run records",
                 "nan_err": "is nan: an error rate is a percent from 0 to 100", "negative_err": "is -5.0: an error rate is a percent from 0 to 100",
-                "text_err": "is 'abc', not a number",
+                "text_err": 'is "50", not a number', "bool_err": "is true, not a number",
                 "seed": ": tag seed: expected an integer; got 'xxxxxxxxxxxxxxxxxxxx'... (5,000 characters)"}
     assert expected.get(damage, "is not where the format puts anything" if damage in MISPLACED
                         else "truncated or corrupt") in err

@@ -265,6 +265,10 @@ def test_the_report_and_export_read_the_parent_of_the_storage_they_are_given(tmp
     assert (f"harness: sweep claims: sqlite:///{tmp_path}/mlflow.db holds its runs under a parent made for Optuna "
             f"storage {first_url}; on {second_url} it starts over under a parent of its own, every cell to run "
             f"again (to continue those runs instead: --storage {first_url})") in capsys.readouterr().err
+    elsewhere = f"sqlite:///{tmp_path}/elsewhere.db"  # two other parents: both named, the oldest's to continue
+    assert (f"under parents made for Optuna storages {first_url}, {second_url}; on {elsewhere} it starts over under a "
+            f"parent of its own, every cell to run again (to continue those runs instead: --storage {first_url})"
+            ) in tracking.other_storages_note(uri, grid.name, elsewhere)
     assert second != first
     for url, parent in ((first_url, first), (second_url, second)):
         assert tracking.sweep_parent(uri, grid.name, url).run_id == parent
