@@ -124,18 +124,20 @@ def _convergence(done: tables.Convergence | None) -> str:
     return f"The full model trained out: its {rate} and its best validation error {moved} in its last {last}. "
 
 
-def _still_learning(sweep: SweepRecord) -> str:
-    """The trick-off runs that stopped still learning, by the rule the full model is held to: the
-    convergence sentence speaks for the full model alone, and a delta is only as trained as both runs."""
+def _still_learning(sweep: SweepRecord, full: tables.Convergence | None) -> str:
+    """The trick-off runs that stopped still learning, by the rule the full model (`full`) is held
+    to: the convergence sentence speaks for the full model alone, and a delta is only as trained as
+    both its runs."""
+    if full is None or not full.converged:  # 'Not converged' has said it of the whole section
+        return ""
     learning = tables.still_learning(sweep)
-    full = tables.convergence(sweep)
-    if not learning or full is None or not full.converged:  # 'Not converged' has said it of the whole section
+    if not learning:
         return ""
     seeds: dict[str, list[int]] = {}
     for run in learning:
         claim = paper.claim(run.trick, sweep.param("data.dataset"))
         seeds.setdefault(claim.label if claim else run.trick, []).append(run.seed)
-    off = sum(1 for r in sweep.runs if r.trick not in ("", tables.BASELINE))
+    off = len(tables.trick_off_runs(sweep))
     which = "; ".join(f"{label} (seed{'s' if len(s) > 1 else ''} {', '.join(map(str, sorted(s)))})"
                       for label, s in sorted(seeds.items()))
     return (f" **Still learning**: {len(learning)} of {off} trick-off runs stopped with their rate cut fewer than "
@@ -267,8 +269,9 @@ def report_sweep(sweep: SweepRecord, root: Path, known: set[str] = frozenset()) 
         if not table.empty and table["delta"].notna().any():
             written += figures.delta_chart(table, f"{name}: trick off minus full model", out / "deltas")
             shown_figures.append(("deltas", "measured deltas with 95% intervals; x = the paper's, + = later studies'"))
-        body += ["Findings: " + _in_progress(sweep) + _convergence(tables.convergence(sweep))
-                 + _trick_findings(table, sweep.param("data.dataset")) + _still_learning(sweep), ""]
+        full = tables.convergence(sweep)
+        body += ["Findings: " + _in_progress(sweep) + _convergence(full)
+                 + _trick_findings(table, sweep.param("data.dataset")) + _still_learning(sweep, full), ""]
     target = (sweep.grid.get("stop") or {}).get("train_err_below")
     if target and sweep.grid.get("race"):
         race = tables.race_table(sweep, float(target))

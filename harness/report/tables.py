@@ -77,12 +77,16 @@ def convergence(sweep: SweepRecord) -> Convergence | None:
     return Convergence(min(c.cuts for c in runs), S.mean_std([c.fall for c in runs])[0], min(c.last for c in runs))
 
 
+def trick_off_runs(sweep: SweepRecord) -> list[CellRun]:
+    """A leave-one-out sweep's runs with one trick turned off (not the full model's)."""
+    return [r for r in sweep.runs if r.trick not in ("", BASELINE)]
+
+
 def still_learning(sweep: SweepRecord) -> list[CellRun]:
     """The trick-off runs that stopped before they trained out by the full model's rule (fewer than
     CONVERGED_CUTS cuts and a best validation error still falling more than FLAT_POINTS in their last
     quarter): their test errors, and so their deltas, might still have moved."""
-    return [r for r in sweep.runs if r.trick not in ("", BASELINE)
-            and (c := _run_convergence(r)) is not None and not c.converged]
+    return [r for r in trick_off_runs(sweep) if (c := _run_convergence(r)) is not None and not c.converged]
 
 
 def trick_table(sweep: SweepRecord) -> pd.DataFrame:
@@ -92,9 +96,8 @@ def trick_table(sweep: SweepRecord) -> pd.DataFrame:
     seeds_total = len(sweep.grid.get("seeds", []))
     rows = []
     groups: dict[tuple[str, str], list[CellRun]] = {}
-    for run in sweep.runs:
-        if run.trick not in ("", BASELINE):
-            groups.setdefault((run.trick, run.axes.get(run.trick, "?")), []).append(run)
+    for run in trick_off_runs(sweep):
+        groups.setdefault((run.trick, run.axes.get(run.trick, "?")), []).append(run)
     max_seeds = (sweep.grid.get("until_resolved") or {}).get("max_seeds", 0)
     for (key, value), ablated in sorted(groups.items()):
         claim = paper.claim(key, dataset)
