@@ -105,9 +105,15 @@ def is_whole_zip(data: bytes | Path) -> bool:
 @contextmanager
 def file_lock(path: Path, wait: bool = True) -> Iterator[None]:
     """An exclusive flock on `path` (made with its folder where missing), held for the block;
-    `wait=False` raises BlockingIOError at once when another process holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
+    `wait=False` raises BlockingIOError at once when another process holds it. A lock that cannot be
+    made (a read-only or virtual file system: /proc) is a ConfigError naming it, before any work."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")
+    except OSError as err:
+        # chained: a full disk (ENOSPC) is still said as out of room (errors.room_lost)
+        raise ConfigError(f"{path}: cannot make this lock file ({err.strerror or err}); is its folder writable?") from err
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         yield  # closing the file releases the lock
 

@@ -256,6 +256,10 @@ def test_an_unwritable_store_or_a_name_clash_exits_2_and_writes_nothing(source, 
     blocker.write_text("not a database")
     assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", f"sqlite:///{blocker}/x/mlflow.db"]) == 2
     assert "a_file is a file, not a folder" in capsys.readouterr().err
+    # a folder no file can be made in (/proc: root may write anywhere else): one line naming the lock
+    assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", "sqlite:////proc/harness-test/mlflow.db"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "/proc/harness-test/mlflow.db.import-lock: cannot make this lock file" in err
     assert cli.main(["import", str(files["syn_speed"]), "--tracking-uri", f"sqlite:///{blocker}"]) == 2
     assert "not an SQLite database" in capsys.readouterr().err and blocker.read_text() == "not a database"
     # a store holding another sweep of the same name: refused, that store untouched
